@@ -1,0 +1,161 @@
+// Command gridlord builds and runs a Plan 9 grid on one computer.
+//
+// With no arguments it opens the Gridlord window; otherwise the first argument
+// names a subcommand (see "gridlord help").
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand of gridlord. Subcommands with their own
+// subcommands (for example "venti serve") are registered under the joined
+// name ("venti serve").
+type command struct {
+	name    string // "vac" or "venti serve"
+	summary string // one line for "gridlord help"
+	run     func(ctx context.Context, env *cmdEnv, args []string) error
+}
+
+// cmdEnv is what a subcommand may use instead of process globals.
+type cmdEnv struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+}
+
+// commands is the table of every subcommand. Each entry's run function lives
+// in the file named after the command group (venti.go, vac.go, disk.go, ...).
+func commands() []command {
+	return []command{
+		{"help", "list the subcommands", nil},
+		{"version", "print the gridlord version", runVersion},
+	}
+}
+
+// errUsage marks an error caused by bad command-line use; main exits 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cmdEnv{
+		stdin:  os.Stdin,
+		stdout: os.Stdout,
+		stderr: os.Stderr,
+		log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})),
+	}
+	os.Exit(runMain(ctx, env, os.Args[1:]))
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("GRIDLORD_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// runMain dispatches args to a subcommand and returns the exit status.
+func runMain(ctx context.Context, env *cmdEnv, args []string) int {
+	if len(args) == 0 {
+		args = []string{"gui"}
+	}
+	cmd, rest := lookup(commands(), args)
+	if cmd == nil {
+		fmt.Fprintf(env.stderr, "gridlord: unknown command %q; run \"gridlord help\" for the list\n", strings.Join(args, " "))
+		return 2
+	}
+	if cmd.name == "help" {
+		printHelp(env.stdout, commands())
+		return 0
+	}
+	if err := cmd.run(ctx, env, rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(env.stderr, "gridlord %s: %v\n", cmd.name, err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// lookup finds the longest command name that prefixes args.
+func lookup(cmds []command, args []string) (*command, []string) {
+	var best *command
+	bestLen := 0
+	for i := range cmds {
+		words := strings.Fields(cmds[i].name)
+		if len(words) <= bestLen || len(words) > len(args) {
+			continue
+		}
+		match := true
+		for j, w := range words {
+			if args[j] != w {
+				match = false
+				break
+			}
+		}
+		if match {
+			best, bestLen = &cmds[i], len(words)
+		}
+	}
+	if best == nil {
+		return nil, nil
+	}
+	return best, args[bestLen:]
+}
+
+func printHelp(w io.Writer, cmds []command) {
+	sorted := append([]command(nil), cmds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	fmt.Fprintln(w, "usage: gridlord [command] [flags] [args]")
+	fmt.Fprintln(w, "With no command, gridlord opens its window. Commands:")
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "Run \"gridlord COMMAND -h\" for a command's flags.")
+}
+
+// newFlags returns a FlagSet for a subcommand that reports errors instead of exiting.
+func newFlags(env *cmdEnv, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("gridlord "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "usage: gridlord %s %s\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args and wraps a parse error as a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func runVersion(_ context.Context, env *cmdEnv, _ []string) error {
+	fmt.Fprintln(env.stdout, "gridlord", version)
+	return nil
+}

@@ -1,0 +1,41 @@
+// Package testenv holds the test-tier gates shared by Gridlord's tests.
+//
+// Plain "go test ./..." runs the fast tier only. Integration tests, which
+// start real QEMU processes, windows under Xvfb or other external tools, call
+// Integration first: they skip unless GRIDLORD_INTEGRATION=1 is set. The
+// README's test command (and so CI) always sets it, and there a missing tool
+// fails the test instead of skipping it, so nothing silently goes untested.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// EnvVar is the environment variable that enables the integration tier.
+const EnvVar = "GRIDLORD_INTEGRATION"
+
+// Enabled reports whether the integration tier is switched on.
+func Enabled() bool { return os.Getenv(EnvVar) == "1" }
+
+// Integration skips t unless the integration tier is enabled.
+func Integration(t testing.TB) {
+	t.Helper()
+	if !Enabled() {
+		t.Skipf("integration test: set %s=1 (scripts/test.sh does)", EnvVar)
+	}
+}
+
+// Tool returns the path of an external program an integration test needs.
+// It skips t when the integration tier is off and fails t when the tier is
+// on but the program is missing (scripts/setup.sh installs them all).
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	Integration(t)
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is required by this integration test but is not on PATH: run scripts/setup.sh", name)
+	}
+	return p
+}

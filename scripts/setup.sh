@@ -11,7 +11,7 @@ packages=(
 	# 9fat fixtures and checks
 	mtools dosfstools
 	# a real window in tests, and screenshots of it
-	xvfb x11-apps imagemagick
+	xvfb x11-utils x11-apps imagemagick
 	# the stand-in Linux guest: busybox and a Debian kernel assembled at test time
 	busybox-static cpio
 	# Windows cross-build of the GUI

@@ -1,0 +1,57 @@
+// Package app connects the Gridlord window to the engine. It owns the
+// engine objects the window uses (the embedded venti first), turns engine
+// state into plain view values, and runs long operations off the UI thread.
+// It never imports Fyne: package ui renders what app describes.
+package app
+
+// NodeView is what the window shows of one node.
+type NodeView struct {
+	ID      string  // stable identity (the node's UUID)
+	Name    string  // "fossil1"
+	Kind    string  // venti, fossil, cpu, auth or fossil+auth
+	IP      string  // address on the grid's network, "" if none
+	State   string  // stopped, starting, running, stopping, failed
+	Pending bool    // configuration changed while running; applied at next start
+	X, Y    float32 // position on the canvas
+}
+
+// LinkView is a directed link: From depends on To (cpu → fossil → venti,
+// cpu → auth).
+type LinkView struct {
+	From, To string // node IDs
+}
+
+// GridView is a snapshot of the grid for drawing.
+type GridView struct {
+	Name  string
+	Nodes []NodeView
+	Links []LinkView
+}
+
+// Node returns the node with the given ID.
+func (g GridView) Node(id string) (NodeView, bool) {
+	for _, n := range g.Nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return NodeView{}, false
+}
+
+// VentiStatus is the status-bar summary of the embedded venti.
+type VentiStatus struct {
+	Addr         string // where it listens, "127.0.0.1:17034"
+	Blocks       int64  // blocks stored
+	StoredBytes  int64  // bytes of block data stored
+	WrittenBytes int64  // bytes clients wrote, duplicates included
+	Err          string // why it is not serving, "" when it is
+}
+
+// DedupRatio is bytes written by clients over bytes stored (1 when nothing
+// is stored).
+func (v VentiStatus) DedupRatio() float64 {
+	if v.StoredBytes == 0 {
+		return 1
+	}
+	return float64(v.WrittenBytes) / float64(v.StoredBytes)
+}

@@ -6,6 +6,13 @@
 // with its type. Types here are the wire/disk numbering (data 13, dir 2,
 // pointer levels 3..9, root 1); libventi's internal numbering appears only
 // in InternalType and TypeFromInternal.
+//
+// The wire protocol (venti(7), as libventi speaks it, versions 02 and 04):
+// Server serves a Store to any venti client (plan9port, Plan 9 and 9front
+// libventi, Bell Labs liboventi as in old fossil); Client is a Store backed
+// by any venti server, multiplexing concurrent calls over one connection;
+// Message, ReadMessage, WriteMessage and the version-line helpers are the
+// codec, exported for tests, fuzzing and tools.
 package venti
 
 import (

@@ -1,0 +1,597 @@
+package venti
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClientClosed is returned by calls on a Client after Close.
+var ErrClientClosed = errors.New("venti client closed")
+
+// ServerError is an Rerror reply; Text is the server's message. A "no block
+// with score ... exists" error matches ErrNotFound with errors.Is.
+type ServerError struct {
+	Text string
+}
+
+// Error returns the server's text.
+func (e *ServerError) Error() string { return "venti server: " + e.Text }
+
+// Is makes a p9p "no block" error match ErrNotFound, and a server's
+// report of a corrupt block match ErrCorrupt.
+func (e *ServerError) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return strings.HasPrefix(e.Text, "no block with score ")
+	case ErrCorrupt:
+		return strings.Contains(e.Text, ErrCorrupt.Error())
+	}
+	return false
+}
+
+// clientOptions are set by ClientOption.
+type clientOptions struct {
+	versions    []string
+	serial      bool
+	uid         string
+	dialTimeout time.Duration
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*clientOptions)
+
+// WithVersions restricts and orders the protocol versions the client
+// offers (default "04", "02", as plan9port). Unknown versions make Dial and
+// NewClient fail.
+func WithVersions(versions ...string) ClientOption {
+	return func(o *clientOptions) { o.versions = append([]string(nil), versions...) }
+}
+
+// WithSerialTag0 makes the client send every request with tag 0 and wait
+// for its reply before sending the next, as Bell Labs liboventi clients
+// (old fossil, old vac) do.
+func WithSerialTag0() ClientOption { return func(o *clientOptions) { o.serial = true } }
+
+// WithUID sets the uid sent in Thello (default "anonymous").
+func WithUID(uid string) ClientOption { return func(o *clientOptions) { o.uid = uid } }
+
+// WithDialTimeout bounds Dial's connect and handshake when the context
+// has no deadline of its own (default 30 seconds).
+func WithDialTimeout(d time.Duration) ClientOption {
+	return func(o *clientOptions) { o.dialTimeout = d }
+}
+
+// Client is a venti protocol client. It implements Store; concurrent calls
+// are multiplexed over one connection with up to 256 requests in flight,
+// and replies are matched by tag in any order. After a connection failure
+// every call returns an error; a Client never reconnects.
+type Client struct {
+	conn    net.Conn
+	version string
+	sizeLen int
+	br      *bufio.Reader
+	addr    string
+
+	wmu   sync.Mutex // guards bw, whead, werr
+	bw    *bufio.Writer
+	whead []byte
+	werr  error
+
+	tags  chan uint8 // free tags
+	calls [256]call
+
+	errMu      sync.Mutex
+	err        error         // why the connection died
+	dead       chan struct{} // closed when the connection is unusable
+	readerDone chan struct{}
+	closing    atomic.Bool // Close has begun
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// callState is the life cycle of a tag.
+type callState uint8
+
+const (
+	callIdle      callState = iota // tag is free
+	callWaiting                    // request sent, caller waiting
+	callReplied                    // reply handed over, caller not yet woken
+	callAbandoned                  // caller gave up; drop the reply and free the tag
+)
+
+// call is the slot of one tag.
+type call struct {
+	mu    sync.Mutex
+	state callState
+	want  MsgType       // request type; the reply must be want+1 or Rerror
+	count int           // Tread count: the most data the reply may carry
+	rep   Message       // the reply, valid after a receive on ch
+	ch    chan struct{} // signalled (under mu) when rep is set
+}
+
+// Dial connects to the venti at addr and performs the version exchange and
+// hello. addr is "host:port", "host", or a Plan 9 dial string
+// "tcp!host!port" ("venti" names port 17034); a missing port means 17034.
+// ctx bounds connecting and the handshake; without a deadline a default
+// dial timeout applies.
+func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, error) {
+	o := newClientOptions(opts)
+	hostport, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok && o.dialTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.dialTimeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return nil, fmt.Errorf("venti dial %s: %w", addr, err)
+	}
+	c, err := NewClient(ctx, conn, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("venti dial %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// ParseAddr turns a venti address into a "host:port" for net.Dial. It
+// accepts "host:port", "host", "[v6addr]:port", and Plan 9 dial strings
+// "tcp!host!port", "net!host!port", "tcp!host"; the port "venti" and a
+// missing port mean 17034.
+func ParseAddr(addr string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("venti address %q: %s (want host:port or tcp!host!port)", addr, why)
+	}
+	if addr == "" {
+		return bad("empty")
+	}
+	host, port := addr, ""
+	if strings.Contains(addr, "!") {
+		f := strings.Split(addr, "!")
+		switch {
+		case len(f) == 3:
+			if f[0] != "tcp" && f[0] != "net" {
+				return bad("network " + f[0] + " is not tcp")
+			}
+			host, port = f[1], f[2]
+		case len(f) == 2 && (f[0] == "tcp" || f[0] == "net"):
+			host = f[1]
+		case len(f) == 2:
+			host, port = f[0], f[1]
+		default:
+			return bad("too many ! fields")
+		}
+	} else if h, p, err := net.SplitHostPort(addr); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") {
+		host = addr[1 : len(addr)-1]
+	} else if strings.Count(addr, ":") > 1 && net.ParseIP(addr) != nil {
+		host = addr // bare IPv6 address
+	} else if strings.Contains(addr, ":") {
+		return bad(err.Error())
+	}
+	switch port {
+	case "", "venti":
+		port = strconv.Itoa(DefaultPort)
+	default:
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return bad("port " + port + " is not a number 1..65535")
+		}
+	}
+	if host == "*" {
+		return bad("host * is not dialable")
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func newClientOptions(opts []ClientOption) clientOptions {
+	o := clientOptions{
+		versions:    []string{Version04, Version02},
+		uid:         "anonymous",
+		dialTimeout: 30 * time.Second,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// NewClient performs the version exchange and hello over c and returns a
+// client using it. The client owns c from then on; c is closed if the
+// handshake fails. ctx bounds the handshake only.
+func NewClient(ctx context.Context, c net.Conn, opts ...ClientOption) (*Client, error) {
+	o := newClientOptions(opts)
+	cl, err := newClient(ctx, c, o)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+func newClient(ctx context.Context, c net.Conn, o clientOptions) (*Client, error) {
+	if len(o.versions) == 0 {
+		return nil, errors.New("venti client: no protocol versions to offer")
+	}
+	for _, v := range o.versions {
+		if _, err := frameSizeLen(v); err != nil || strings.ContainsAny(v, ":-") {
+			return nil, fmt.Errorf("venti client: cannot offer version %q: want %q or %q", v, Version04, Version02)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		if err := c.SetDeadline(d); err != nil {
+			return nil, fmt.Errorf("venti handshake: set deadline: %w", err)
+		}
+	}
+	// A cancelled context unblocks the handshake's reads and writes.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	cl := &Client{
+		conn:       c,
+		br:         bufio.NewReaderSize(c, ioBufSize),
+		bw:         bufio.NewWriterSize(c, ioBufSize),
+		addr:       c.RemoteAddr().String(),
+		dead:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+	}
+	err := cl.handshake(o)
+	if !stop() || ctx.Err() != nil {
+		return nil, fmt.Errorf("venti handshake with %s: %w", cl.addr, context.Cause(ctx))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("venti handshake with %s: %w", cl.addr, err)
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("venti handshake: clear deadline: %w", err)
+	}
+	ntags := 256
+	if o.serial {
+		ntags = 1
+	}
+	cl.tags = make(chan uint8, ntags)
+	for i := 0; i < ntags; i++ {
+		cl.tags <- uint8(i)
+		cl.calls[i].ch = make(chan struct{}, 1)
+	}
+	go cl.readLoop()
+	return cl, nil
+}
+
+// handshake exchanges version lines, sends Thello and reads Rhello.
+func (cl *Client) handshake(o clientOptions) error {
+	werr := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(cl.conn, VersionLine(o.versions, lineComment))
+		werr <- err
+	}()
+	line, err := ReadVersionLine(cl.br)
+	if err != nil {
+		cl.conn.Close() // unblock the writer
+		<-werr
+		return err
+	}
+	if err := <-werr; err != nil {
+		return fmt.Errorf("write version line: %w", err)
+	}
+	v, ok := ChooseVersion(ParseVersions(line), o.versions)
+	if !ok {
+		return fmt.Errorf("server version line %q offers none of %v", line, o.versions)
+	}
+	cl.version = v
+	cl.sizeLen, _ = frameSizeLen(v)
+	hello := Message{Type: Thello, Version: v, UID: o.uid}
+	if err := WriteMessage(cl.bw, &hello, v); err != nil {
+		return fmt.Errorf("write Thello: %w", err)
+	}
+	if err := cl.bw.Flush(); err != nil {
+		return fmt.Errorf("write Thello: %w", err)
+	}
+	r, err := ReadMessage(cl.br, v)
+	if err != nil {
+		return fmt.Errorf("read Rhello (protocol %s): %w", v, err)
+	}
+	switch {
+	case r.Type == Rerror:
+		return fmt.Errorf("hello refused: %w", &ServerError{Text: r.Error})
+	case r.Type != Rhello:
+		return fmt.Errorf("reply to Thello is %v, want Rhello", r.Type)
+	case r.Tag != 0:
+		return fmt.Errorf("Rhello has tag %d, want 0", r.Tag)
+	}
+	return nil
+}
+
+// Version returns the negotiated protocol version, "02" or "04".
+func (cl *Client) Version() string { return cl.version }
+
+// fail marks the connection dead with err (the first error wins) and
+// closes it, which stops the reader.
+func (cl *Client) fail(err error) {
+	cl.errMu.Lock()
+	defer cl.errMu.Unlock()
+	if cl.err == nil {
+		cl.err = err
+		close(cl.dead)
+		cl.conn.Close()
+	}
+}
+
+// deadErr is the error calls return once the connection is dead.
+func (cl *Client) deadErr() error {
+	cl.errMu.Lock()
+	defer cl.errMu.Unlock()
+	return cl.err
+}
+
+// readLoop reads replies and hands each to the caller waiting on its tag.
+func (cl *Client) readLoop() {
+	defer close(cl.readerDone)
+	var scratch []byte
+	for {
+		if err := cl.readReply(&scratch); err != nil {
+			if cl.closing.Load() {
+				err = ErrClientClosed // the server hung up after our Tgoodbye
+			}
+			cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
+			return
+		}
+	}
+}
+
+// maxSmallReply bounds every reply but Rread (Rerror: 2+2+1024 bytes).
+const maxSmallReply = 2 + 2 + MaxString + 64
+
+func (cl *Client) readReply(scratch *[]byte) error {
+	n, err := readFrameSize(cl.br, cl.sizeLen)
+	if err != nil {
+		if err == io.EOF {
+			return errors.New("server closed the connection")
+		}
+		return fmt.Errorf("read reply: %w", err)
+	}
+	if n < 2 {
+		return fmt.Errorf("reply of %d bytes is shorter than its type and tag", n)
+	}
+	hdr, err := cl.br.Peek(2)
+	if err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	typ, tag := MsgType(hdr[0]), hdr[1]
+	c := &cl.calls[tag]
+	c.mu.Lock()
+	state, want, count := c.state, c.want, c.count
+	c.mu.Unlock()
+	if state == callIdle || c.ch == nil {
+		return fmt.Errorf("%v reply with tag %d, which has no request in flight", typ, tag)
+	}
+	if state == callReplied {
+		return fmt.Errorf("second reply %v with tag %d", typ, tag)
+	}
+	var buf []byte
+	if typ == Rread && want == Tread {
+		if n-2 > count {
+			return fmt.Errorf("Rread of %d bytes for a Tread of at most %d", n-2, count)
+		}
+		buf = make([]byte, n) // the data goes to the caller
+	} else {
+		if n > maxSmallReply {
+			return fmt.Errorf("%v reply of %d bytes is too large", typ, n)
+		}
+		if cap(*scratch) < n {
+			*scratch = make([]byte, maxSmallReply)
+		}
+		buf = (*scratch)[:n]
+	}
+	if _, err := io.ReadFull(cl.br, buf); err != nil {
+		return fmt.Errorf("read reply of %d bytes: %w", n, err)
+	}
+	var m Message
+	if err := m.Unmarshal(buf, cl.version); err != nil {
+		return err
+	}
+	if m.Type != want+1 && m.Type != Rerror {
+		return fmt.Errorf("reply %v (tag %d) to a %v", m.Type, tag, want)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == callAbandoned {
+		c.state = callIdle
+		cl.tags <- tag // never blocks: the channel holds every tag
+		return nil
+	}
+	c.rep, c.state = m, callReplied
+	c.ch <- struct{}{} // never blocks: one reply per request
+	return nil
+}
+
+// rpc sends req on a free tag and waits for its reply. count is the Tread
+// count (the most data an Rread may carry).
+func (cl *Client) rpc(ctx context.Context, req *Message, count int) (Message, error) {
+	var tag uint8
+	select {
+	case tag = <-cl.tags:
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	case <-cl.dead:
+		return Message{}, cl.deadErr()
+	}
+	if err := ctx.Err(); err != nil {
+		cl.tags <- tag
+		return Message{}, err
+	}
+	c := &cl.calls[tag]
+	c.mu.Lock()
+	c.state, c.want, c.count = callWaiting, req.Type, count
+	c.mu.Unlock()
+	req.Tag = tag
+	if err := cl.send(req); err != nil {
+		cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
+		return Message{}, cl.deadErr()
+	}
+	select {
+	case <-c.ch:
+		c.mu.Lock()
+		m := c.rep
+		c.rep, c.state = Message{}, callIdle
+		c.mu.Unlock()
+		cl.tags <- tag
+		return m, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		if c.state == callReplied { // the reply came after all
+			<-c.ch
+			c.rep, c.state = Message{}, callIdle
+			cl.tags <- tag
+		} else { // the reader frees the tag when the reply comes
+			c.state = callAbandoned
+		}
+		c.mu.Unlock()
+		return Message{}, ctx.Err()
+	case <-cl.dead:
+		return Message{}, cl.deadErr()
+	}
+}
+
+// send writes one request. Requests are buffered and flushed in bursts:
+// with other calls in flight, send yields once before flushing so that
+// callers already runnable can add their requests to the same TCP write.
+// Every call ends with its request flushed, by itself or by another.
+func (cl *Client) send(m *Message) error {
+	cl.wmu.Lock()
+	err := cl.werr
+	if err == nil {
+		cl.whead, err = m.appendHead(cl.whead[:0], cl.version)
+		if err == nil {
+			_, err = cl.bw.Write(cl.whead)
+		}
+		if err == nil && len(m.Data) > 0 {
+			_, err = cl.bw.Write(m.Data)
+		}
+		cl.werr = err
+	}
+	cl.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	if cap(cl.tags)-len(cl.tags) > 1 {
+		runtime.Gosched()
+	}
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	if cl.werr == nil && cl.bw.Buffered() > 0 {
+		cl.werr = cl.bw.Flush()
+	}
+	return cl.werr
+}
+
+// Read implements Reader. It fetches the block with score s and type t,
+// at most max bytes, and checks that the data hashes to s. The zero score
+// reads as empty without asking the server, as libventi does.
+func (cl *Client) Read(ctx context.Context, s Score, t Type, maxBytes int) ([]byte, error) {
+	if !t.Valid() {
+		return nil, fmt.Errorf("venti read %v: invalid block type %d", s, uint8(t))
+	}
+	if s == ZeroScore {
+		return []byte{}, nil
+	}
+	limit := MaxMessage - 2
+	if cl.version == Version02 {
+		limit = 0xFFFF - 2
+	}
+	count := max(min(maxBytes, limit), 0)
+	r, err := cl.rpc(ctx, &Message{Type: Tread, Score: s, BlockType: t, Count: uint32(count)}, count)
+	if err == nil && r.Type == Rerror {
+		err = &ServerError{Text: r.Error}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("venti read %v/%v from %s: %w", s, t, cl.addr, err)
+	}
+	if err := CheckRead(s, t, r.Data); err != nil {
+		return nil, fmt.Errorf("venti read from %s: %w", cl.addr, err)
+	}
+	if r.Data == nil {
+		r.Data = []byte{}
+	}
+	return r.Data, nil
+}
+
+// Write implements Writer. It checks the type and size locally, sends the
+// block and checks that the server's score is the SHA-1 of data. Empty
+// data gives ZeroScore without asking the server, as libventi does.
+func (cl *Client) Write(ctx context.Context, t Type, data []byte) (Score, error) {
+	if err := CheckWrite(t, data); err != nil {
+		return Score{}, fmt.Errorf("venti %w", err)
+	}
+	if len(data) == 0 {
+		return ZeroScore, nil
+	}
+	want := Sum(data)
+	r, err := cl.rpc(ctx, &Message{Type: Twrite, BlockType: t, Data: data}, 0)
+	if err == nil && r.Type == Rerror {
+		err = &ServerError{Text: r.Error}
+	}
+	if err != nil {
+		return Score{}, fmt.Errorf("venti write %v/%v to %s: %w", want, t, cl.addr, err)
+	}
+	if r.Score != want {
+		return Score{}, fmt.Errorf("venti write to %s: server returned score %v for a block that hashes to %v", cl.addr, r.Score, want)
+	}
+	return want, nil
+}
+
+// Sync implements Syncer: it returns once the server has made every write
+// acknowledged before the call durable.
+func (cl *Client) Sync(ctx context.Context) error {
+	return cl.simple(ctx, Tsync, "sync")
+}
+
+// Ping checks that the server answers.
+func (cl *Client) Ping(ctx context.Context) error {
+	return cl.simple(ctx, Tping, "ping")
+}
+
+func (cl *Client) simple(ctx context.Context, t MsgType, what string) error {
+	r, err := cl.rpc(ctx, &Message{Type: t}, 0)
+	if err == nil && r.Type == Rerror {
+		err = &ServerError{Text: r.Error}
+	}
+	if err != nil {
+		return fmt.Errorf("venti %s %s: %w", what, cl.addr, err)
+	}
+	return nil
+}
+
+// Close sends Tgoodbye and closes the connection. Calls in flight and
+// later calls fail with ErrClientClosed (or the connection's earlier
+// error). Close is idempotent.
+func (cl *Client) Close() error {
+	cl.closeOnce.Do(func() {
+		cl.closing.Store(true)
+		select {
+		case <-cl.dead:
+		default:
+			cl.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if err := cl.send(&Message{Type: Tgoodbye}); err != nil {
+				cl.closeErr = fmt.Errorf("venti goodbye to %s: %w", cl.addr, err)
+			}
+		}
+		cl.fail(ErrClientClosed)
+		<-cl.readerDone
+	})
+	return cl.closeErr
+}

@@ -1,0 +1,457 @@
+package venti
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// serverVersions are the protocol versions a Server offers, in libventi's
+// preference order. The order matters: plan9port clients offer "04:02" and
+// reject the hello unless both sides pick the same version, and each side
+// picks from the other's list.
+var serverVersions = []string{Version04, Version02}
+
+// lineComment ends our version lines: venti-04:02-gridlord.
+const lineComment = "gridlord"
+
+// maxInFlight bounds the requests of one connection processed at once; it
+// equals the number of tags, so a well-behaved client never waits on it.
+const maxInFlight = 256
+
+// ioBufSize is the size of the buffered reader and writer of a connection.
+const ioBufSize = 128 * 1024
+
+// Server serves the venti protocol from a Store. One Server may serve any
+// number of listeners and connections at once.
+type Server struct {
+	st               Store
+	log              *slog.Logger
+	handshakeTimeout time.Duration
+	bufs             sync.Pool // *[]byte of cap writeBufSize, for Twrite bodies
+}
+
+// writeBufSize fits the largest valid Twrite message.
+const writeBufSize = MaxBlock + 64
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithLogger sets the logger for connection events and protocol errors
+// (default: discard).
+func WithLogger(l *slog.Logger) ServerOption {
+	return func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithHandshakeTimeout bounds how long a new connection may take to send
+// its version line and Thello (default 30 seconds).
+func WithHandshakeTimeout(d time.Duration) ServerOption {
+	return func(s *Server) {
+		if d > 0 {
+			s.handshakeTimeout = d
+		}
+	}
+}
+
+// NewServer returns a server that stores and fetches blocks in st. Tsync is
+// answered by calling st.Sync; coalescing concurrent syncs is st's job.
+func NewServer(st Store, opts ...ServerOption) *Server {
+	s := &Server{
+		st:               st,
+		log:              slog.New(slog.DiscardHandler),
+		handshakeTimeout: 30 * time.Second,
+	}
+	s.bufs.New = func() any { b := make([]byte, writeBufSize); return &b }
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine
+// until ctx is done (it then returns nil) or ln fails (it returns the
+// error). Either way it closes ln and every connection it accepted and
+// waits for their handlers to finish before returning, so the store may be
+// closed afterwards.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		stop()
+		ln.Close()
+		wg.Wait()
+	}()
+	s.log.Info("venti serving", "addr", ln.Addr().String())
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() && !errors.Is(err, net.ErrClosed) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("venti accept", "addr", ln.Addr().String(), "err", err, "retry", delay)
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("venti serve %v: accept: %w", ln.Addr(), err)
+		}
+		delay = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.ServeConn(ctx, c); err != nil {
+				s.log.Info("venti connection failed", "remote", c.RemoteAddr().String(), "err", err)
+			}
+		}()
+	}
+}
+
+// srvConn is the state of one served connection.
+type srvConn struct {
+	s       *Server
+	c       net.Conn
+	br      *bufio.Reader
+	version string
+	sizeLen int
+	log     *slog.Logger
+
+	sem    chan struct{}   // one slot per request being processed
+	wg     sync.WaitGroup  // workers
+	writes *sync.WaitGroup // Twrites received since the last Tsync; reader-owned
+	ctx    context.Context // workers' context
+	cancel context.CancelFunc
+
+	wmu   sync.Mutex // guards bw, whead, werr
+	bw    *bufio.Writer
+	whead []byte
+	werr  error
+
+	scratch []byte // frame buffer for everything but Twrite; reader-owned
+}
+
+// ServeConn serves one connection: the version exchange, Thello, then
+// requests until Tgoodbye, end of stream, a framing error or ctx is done.
+// It closes c before returning. Requests are processed concurrently (up to
+// 256 at once) and replies are sent as they complete, so they may come out
+// of order. A clean Tgoodbye or hang-up returns nil.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
+	defer c.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	sc := &srvConn{
+		s:      s,
+		c:      c,
+		br:     bufio.NewReaderSize(c, ioBufSize),
+		bw:     bufio.NewWriterSize(c, ioBufSize),
+		log:    s.log.With("remote", c.RemoteAddr().String()),
+		sem:    make(chan struct{}, maxInFlight),
+		writes: new(sync.WaitGroup),
+	}
+	sc.ctx, sc.cancel = context.WithCancel(ctx)
+	defer sc.cancel()
+	if err := sc.handshake(); err != nil {
+		return fmt.Errorf("venti connection from %v: %w", c.RemoteAddr(), err)
+	}
+	sc.log.Debug("venti connection", "version", sc.version)
+	if err := sc.serve(); err != nil {
+		return fmt.Errorf("venti connection from %v: %w", c.RemoteAddr(), err)
+	}
+	return nil
+}
+
+// handshake exchanges version lines and answers the Thello.
+func (sc *srvConn) handshake() error {
+	if err := sc.c.SetDeadline(time.Now().Add(sc.s.handshakeTimeout)); err != nil {
+		return fmt.Errorf("set handshake deadline: %w", err)
+	}
+	// Write our line while reading theirs: on an unbuffered conn (net.Pipe)
+	// both sides writing first would deadlock.
+	werr := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(sc.c, VersionLine(serverVersions, lineComment))
+		werr <- err
+	}()
+	line, err := ReadVersionLine(sc.br)
+	if err != nil {
+		return err
+	}
+	if err := <-werr; err != nil {
+		return fmt.Errorf("write version line: %w", err)
+	}
+	v, ok := ChooseVersion(ParseVersions(line), serverVersions)
+	if !ok {
+		return fmt.Errorf("client version line %q offers no version this server speaks (%v)", line, serverVersions)
+	}
+	// libventi's rule makes both sides agree when they order versions
+	// alike. A client that orders them differently ("02:04") picks another
+	// version than we do; its Thello framing shows which, and we follow it
+	// instead of failing on a misframed hello as libventi would.
+	if b, err := sc.br.Peek(4); err == nil {
+		switch {
+		case v == Version02 && b[0] == 0 && b[1] == 0: // not a 02 frame: 4-byte size
+			v = Version04
+		case v == Version04 && binary.BigEndian.Uint32(b) > MaxMessage: // a 2-byte size
+			v = Version02
+		}
+	}
+	sc.version = v
+	sc.sizeLen, _ = frameSizeLen(v)
+	m, err := ReadMessage(sc.br, v)
+	if err != nil {
+		return fmt.Errorf("read Thello (protocol %s): %w", v, err)
+	}
+	var bad string
+	switch {
+	case m.Type != Thello:
+		bad = fmt.Sprintf("first message is %v, want Thello", m.Type)
+	case m.Tag != 0:
+		bad = fmt.Sprintf("Thello has tag %d, want 0", m.Tag)
+	case m.Version != v:
+		bad = fmt.Sprintf("bad version %q in Thello framed as protocol %s", m.Version, v)
+	}
+	if bad != "" {
+		sc.reply(&Message{Type: Rerror, Tag: m.Tag, Error: bad})
+		return errors.New(bad)
+	}
+	sc.reply(&Message{Type: Rhello, SID: "anonymous"})
+	sc.wmu.Lock()
+	err = sc.werr
+	sc.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("write Rhello: %w", err)
+	}
+	if err := sc.c.SetDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("clear handshake deadline: %w", err)
+	}
+	return nil
+}
+
+// serve reads requests until the connection ends. On return every worker
+// has finished.
+func (sc *srvConn) serve() (err error) {
+	defer func() {
+		if err != nil {
+			sc.cancel() // abandon work whose reply cannot be sent
+		}
+		sc.wg.Wait()
+	}()
+	for {
+		n, err := readFrameSize(sc.br, sc.sizeLen)
+		if err != nil {
+			if err == io.EOF {
+				// Hang-up or half-close: finish the work in hand, whose
+				// replies a half-closed peer may still read.
+				return nil
+			}
+			if sc.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read message size: %w", err)
+		}
+		if n < 2 {
+			return fmt.Errorf("message of %d bytes is shorter than its type and tag; closing", n)
+		}
+		if n > MaxMessage {
+			// The stream cannot be trusted to resynchronise: say why and close.
+			tag := uint8(0)
+			if b, err := sc.br.Peek(2); err == nil {
+				tag = b[1]
+			}
+			msg := fmt.Sprintf("message of %d bytes exceeds the %d-byte maximum; closing connection", n, MaxMessage)
+			sc.reply(&Message{Type: Rerror, Tag: tag, Error: msg})
+			return errors.New(msg)
+		}
+		var buf []byte
+		var pooled *[]byte
+		if b, err := sc.br.Peek(1); err == nil && MsgType(b[0]) == Twrite {
+			// A worker owns the body of a Twrite until it is stored.
+			if n <= writeBufSize {
+				pooled = sc.s.bufs.Get().(*[]byte)
+				buf = (*pooled)[:n]
+			} else {
+				buf = make([]byte, n) // too large to store; rejected by the worker
+			}
+		} else {
+			if cap(sc.scratch) < n {
+				sc.scratch = make([]byte, n)
+			}
+			buf = sc.scratch[:n]
+		}
+		if _, err := io.ReadFull(sc.br, buf); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			if sc.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read message of %d bytes: %w", n, err)
+		}
+		var m Message
+		if err := m.Unmarshal(buf, sc.version); err != nil {
+			sc.putBuf(pooled)
+			sc.log.Debug("venti bad message", "err", err)
+			sc.reply(&Message{Type: Rerror, Tag: buf[1], Error: err.Error()})
+			continue
+		}
+		switch m.Type {
+		case Tgoodbye:
+			sc.wg.Wait() // let pending replies go out before closing
+			return nil
+		case Thello:
+			sc.reply(&Message{Type: Rerror, Tag: m.Tag, Error: "Thello after the session started"})
+		case Tping:
+			sc.reply(&Message{Type: Rping, Tag: m.Tag})
+		case Tread, Twrite, Tsync:
+			select {
+			case sc.sem <- struct{}{}:
+			case <-sc.ctx.Done():
+				sc.putBuf(pooled)
+				return nil
+			}
+			var batch *sync.WaitGroup
+			switch m.Type {
+			case Twrite:
+				batch = sc.writes
+				batch.Add(1)
+			case Tsync:
+				// The sync covers every write received before it.
+				batch = sc.writes
+				sc.writes = new(sync.WaitGroup)
+			}
+			sc.wg.Add(1)
+			go sc.handle(m, pooled, batch)
+		default:
+			sc.reply(&Message{Type: Rerror, Tag: m.Tag, Error: fmt.Sprintf("unexpected %v: not a request", m.Type)})
+		}
+	}
+}
+
+func (sc *srvConn) putBuf(b *[]byte) {
+	if b != nil {
+		sc.s.bufs.Put(b)
+	}
+}
+
+// handle processes one Tread, Twrite or Tsync and sends its reply.
+func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
+	defer func() {
+		<-sc.sem
+		sc.wg.Done()
+	}()
+	r := Message{Tag: m.Tag}
+	var err error
+	switch m.Type {
+	case Tread:
+		r.Type = Rread
+		r.Data, err = sc.read(&m)
+	case Twrite:
+		r.Type = Rwrite
+		r.Score, err = sc.write(&m)
+		batch.Done()
+		sc.putBuf(pooled)
+	case Tsync:
+		r.Type = Rsync
+		batch.Wait()
+		if err = sc.s.st.Sync(sc.ctx); err != nil {
+			sc.log.Warn("venti sync failed", "err", err)
+		}
+	}
+	if err != nil {
+		r = Message{Type: Rerror, Tag: m.Tag, Error: err.Error()}
+	}
+	sc.reply(&r)
+}
+
+// read answers a Tread with the block's bytes or an error in p9p's words.
+func (sc *srvConn) read(m *Message) ([]byte, error) {
+	if !m.BlockType.Valid() {
+		return nil, fmt.Errorf("read %v: invalid block type %d", m.Score, uint8(m.BlockType))
+	}
+	if m.Score == ZeroScore {
+		return nil, nil
+	}
+	data, err := sc.s.st.Read(sc.ctx, m.Score, m.BlockType, max(MaxBlock, int(m.Count)))
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("no block with score %v/%d exists", m.Score, uint8(m.BlockType))
+		}
+		sc.log.Warn("venti read failed", "score", m.Score.String(), "type", m.BlockType, "err", err)
+		return nil, err
+	}
+	if len(data) > int(m.Count) {
+		return nil, fmt.Errorf("read too small: asked for %d need at least %d", m.Count, len(data))
+	}
+	return data, nil
+}
+
+// write answers a Twrite with the block's score.
+func (sc *srvConn) write(m *Message) (Score, error) {
+	if err := CheckWrite(m.BlockType, m.Data); err != nil {
+		return Score{}, err
+	}
+	if len(m.Data) == 0 {
+		return ZeroScore, nil
+	}
+	s, err := sc.s.st.Write(sc.ctx, m.BlockType, m.Data)
+	if err != nil {
+		sc.log.Warn("venti write failed", "type", m.BlockType, "bytes", len(m.Data), "err", err)
+	}
+	return s, err
+}
+
+// reply sends m. Replies are buffered and flushed in bursts: when other
+// requests are being processed, reply yields once before flushing so that
+// those already runnable can add their replies to the same TCP write.
+// Every call ends with its reply flushed, by itself or by another. A write
+// error closes the connection, which stops the reader.
+func (sc *srvConn) reply(m *Message) {
+	if m.Type == Rerror && len(m.Error) > MaxString {
+		m.Error = m.Error[:MaxString]
+	}
+	sc.wmu.Lock()
+	if sc.werr == nil {
+		sc.whead, sc.werr = m.appendHead(sc.whead[:0], sc.version)
+		if sc.werr == nil {
+			_, sc.werr = sc.bw.Write(sc.whead)
+		}
+		if sc.werr == nil && len(m.Data) > 0 {
+			_, sc.werr = sc.bw.Write(m.Data)
+		}
+	}
+	sc.wmu.Unlock()
+	if len(sc.sem) > 1 {
+		runtime.Gosched()
+	}
+	sc.wmu.Lock()
+	if sc.werr == nil && sc.bw.Buffered() > 0 {
+		sc.werr = sc.bw.Flush()
+	}
+	if sc.werr != nil {
+		sc.c.Close()
+	}
+	sc.wmu.Unlock()
+}

@@ -1,0 +1,401 @@
+package vac
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"gridlord/engine/venti"
+)
+
+// Reading hash trees. A streamReader walks one entry's tree; random access
+// goes root to leaf with a small cache of pointer blocks, sequential copies
+// (copyTo) walk the tree once and fetch leaves concurrently.
+
+// streamReader reads the blocks of one stream. It is safe for concurrent
+// use.
+type streamReader struct {
+	st    venti.Reader
+	e     Entry
+	name  string // for errors: the file's path
+	ppb   uint64
+	nb    uint64
+	mu    sync.Mutex
+	cache map[cacheKey]*list.Element
+	lru   *list.List
+}
+
+type cacheKey struct {
+	s venti.Score
+	t venti.Type
+}
+
+type cacheVal struct {
+	k cacheKey
+	b []byte
+}
+
+const pointerCacheSize = 32
+
+func newStreamReader(st venti.Reader, e Entry, name string) (*streamReader, error) {
+	if !e.Active {
+		return nil, fmt.Errorf("%s: entry is not active", name)
+	}
+	if e.PSize < venti.ScoreSize*2 || e.DSize <= 0 {
+		return nil, fmt.Errorf("%s: %w", name, formatErr("entry psize %d dsize %d", e.PSize, e.DSize))
+	}
+	r := &streamReader{st: st, e: e, name: name, ppb: uint64(e.PSize / venti.ScoreSize), nb: e.blocks(),
+		cache: make(map[cacheKey]*list.Element), lru: list.New()}
+	// The tree must be deep enough for the size.
+	capacity := uint64(1)
+	for i := 0; i < e.Depth && capacity < r.nb; i++ {
+		capacity *= r.ppb
+	}
+	if capacity < r.nb {
+		return nil, fmt.Errorf("%s: %w", name, formatErr("entry of depth %d cannot hold %d bytes", e.Depth, e.Size))
+	}
+	return r, nil
+}
+
+// read reads one block and checks it fits in max bytes, naming the file,
+// score and type on error.
+func (r *streamReader) read(ctx context.Context, s venti.Score, t venti.Type, max int) ([]byte, error) {
+	if s == venti.ZeroScore {
+		return nil, nil
+	}
+	b, err := r.st.Read(ctx, s, t, max)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %v block %v: %w", r.name, t, s, err)
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("%s: %v block %v: %w", r.name, t, s, formatErr("%d bytes, more than %d", len(b), max))
+	}
+	return b, nil
+}
+
+// pointer reads a pointer block through the cache.
+func (r *streamReader) pointer(ctx context.Context, s venti.Score, t venti.Type) ([]byte, error) {
+	k := cacheKey{s, t}
+	r.mu.Lock()
+	if el, ok := r.cache[k]; ok {
+		r.lru.MoveToFront(el)
+		b := el.Value.(*cacheVal).b
+		r.mu.Unlock()
+		return b, nil
+	}
+	r.mu.Unlock()
+	b, err := r.read(ctx, s, t, r.e.PSize)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if _, ok := r.cache[k]; !ok {
+		r.cache[k] = r.lru.PushFront(&cacheVal{k, b})
+		if r.lru.Len() > pointerCacheSize {
+			old := r.lru.Remove(r.lru.Back()).(*cacheVal)
+			delete(r.cache, old.k)
+		}
+	}
+	r.mu.Unlock()
+	return b, nil
+}
+
+// span returns the number of leaves under one block at level, ppb^level,
+// saturated at the stream's block count (so it cannot overflow; a span that
+// large only ever has its first child in use).
+func (r *streamReader) span(level int) uint64 {
+	n := uint64(1)
+	limit := max(r.nb, 1)
+	for i := 0; i < level && n < limit; i++ {
+		n *= r.ppb
+	}
+	return min(n, limit)
+}
+
+// childScore returns slot i of a stored (zero-truncated) pointer block.
+func childScore(p []byte, i uint64) venti.Score {
+	off := i * venti.ScoreSize
+	if off+venti.ScoreSize > uint64(len(p)) {
+		return venti.ZeroScore
+	}
+	return venti.Score(p[off : off+venti.ScoreSize])
+}
+
+// leafScore walks from the top to the score of leaf bn.
+func (r *streamReader) leafScore(ctx context.Context, bn uint64) (venti.Score, error) {
+	s := r.e.Score
+	for level := r.e.Depth; level > 0; level-- {
+		if s == venti.ZeroScore {
+			return s, nil
+		}
+		p, err := r.pointer(ctx, s, venti.PointerType(level))
+		if err != nil {
+			return s, err
+		}
+		s = childScore(p, (bn/r.span(level-1))%r.ppb)
+	}
+	return s, nil
+}
+
+// block returns the stored (zero-truncated) bytes of leaf bn; nil means all
+// zero.
+func (r *streamReader) block(ctx context.Context, bn uint64) ([]byte, error) {
+	b, _, err := r.blockScore(ctx, bn)
+	return b, err
+}
+
+// blockScore is block that also returns the leaf's score.
+func (r *streamReader) blockScore(ctx context.Context, bn uint64) ([]byte, venti.Score, error) {
+	if bn >= r.nb {
+		return nil, venti.Score{}, fmt.Errorf("%s: block %d past the end (%d blocks)", r.name, bn, r.nb)
+	}
+	s, err := r.leafScore(ctx, bn)
+	if err != nil {
+		return nil, s, err
+	}
+	b, err := r.read(ctx, s, r.e.leafType(), r.e.DSize)
+	return b, s, err
+}
+
+// FileReader reads the data of one archived file. ReadAt is safe for
+// concurrent use and reads only the blocks it needs (with a small cache of
+// pointer blocks), so large files such as disk images can be read without
+// materialising them. Every read is bounded by the context given to Open;
+// Read keeps a position and is not safe for concurrent use.
+type FileReader struct {
+	sr   *streamReader
+	ctx  context.Context
+	pos  int64
+	opts readOpts
+}
+
+type readOpts struct {
+	workers  int
+	progress func(int64)
+}
+
+// Size returns the file's length in bytes.
+func (f *FileReader) Size() int64 { return int64(f.sr.e.Size) }
+
+// ReadAt implements io.ReaderAt.
+func (f *FileReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", f.sr.name, off)
+	}
+	size := int64(f.sr.e.Size)
+	n := 0
+	ds := int64(f.sr.e.DSize)
+	for n < len(p) && off < size {
+		bn := off / ds
+		b, err := f.sr.block(f.ctx, uint64(bn))
+		if err != nil {
+			return n, err
+		}
+		in := off % ds
+		want := min(int64(len(p)-n), ds-in, size-off)
+		got := int64(0)
+		if in < int64(len(b)) {
+			got = int64(copy(p[n:n+int(want)], b[in:]))
+		}
+		clear(p[n+int(got) : n+int(want)])
+		n += int(want)
+		off += want
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Read implements io.Reader (sequential reads from the start).
+func (f *FileReader) Read(p []byte) (int, error) {
+	n, err := f.ReadAt(p, f.pos)
+	f.pos += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// WriteTo implements io.WriterTo: it copies the whole file to w, fetching
+// blocks ahead of the writer concurrently.
+func (f *FileReader) WriteTo(w io.Writer) (int64, error) {
+	return f.sr.copyTo(f.ctx, &plainSink{w: w}, f.opts)
+}
+
+// sink receives a file's contents in order.
+type sink interface {
+	data(off int64, b []byte, n int) error // b zero-extended to n bytes
+	zeros(off int64, n int64) error
+}
+
+// plainSink writes everything, zeros included, to an io.Writer.
+type plainSink struct {
+	w    io.Writer
+	zero []byte
+}
+
+func (s *plainSink) data(off int64, b []byte, n int) error {
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.zeros(off+int64(len(b)), int64(n-len(b)))
+}
+
+func (s *plainSink) zeros(off, n int64) error {
+	if s.zero == nil && n > 0 {
+		s.zero = make([]byte, 64*1024)
+	}
+	for n > 0 {
+		k := min(n, int64(len(s.zero)))
+		if _, err := s.w.Write(s.zero[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// fetchJob is one leaf being fetched.
+type fetchJob struct {
+	bn    uint64
+	s     venti.Score
+	zeros uint64 // > 0: a run of zero leaves, nothing to fetch
+	b     []byte
+	err   error
+	done  chan struct{}
+}
+
+// copyTo sends the whole stream to out in order. A walker goroutine
+// descends the tree (zero pointers become zero runs without descending),
+// workers fetch leaves concurrently, and this goroutine hands them to out.
+func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64, error) {
+	workers := o.workers
+	if workers <= 0 {
+		workers = 32
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ordered := make(chan *fetchJob, 4*workers)
+	jobs := make(chan *fetchJob)
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	for i := 0; i < workers; i++ {
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.b, j.err = r.read(ctx, j.s, r.e.leafType(), r.e.DSize)
+				close(j.done)
+			}
+		}()
+	}
+	walkErr := make(chan error, 1)
+	go func() {
+		defer close(ordered)
+		defer close(jobs)
+		walkErr <- r.walk(ctx, r.e.Score, r.e.Depth, 0, ordered, jobs)
+	}()
+	var written int64
+	size := int64(r.e.Size)
+	ds := int64(r.e.DSize)
+	var err error
+	for j := range ordered {
+		if err != nil {
+			continue
+		}
+		<-j.done
+		if j.err != nil {
+			err = j.err
+			cancel()
+			continue
+		}
+		off := int64(j.bn) * ds
+		if j.zeros > 0 {
+			n := min(int64(j.zeros)*ds, size-off)
+			err = out.zeros(off, n)
+			written += n
+		} else {
+			n := min(ds, size-off)
+			b := j.b
+			if int64(len(b)) > n {
+				err = fmt.Errorf("%s: block %d: %w", r.name, j.bn, formatErr("%d bytes past the end of the file", int64(len(b))-n))
+			} else {
+				err = out.data(off, b, int(n))
+				written += n
+			}
+		}
+		if err != nil {
+			cancel()
+			continue
+		}
+		if o.progress != nil {
+			o.progress(min(int64(max(j.zeros, 1))*ds, size-off))
+		}
+	}
+	wg.Wait()
+	if werr := <-walkErr; err == nil && werr != nil && !errors.Is(werr, context.Canceled) {
+		err = werr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil && written != size {
+		err = fmt.Errorf("%s: internal error: copied %d of %d bytes", r.name, written, size)
+	}
+	return written, err
+}
+
+// walk emits the leaves under the block s at level, starting at leaf first.
+func (r *streamReader) walk(ctx context.Context, s venti.Score, level int, first uint64, ordered chan<- *fetchJob, jobs chan<- *fetchJob) error {
+	if first >= r.nb {
+		return nil
+	}
+	if s == venti.ZeroScore {
+		n := min(r.span(level), r.nb-first)
+		j := &fetchJob{bn: first, zeros: n, done: make(chan struct{})}
+		close(j.done)
+		return send(ctx, ordered, j)
+	}
+	if level == 0 {
+		j := &fetchJob{bn: first, s: s, done: make(chan struct{})}
+		if err := send(ctx, ordered, j); err != nil {
+			return err
+		}
+		if err := send(ctx, jobs, j); err != nil {
+			j.err = err
+			close(j.done)
+			return err
+		}
+		return nil
+	}
+	p, err := r.read(ctx, s, venti.PointerType(level), r.e.PSize)
+	if err != nil {
+		return err
+	}
+	child := r.span(level - 1)
+	if uint64(len(p))/venti.ScoreSize > r.ppb {
+		return fmt.Errorf("%s: pointer block %v: %w", r.name, s, formatErr("%d scores, more than %d", len(p)/venti.ScoreSize, r.ppb))
+	}
+	for i := uint64(0); i < r.ppb; i++ {
+		start := first + i*child
+		if start >= r.nb {
+			break
+		}
+		if err := r.walk(ctx, childScore(p, i), level-1, start, ordered, jobs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func send(ctx context.Context, ch chan<- *fetchJob, j *fetchJob) error {
+	select {
+	case ch <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,367 @@
+package vac
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+
+	"gridlord/engine/venti"
+)
+
+// Writing hash trees.
+//
+// A writePool owns a fixed set of goroutines that write leaf blocks to the
+// store concurrently; a streamWriter feeds one stream's leaves to the pool
+// in order and, on a collector goroutine of its own, takes their scores
+// back in order and builds the pointer levels bottom-up. At most `window`
+// leaves are in flight, so memory stays bounded and a slow store applies
+// back-pressure to the reader.
+
+// writeJob is one leaf on its way to the store. For a zero run (zeros > 0)
+// no block is written.
+type writeJob struct {
+	t     venti.Type
+	data  []byte
+	buf   []byte // returned to the pool after the write
+	zeros uint64 // number of all-zero leaves this job stands for
+	n     int64  // logical bytes covered (for progress)
+	score venti.Score
+	err   error
+	done  chan struct{}
+}
+
+// writePool writes blocks with a fixed number of goroutines.
+type writePool struct {
+	st    venti.Writer
+	jobs  chan *writeJob
+	free  chan []byte
+	zero  []byte
+	dsize int
+	wg    sync.WaitGroup
+	ctx   context.Context
+}
+
+// newWritePool starts workers goroutines writing to st; window is the
+// number of dsize buffers shared by the streams. Stop it with close.
+func newWritePool(ctx context.Context, st venti.Writer, dsize, workers, window int) *writePool {
+	p := &writePool{
+		st:    st,
+		jobs:  make(chan *writeJob),
+		free:  make(chan []byte, window),
+		zero:  make([]byte, dsize),
+		dsize: dsize,
+		ctx:   ctx,
+	}
+	for i := 0; i < window; i++ {
+		p.free <- make([]byte, dsize)
+	}
+	p.wg.Add(workers)
+	for i := 0; i < workers; i++ {
+		go p.work()
+	}
+	return p
+}
+
+func (p *writePool) work() {
+	defer p.wg.Done()
+	for j := range p.jobs {
+		if err := p.ctx.Err(); err != nil {
+			j.err = err
+		} else {
+			j.score, j.err = p.st.Write(p.ctx, j.t, j.data)
+		}
+		if j.buf != nil {
+			p.free <- j.buf[:cap(j.buf)]
+			j.buf = nil
+		}
+		close(j.done)
+	}
+}
+
+// close stops the workers once queued jobs are done.
+func (p *writePool) close() {
+	close(p.jobs)
+	p.wg.Wait()
+}
+
+// getBuf returns a free dsize buffer, waiting for one if all are in flight.
+func (p *writePool) getBuf(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-p.free:
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// putBuf gives back a buffer that was not submitted.
+func (p *writePool) putBuf(b []byte) { p.free <- b[:cap(b)] }
+
+// streamWriter builds one stream (file data, directory entries or meta
+// blocks). Methods other than close are called from one goroutine.
+type streamWriter struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	pool     *writePool
+	leaf     venti.Type
+	dsize    int
+	psize    int
+	ppb      int
+	pending  chan *writeJob
+	done     chan struct{}
+	err      error           // set by the collector before done is closed
+	levels   [][]venti.Score // collector only: scores waiting at each level
+	nleaves  uint64          // collector only
+	size     uint64          // bytes added
+	progress func(n int64)   // called by the collector as leaves complete
+}
+
+// newStreamWriter starts a stream whose leaves have type leaf.
+func newStreamWriter(ctx context.Context, pool *writePool, leaf venti.Type, psize int, progress func(int64)) *streamWriter {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &streamWriter{
+		ctx:      ctx,
+		cancel:   cancel,
+		pool:     pool,
+		leaf:     leaf,
+		dsize:    pool.dsize,
+		psize:    psize,
+		ppb:      psize / venti.ScoreSize,
+		pending:  make(chan *writeJob, cap(pool.free)+1),
+		done:     make(chan struct{}),
+		progress: progress,
+	}
+	go w.collect()
+	return w
+}
+
+// addBlock submits one leaf of n logical bytes held in buf (a buffer from
+// the pool, which takes it back). All-zero leaves are not written.
+func (w *streamWriter) addBlock(buf []byte, n int) error {
+	w.size += uint64(n)
+	j := &writeJob{t: w.leaf, n: int64(n), done: make(chan struct{})}
+	var data []byte
+	if !isZero(buf[:n], w.pool.zero) {
+		data = venti.ZeroTruncate(w.leaf, buf[:n])
+	}
+	if len(data) == 0 {
+		w.pool.putBuf(buf)
+		j.zeros = 1
+		close(j.done)
+	} else {
+		j.data, j.buf = data, buf
+	}
+	select {
+	case w.pending <- j:
+	case <-w.done:
+		if j.buf != nil {
+			w.pool.putBuf(j.buf)
+		}
+		return w.err
+	}
+	if j.buf == nil {
+		return nil
+	}
+	select {
+	case w.pool.jobs <- j:
+		return nil
+	case <-w.ctx.Done():
+		// The collector will see the job never finishing; finish it here.
+		w.pool.putBuf(j.buf)
+		j.buf = nil
+		j.err = w.ctx.Err()
+		close(j.done)
+		return j.err
+	}
+}
+
+// addZeros records n whole all-zero leaves (a hole) without writing.
+func (w *streamWriter) addZeros(n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	w.size += n * uint64(w.dsize)
+	j := &writeJob{zeros: n, n: int64(n) * int64(w.dsize), done: make(chan struct{})}
+	close(j.done)
+	select {
+	case w.pending <- j:
+		return nil
+	case <-w.done:
+		return w.err
+	}
+}
+
+// collect takes finished leaves in order and builds the pointer levels.
+func (w *streamWriter) collect() {
+	defer close(w.done)
+	for j := range w.pending {
+		if w.err != nil {
+			continue // drain
+		}
+		select {
+		case <-j.done:
+		case <-w.ctx.Done():
+			<-j.done
+		}
+		if j.err != nil {
+			w.fail(fmt.Errorf("write %v block: %w", j.t, j.err))
+			continue
+		}
+		if j.zeros > 0 {
+			if err := w.pushZeros(j.zeros); err != nil {
+				w.fail(err)
+				continue
+			}
+		} else if err := w.push(0, j.score); err != nil {
+			w.fail(err)
+			continue
+		}
+		if w.progress != nil {
+			w.progress(j.n)
+		}
+	}
+}
+
+func (w *streamWriter) fail(err error) {
+	if w.err == nil {
+		w.err = err
+		w.cancel()
+	}
+}
+
+// push appends score at level; a full pointer block is written and its
+// score pushed one level up.
+func (w *streamWriter) push(level int, s venti.Score) error {
+	if level == 0 {
+		w.nleaves++
+	}
+	for len(w.levels) <= level {
+		w.levels = append(w.levels, make([]venti.Score, 0, w.ppb))
+	}
+	w.levels[level] = append(w.levels[level], s)
+	if len(w.levels[level]) < w.ppb {
+		return nil
+	}
+	return w.flush(level)
+}
+
+// pushZeros appends n zero leaves. Whole zero subtrees under a level-1
+// pointer are pushed as one zero score at level 1.
+func (w *streamWriter) pushZeros(n uint64) error {
+	ppb := uint64(w.ppb)
+	for n > 0 {
+		if n >= ppb && (len(w.levels) == 0 || len(w.levels[0]) == 0) {
+			w.nleaves += ppb
+			n -= ppb
+			if err := w.push(1, venti.ZeroScore); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.push(0, venti.ZeroScore); err != nil {
+			return err
+		}
+		n--
+	}
+	return nil
+}
+
+// flush writes the scores pending at level as a pointer block of type
+// PointerType(level+1) and pushes its score to level+1.
+func (w *streamWriter) flush(level int) error {
+	ss := w.levels[level]
+	b := make([]byte, 0, len(ss)*venti.ScoreSize)
+	for _, s := range ss {
+		b = append(b, s[:]...)
+	}
+	w.levels[level] = ss[:0]
+	t := venti.PointerType(level + 1)
+	s, err := writeBlock(w.ctx, w.pool.st, t, venti.ZeroTruncate(t, b))
+	if err != nil {
+		return err
+	}
+	return w.push(level+1, s)
+}
+
+// close waits for every leaf, writes the remaining pointer blocks and
+// returns the stream's entry. Size is the number of bytes added; callers of
+// directory streams fix it up.
+func (w *streamWriter) close() (Entry, error) {
+	close(w.pending)
+	<-w.done
+	defer w.cancel()
+	if w.err != nil {
+		return Entry{}, w.err
+	}
+	depth := depthFor(w.nleaves, w.ppb)
+	if depth > 7 {
+		return Entry{}, fmt.Errorf("stream of %d blocks needs depth %d, more than 7", w.nleaves, depth)
+	}
+	for level := 0; level < depth; level++ {
+		if len(w.levels) > level && len(w.levels[level]) > 0 {
+			if err := w.flush(level); err != nil {
+				return Entry{}, err
+			}
+		}
+	}
+	top := venti.ZeroScore
+	if w.nleaves > 0 {
+		if len(w.levels) <= depth || len(w.levels[depth]) != 1 {
+			return Entry{}, fmt.Errorf("internal error: tree of %d leaves did not reduce to one score", w.nleaves)
+		}
+		top = w.levels[depth][0]
+	}
+	return Entry{
+		PSize:  w.psize,
+		DSize:  w.dsize,
+		Active: true,
+		Dir:    w.leaf == venti.DirType,
+		Depth:  depth,
+		Size:   w.size,
+		Score:  top,
+	}, nil
+}
+
+// abort stops the stream after an error on the feeding side.
+func (w *streamWriter) abort() {
+	w.cancel()
+	close(w.pending)
+	<-w.done
+}
+
+// writeBlock writes data (already zero-truncated) unless it is empty.
+func writeBlock(ctx context.Context, st venti.Writer, t venti.Type, data []byte) (venti.Score, error) {
+	if len(data) == 0 {
+		return venti.ZeroScore, nil
+	}
+	s, err := st.Write(ctx, t, data)
+	if err != nil {
+		return s, fmt.Errorf("write %v block: %w", t, err)
+	}
+	return s, nil
+}
+
+// writeBytes stores data as a stream of leaf type t with dsize blocks and
+// returns its entry (Size = len(data)).
+func writeBytes(ctx context.Context, pool *writePool, t venti.Type, psize int, data []byte) (Entry, error) {
+	w := newStreamWriter(ctx, pool, t, psize, nil)
+	for off := 0; off < len(data); off += pool.dsize {
+		n := min(pool.dsize, len(data)-off)
+		buf, err := pool.getBuf(ctx)
+		if err != nil {
+			w.abort()
+			return Entry{}, err
+		}
+		copy(buf, data[off:off+n])
+		if err := w.addBlock(buf, n); err != nil {
+			w.abort()
+			return Entry{}, err
+		}
+	}
+	return w.close()
+}
+
+// isZero reports whether b is all zero bytes, using zero (at least as long
+// as b) for a fast comparison.
+func isZero(b, zero []byte) bool { return bytes.Equal(b, zero[:len(b)]) }

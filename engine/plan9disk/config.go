@@ -44,7 +44,8 @@ func ReadConfig(r io.ReaderAt, b ConfigBlock) (string, error) {
 }
 
 // WriteConfig replaces the config block with header+body, NUL-padded to
-// the block size, as fossil/conf -w and venti/conf -w do.
+// the block size, as fossil/conf -w and venti/conf -w do, and syncs w when
+// it can.
 func WriteConfig(w io.WriterAt, b ConfigBlock, body string) error {
 	if body != "" && !strings.HasSuffix(body, "\n") {
 		body += "\n"
@@ -60,6 +61,11 @@ func WriteConfig(w io.WriterAt, b ConfigBlock, body string) error {
 	copy(buf, text)
 	if _, err := w.WriteAt(buf, b.Offset); err != nil {
 		return fmt.Errorf("write %s config block: %w", b.Partition, err)
+	}
+	if s, ok := w.(interface{ Sync() error }); ok {
+		if err := s.Sync(); err != nil {
+			return fmt.Errorf("write %s config block: %w", b.Partition, err)
+		}
 	}
 	return nil
 }

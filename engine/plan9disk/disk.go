@@ -121,3 +121,12 @@ func (s *Section) WriteAt(p []byte, off int64) (int, error) {
 
 // Size is the section length in bytes.
 func (s *Section) Size() int64 { return s.len }
+
+// Sync flushes the underlying disk when it can sync (File and qcow2 images
+// can); otherwise it does nothing.
+func (s *Section) Sync() error {
+	if sy, ok := s.d.(interface{ Sync() error }); ok {
+		return sy.Sync()
+	}
+	return nil
+}

@@ -131,6 +131,9 @@ func (im *Image) WriteNvram(r *nvram.Record) (NvramLocation, error) {
 		if _, err := s.WriteAt(rec, 0); err != nil {
 			return "", fmt.Errorf("write nvram partition: %w", err)
 		}
+		if err := s.Sync(); err != nil {
+			return "", fmt.Errorf("write nvram partition: %w", err)
+		}
 		return "partition nvram", nil
 	}
 	fs, err := im.FAT()

@@ -282,6 +282,11 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if im.closed {
 		return 0, ErrClosed
 	}
+	if im.failed != nil {
+		// The in-memory tables may point at clusters the failed write
+		// never filled: refuse rather than return wrong data.
+		return 0, fmt.Errorf("read %s: an earlier write failed, reopen the image: %w", im.path, im.failed)
+	}
 	var eof error
 	if off >= im.size {
 		return 0, io.EOF

@@ -405,6 +405,9 @@ func (fs *FS) create(path string, data []byte, isDir bool) error {
 	if err := fs.flushFAT(); err != nil {
 		return err
 	}
+	if err := fs.barrier(); err != nil {
+		return err
+	}
 	// 3. the directory entry.
 	var first uint32
 	if len(newChain) > 0 {
@@ -433,12 +436,16 @@ func (fs *FS) create(path string, data []byte, isDir bool) error {
 			return err
 		}
 	}
+	if err := fs.barrier(); err != nil {
+		return err
+	}
 	// 4. release the old chain.
 	if len(oldChain) > 0 {
 		fs.freeChain(oldChain)
 		if err := fs.flushFAT(); err != nil {
 			return err
 		}
+		return fs.barrier()
 	}
 	return nil
 }

@@ -297,6 +297,23 @@ func (fs *FS) FreeBytes() int64 {
 	return n * fs.clusterLen
 }
 
+// syncer is implemented by devices that can flush writes to stable storage
+// (*os.File, plan9disk.File and Section, qcow2.Image).
+type syncer interface{ Sync() error }
+
+// barrier makes every write so far durable before any later one, when the
+// device can sync: the order of a file update (data and FAT, then the
+// directory entry, then freeing the old chain) must survive a power loss,
+// not only a crash of this process.
+func (fs *FS) barrier() error {
+	if s, ok := fs.dev.(syncer); ok {
+		if err := s.Sync(); err != nil {
+			return fmt.Errorf("fat: sync: %w", err)
+		}
+	}
+	return nil
+}
+
 // flushFAT writes the dirty FAT sectors to every FAT copy.
 func (fs *FS) flushFAT() error {
 	for s := range fs.dirty {

@@ -272,10 +272,12 @@ func Import(ctx context.Context, p *Partition, dst Sink, opts ImportOptions) (*R
 				break
 			}
 			delete(st.pending, d.clump)
-			st.cp.Bytes += d.bytes
 			if d.next.Clump <= d.clump {
-				break // the walk stopped at this clump
+				// The walk stopped at this clump: the checkpoint stays on
+				// it, so a resumed import walks (and counts) it again.
+				break
 			}
+			st.cp.Bytes += d.bytes
 			st.cp.Next = d.next
 		}
 		st.dirty = true

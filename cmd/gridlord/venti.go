@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gridlord/engine/venti"
+	"gridlord/engine/venti/arena"
 	"gridlord/engine/venti/store"
 )
 
@@ -112,17 +113,24 @@ func statusAddr(ventiAddr string) (string, error) {
 }
 
 func runVentiServe(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "venti serve", "[-addr host:port] [-http host:port|off] [-store DIR]")
+	fs := newFlags(env, "venti serve", "[-addr host:port] [-http host:port|off] [-store DIR | -arenas FILE]")
 	addr := fs.String("addr", defaultVentiAddr, "venti protocol `address`; anything but loopback must be asked for here")
 	httpAddr := fs.String("http", "", "HTTP status `address` serving /stats (default: venti port + 1 on the same host; \"off\" for none)")
 	dir := fs.String("store", "", "store `directory` (default: the user data directory's gridlord/venti)")
 	arena := fs.Int64("arenasize", 512<<20, "size limit of new arena files in `bytes`")
 	ckpt := fs.Int64("checkpoint", 1<<30, "`bytes` of new log between index checkpoints (bounds the log scan after a crash)")
+	arenas := fs.String("arenas", "", "serve a venti arena partition `FILE` (or a disk image holding one) read-only instead of a store")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if *arenas != "" {
+		if *dir != "" {
+			return fmt.Errorf("%w: give -store or -arenas, not both", errUsage)
+		}
+		return serveArenas(ctx, env, *addr, *arenas)
 	}
 	if *dir == "" {
 		d, err := defaultStoreDir()
@@ -177,6 +185,26 @@ func runVentiServe(ctx context.Context, env *cmdEnv, args []string) error {
 	defer runtime.KeepAlive(ballast)
 	srv := venti.NewServer(st, venti.WithLogger(env.log))
 	return srv.Serve(ctx, ln)
+}
+
+// serveArenas serves the blocks of a venti arena partition read-only, as the
+// old grid distributions' ventidata/arenas files were served.
+func serveArenas(ctx context.Context, env *cmdEnv, addr, path string) error {
+	src, err := arena.OpenSource(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	st, err := arena.OpenStore(ctx, src, src.Size)
+	if err != nil {
+		return fmt.Errorf("serve arenas %s: %w", path, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	fmt.Fprintf(env.stdout, "venti %s arenas %s (%s, %d blocks, read-only)\n", ln.Addr(), path, src.Desc, st.Len())
+	return venti.NewServer(st, venti.WithLogger(env.log)).Serve(ctx, ln)
 }
 
 func dialVenti(ctx context.Context, host string) (*venti.Client, error) {

@@ -1,0 +1,202 @@
+package gridfs
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hugelgupf/p9/linux"
+)
+
+// MaxCtlLine is the longest command line a ctl file accepts, in bytes.
+const MaxCtlLine = 4096
+
+// Verb describes one ctl command: its name, how many arguments it takes and
+// a usage line shown when reading ctl or after a misuse.
+type Verb struct {
+	// Name is the first word of the command, e.g. "wire".
+	Name string
+	// Min and Max bound the number of words after Name (Max -1: unbounded).
+	Min, Max int
+	// Usage is the whole command with placeholders, e.g. "wire CPU FOSSIL".
+	Usage string
+}
+
+// GridVerbs is the table of commands /ctl accepts (the Engine may still
+// refuse one it does not implement). identity, memory, ip and rename are the
+// model edits the GUI sends.
+var GridVerbs = []Verb{
+	{"up", 0, 0, "up"},
+	{"down", 0, 0, "down"},
+	{"add", 2, 3, "add KIND NAME [SEED]"},
+	{"remove", 1, 1, "remove NAME"},
+	{"clone", 2, 2, "clone NODE NEWNAME"},
+	{"wire", 2, 2, "wire FROM TO"},
+	{"unwire", 2, 2, "unwire FROM TO"},
+	{"move", 3, 3, "move NODE X Y"},
+	{"arrange", 0, 0, "arrange"},
+	{"seed", 1, -1, "seed import NAME PATH [OPTION=VALUE...]"},
+	{"identity", 3, 3, "identity NODE USER AUTHDOM"},
+	{"memory", 2, 2, "memory NODE MB"},
+	{"ip", 2, 2, "ip NODE ADDR"},
+	{"rename", 2, 2, "rename NODE NEWNAME"},
+}
+
+// NodeVerbs is the table of commands /nodes/NAME/ctl accepts.
+var NodeVerbs = []Verb{
+	{"start", 0, 0, "start"},
+	{"stop", 0, 0, "stop"},
+	{"poweroff", 0, 0, "poweroff"},
+	{"reset", 0, 0, "reset"},
+	{"wire", 1, 1, "wire TARGET"},
+	{"unwire", 1, 1, "unwire TARGET"},
+	{"clone", 1, 1, "clone NEWNAME"},
+}
+
+// verbTable is an explicit lookup table of ctl verbs.
+type verbTable map[string]Verb
+
+func newVerbTable(vs []Verb) verbTable {
+	t := make(verbTable, len(vs))
+	for _, v := range vs {
+		t[v.Name] = v
+	}
+	return t
+}
+
+// usage lists the table's commands, one per line, sorted.
+func (t verbTable) usage() string {
+	var lines []string
+	for _, v := range t {
+		lines = append(lines, v.Usage)
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func (t verbTable) names() string {
+	var ns []string
+	for n := range t {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	return strings.Join(ns, ", ")
+}
+
+// check validates words against the table.
+func (t verbTable) check(words []string) error {
+	if len(words) == 0 {
+		return &ctlError{errno: linux.EINVAL, msg: "empty command; verbs: " + t.names()}
+	}
+	v, ok := t[words[0]]
+	if !ok {
+		return &ctlError{errno: linux.EINVAL, msg: fmt.Sprintf("unknown command %q; verbs: %s", words[0], t.names())}
+	}
+	n := len(words) - 1
+	if n < v.Min || (v.Max >= 0 && n > v.Max) {
+		return &ctlError{errno: linux.EINVAL, msg: fmt.Sprintf("usage: %s", v.Usage)}
+	}
+	return nil
+}
+
+// ctlError is a ctl failure with the errno the 9P client receives.
+type ctlError struct {
+	errno linux.Errno
+	msg   string
+}
+
+// Error implements error.
+func (e *ctlError) Error() string { return e.msg }
+
+// Unwrap returns the errno.
+func (e *ctlError) Unwrap() error { return e.errno }
+
+// ErrBadCtl is wrapped by every error ParseCtl returns.
+var ErrBadCtl = errors.New("bad ctl command")
+
+// ParseCtl splits one command written to a ctl file into words. One
+// trailing newline (and a carriage return before it) is allowed; any other
+// control character, invalid UTF-8, or a line longer than MaxCtlLine is
+// refused. Words are separated by spaces or tabs; a word may be quoted with
+// single quotes as in rc(1), where ” inside quotes stands for one quote, so
+// "seed import x '/my disks/a.qcow2'" has four words. QuoteWords is the
+// inverse.
+func ParseCtl(b []byte) ([]string, error) {
+	if len(b) > MaxCtlLine {
+		return nil, fmt.Errorf("%w: command is %d bytes; the limit is %d", ErrBadCtl, len(b), MaxCtlLine)
+	}
+	s := string(b)
+	s = strings.TrimSuffix(s, "\n")
+	s = strings.TrimSuffix(s, "\r")
+	if !utf8.ValidString(s) {
+		return nil, fmt.Errorf("%w: command is not valid UTF-8", ErrBadCtl)
+	}
+	var (
+		words  []string
+		cur    strings.Builder
+		inWord bool
+		quoted bool
+	)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\n' {
+			return nil, fmt.Errorf("%w: one command per write (found a newline inside)", ErrBadCtl)
+		}
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, fmt.Errorf("%w: control character %#02x at byte %d", ErrBadCtl, c, i)
+		}
+		switch {
+		case quoted:
+			if c == '\'' {
+				if i+1 < len(s) && s[i+1] == '\'' {
+					cur.WriteByte('\'')
+					i++
+				} else {
+					quoted = false
+				}
+				continue
+			}
+			cur.WriteByte(c)
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			quoted, inWord = true, true
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("%w: unterminated quote", ErrBadCtl)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// QuoteWords joins words into one ctl command line that ParseCtl splits back
+// into the same words; words with spaces, tabs or quotes (or empty words)
+// are quoted rc-style.
+func QuoteWords(words []string) string {
+	var b strings.Builder
+	for i, w := range words {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if w != "" && !strings.ContainsAny(w, " \t'") {
+			b.WriteString(w)
+			continue
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.ReplaceAll(w, "'", "''"))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}

@@ -16,6 +16,8 @@ packages=(
 	busybox-static cpio
 	# Windows cross-build of the GUI
 	gcc-mingw-w64-x86-64
+	# drawterm (the terminal for cpu nodes; tests launch it)
+	drawterm-9front
 	# misc
 	ca-certificates git
 )

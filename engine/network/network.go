@@ -1,0 +1,409 @@
+// Package network embeds a virtual Ethernet switch and gateway (the
+// gvisor-tap-vsock library, not the gvproxy binary) that gives a grid's VMs
+// a private network without root: many QEMUs on one switch, each with a
+// fixed MAC derived from its node's UUID and a fixed IP served by DHCP,
+// host services (the embedded venti first) reachable from guests at a fixed
+// host address, and host-to-guest port forwards on loopback for drawterm and
+// 9fs.
+//
+// QEMU attaches with -netdev stream,server=on: each NIC is a socket server
+// inside QEMU, and the engine dials it and hands the connection to
+// Switch.AcceptQEMU. So a restarted engine can dial the NICs again (see
+// qemu.Supervisor).
+package network
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/containers/gvisor-tap-vsock/pkg/types"
+	"github.com/containers/gvisor-tap-vsock/pkg/virtualnetwork"
+	"github.com/google/uuid"
+)
+
+// Config is a switch's saved configuration.
+type Config struct {
+	// Subnet of the grid network (default 192.168.127.0/24).
+	Subnet string `json:"subnet,omitempty"`
+	// GatewayIP answers DHCP and DNS (default: host 1 of the subnet).
+	GatewayIP string `json:"gatewayIP,omitempty"`
+	// HostIP is the address at which guests reach services on the host's
+	// loopback, such as the embedded venti (default: host 254).
+	HostIP string `json:"hostIP,omitempty"`
+	// MTU of the virtual links (default 1500).
+	MTU int `json:"mtu,omitempty"`
+	// FirstNodeHost is the host number of the first node's address when
+	// Plan assigns them (default 10: 192.168.127.10, .11, ...).
+	FirstNodeHost int `json:"firstNodeHost,omitempty"`
+}
+
+// Member is one node's place on the switch.
+type Member struct {
+	Name string `json:"name"`
+	MAC  string `json:"mac"`
+	IP   string `json:"ip"`
+}
+
+// Defaults returns c with empty fields filled in, or an error naming the
+// bad field.
+func (c Config) Defaults() (Config, error) {
+	if c.Subnet == "" {
+		c.Subnet = "192.168.127.0/24"
+	}
+	p, err := netip.ParsePrefix(c.Subnet)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 24 || p.Bits() < 8 {
+		return c, fmt.Errorf("network subnet %q: want an IPv4 CIDR between /8 and /24, such as 192.168.127.0/24", c.Subnet)
+	}
+	p = p.Masked()
+	c.Subnet = p.String()
+	host := func(n int) string {
+		a := p.Addr().As4()
+		v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+		v += uint32(n)
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+	}
+	if c.GatewayIP == "" {
+		c.GatewayIP = host(1)
+	}
+	if c.HostIP == "" {
+		c.HostIP = host(254)
+	}
+	for _, f := range []struct{ name, v string }{{"gatewayIP", c.GatewayIP}, {"hostIP", c.HostIP}} {
+		a, err := netip.ParseAddr(f.v)
+		if err != nil || !p.Contains(a) {
+			return c, fmt.Errorf("network %s %q is not an address in %s", f.name, f.v, c.Subnet)
+		}
+	}
+	if c.MTU == 0 {
+		c.MTU = 1500
+	}
+	if c.MTU < 576 || c.MTU > 65535 {
+		return c, fmt.Errorf("network MTU %d out of range 576..65535", c.MTU)
+	}
+	if c.FirstNodeHost == 0 {
+		c.FirstNodeHost = 10
+	}
+	return c, nil
+}
+
+// MACFromUUID derives a node's fixed MAC from its UUID: QEMU's locally
+// administered prefix 52:54:00 and three bytes of the UUID's SHA-256.
+func MACFromUUID(id string) (string, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", fmt.Errorf("node UUID %q: %w", id, err)
+	}
+	h := sha256.Sum256(u[:])
+	return net.HardwareAddr{0x52, 0x54, 0x00, h[0], h[1], h[2]}.String(), nil
+}
+
+// Plan gives the nodes (name -> UUID, in the order of names) their MACs and
+// consecutive addresses from Config.FirstNodeHost, skipping the gateway
+// and host addresses. The result is stable for a stable order.
+func Plan(cfg Config, names []string, uuids map[string]string) ([]Member, error) {
+	cfg, err := cfg.Defaults()
+	if err != nil {
+		return nil, err
+	}
+	p := netip.MustParsePrefix(cfg.Subnet)
+	a := p.Addr()
+	for i := 0; i < cfg.FirstNodeHost; i++ {
+		a = a.Next()
+	}
+	var out []Member
+	for _, n := range names {
+		for a.String() == cfg.GatewayIP || a.String() == cfg.HostIP {
+			a = a.Next()
+		}
+		if !p.Contains(a) {
+			return nil, fmt.Errorf("network %s has no address left for node %s", cfg.Subnet, n)
+		}
+		mac, err := MACFromUUID(uuids[n])
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n, err)
+		}
+		out = append(out, Member{Name: n, MAC: mac, IP: a.String()})
+		a = a.Next()
+	}
+	return out, nil
+}
+
+// Forward is one host-to-guest port forward.
+type Forward struct {
+	Node      string `json:"node"`
+	GuestPort int    `json:"guestPort"`
+	// Host is the loopback address on the host, "127.0.0.1:PORT".
+	Host string `json:"host"`
+}
+
+// StandardPorts are forwarded for every cpu/auth/file server: 17010 (old
+// cpu), 17019 (rcpu), 567 (auth ticket) and 564 (9fs).
+var StandardPorts = []int{17010, 17019, 567, 564}
+
+// Switch is a running virtual network. Its methods are safe for concurrent
+// use. There is one Switch per grid; members are fixed at New, because the
+// DHCP server's static leases are.
+type Switch struct {
+	cfg     Config
+	vn      *virtualnetwork.VirtualNetwork
+	log     *slog.Logger
+	members map[string]Member
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	forwards map[string][]*forward
+}
+
+type forward struct {
+	Forward
+	ln net.Listener
+}
+
+// New starts a switch for members (see Plan). It fails on duplicate MACs
+// or IPs, or addresses outside the subnet.
+func New(cfg Config, members []Member, log *slog.Logger) (*Switch, error) {
+	cfg, err := cfg.Defaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := netip.MustParsePrefix(cfg.Subnet)
+	leases := make(map[string]string)
+	byName := make(map[string]Member)
+	macs := make(map[string]string)
+	for _, m := range members {
+		a, err := netip.ParseAddr(m.IP)
+		if err != nil || !p.Contains(a) || m.IP == cfg.GatewayIP || m.IP == cfg.HostIP {
+			return nil, fmt.Errorf("node %s: address %q is not a free address in %s", m.Name, m.IP, cfg.Subnet)
+		}
+		hw, err := net.ParseMAC(m.MAC)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: MAC %q: %w", m.Name, m.MAC, err)
+		}
+		mac := hw.String()
+		if other, dup := leases[m.IP]; dup {
+			return nil, fmt.Errorf("node %s: address %s already belongs to %s", m.Name, m.IP, macs[other])
+		}
+		if other, dup := macs[mac]; dup {
+			return nil, fmt.Errorf("node %s: MAC %s already belongs to node %s", m.Name, mac, other)
+		}
+		if _, dup := byName[m.Name]; dup {
+			return nil, fmt.Errorf("node %s listed twice", m.Name)
+		}
+		leases[m.IP] = mac
+		macs[mac] = m.Name
+		m.MAC = mac
+		byName[m.Name] = m
+	}
+	vn, err := virtualnetwork.New(&types.Configuration{
+		MTU:               cfg.MTU,
+		Subnet:            cfg.Subnet,
+		GatewayIP:         cfg.GatewayIP,
+		GatewayMacAddress: "5a:94:ef:e4:0c:dd",
+		DHCPStaticLeases:  leases,
+		// Guests reach the host's loopback services at HostIP.
+		NAT:               map[string]string{cfg.HostIP: "127.0.0.1"},
+		GatewayVirtualIPs: []string{cfg.HostIP},
+		Protocol:          types.QemuProtocol,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start virtual network %s: %w", cfg.Subnet, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Switch{cfg: cfg, vn: vn, log: log, members: byName, ctx: ctx, cancel: cancel,
+		forwards: make(map[string][]*forward)}, nil
+}
+
+// Config is the switch's configuration with defaults filled in.
+func (s *Switch) Config() Config { return s.cfg }
+
+// Member returns a node's MAC and address.
+func (s *Switch) Member(name string) (Member, bool) {
+	m, ok := s.members[name]
+	return m, ok
+}
+
+// AcceptQEMU serves one VM NIC connection (QEMU's length-prefixed frames)
+// until it ends, ctx is done or the switch is closed. Call it once per
+// connection; any number may run at once.
+func (s *Switch) AcceptQEMU(ctx context.Context, conn net.Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.ctx.Done():
+			conn.Close()
+		case <-ctx.Done():
+		}
+	}()
+	return s.vn.AcceptQemu(ctx, conn)
+}
+
+// Leases returns the DHCP leases, address -> MAC.
+func (s *Switch) Leases() (map[string]string, error) {
+	rec := httptest.NewRecorder()
+	s.vn.ServicesMux().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/leases", nil))
+	var out map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		return nil, fmt.Errorf("read leases: %w", err)
+	}
+	return out, nil
+}
+
+// DialGuest opens a TCP connection from the gateway to addr ("IP:PORT") on
+// the virtual network.
+func (s *Switch) DialGuest(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := s.vn.DialContextTCP(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s on the virtual network: %w", addr, err)
+	}
+	return c, nil
+}
+
+// Forward listens on the host's loopback and carries each connection to
+// guestPort on the node. hostPort 0, or a hostPort already in use, gets a
+// free port from the OS; the result says which port was taken.
+func (s *Switch) Forward(node string, guestPort, hostPort int) (Forward, error) {
+	m, ok := s.members[node]
+	if !ok {
+		return Forward{}, fmt.Errorf("forward to node %s: not on this network", node)
+	}
+	if guestPort <= 0 || guestPort > 65535 || hostPort < 0 || hostPort > 65535 {
+		return Forward{}, fmt.Errorf("forward to node %s: bad port %d -> %d", node, hostPort, guestPort)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)))
+	if err != nil && hostPort != 0 {
+		s.log.Info("preferred forward port taken; using another", "node", node, "port", hostPort, "err", err)
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return Forward{}, fmt.Errorf("forward to node %s port %d: %w", node, guestPort, err)
+	}
+	f := &forward{Forward: Forward{Node: node, GuestPort: guestPort, Host: ln.Addr().String()}, ln: ln}
+	s.mu.Lock()
+	s.forwards[node] = append(s.forwards[node], f)
+	s.mu.Unlock()
+	target := net.JoinHostPort(m.IP, strconv.Itoa(guestPort))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				s.log.Debug("forward accept", "node", node, "err", err)
+				continue
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.splice(c, target)
+			}()
+		}
+	}()
+	return f.Forward, nil
+}
+
+// splice copies between a host connection and a new guest connection
+// until both directions end.
+func (s *Switch) splice(host net.Conn, target string) {
+	defer host.Close()
+	guest, err := s.DialGuest(s.ctx, target)
+	if err != nil {
+		s.log.Debug("forward", "err", err)
+		return
+	}
+	defer guest.Close()
+	stop := context.AfterFunc(s.ctx, func() { host.Close(); guest.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+	}
+	go cp(guest, host)
+	go cp(host, guest)
+	wg.Wait()
+}
+
+// ForwardStandard forwards StandardPorts to node, preferring the same port
+// numbers on the host plus offset (0 to let the OS choose every port).
+func (s *Switch) ForwardStandard(node string, offset int) ([]Forward, error) {
+	var out []Forward
+	for _, p := range StandardPorts {
+		hp := 0
+		if offset > 0 {
+			hp = p + offset
+		}
+		f, err := s.Forward(node, p, hp)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Forwards lists the forwards of a node ("" for all), by guest port.
+func (s *Switch) Forwards(node string) []Forward {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Forward
+	for n, fs := range s.forwards {
+		if node != "" && n != node {
+			continue
+		}
+		for _, f := range fs {
+			out = append(out, f.Forward)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Node != out[j].Node {
+			return out[i].Node < out[j].Node
+		}
+		return out[i].GuestPort < out[j].GuestPort
+	})
+	return out
+}
+
+// Close stops the forwards and ends every AcceptQEMU. The gVisor stack's
+// own DHCP and DNS goroutines cannot be stopped through the library and
+// stay until the process exits; make one Switch per grid, not per test step.
+func (s *Switch) Close() error {
+	s.cancel()
+	s.mu.Lock()
+	for _, fs := range s.forwards {
+		for _, f := range fs {
+			f.ln.Close()
+		}
+	}
+	s.forwards = map[string][]*forward{}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}

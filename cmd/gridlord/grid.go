@@ -1,0 +1,611 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gridlord/engine/daemon"
+	"gridlord/engine/drawterm"
+	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
+)
+
+// envGrid names the default grid directory when -grid is not given.
+const envGrid = "GRIDLORD_GRID"
+
+// envVentiAddr overrides the engine's venti listen address (tests use
+// 127.0.0.1:0 so as not to take the real port).
+const envVentiAddr = "GRIDLORD_VENTI_ADDR"
+
+// gridDataDir is Gridlord's data directory: $XDG_DATA_HOME/gridlord, else
+// ~/.local/share/gridlord on Unix other than macOS, else the user config
+// directory + gridlord.
+func gridDataDir() (string, error) {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "gridlord"), nil
+	}
+	if runtime.GOOS != "darwin" && runtime.GOOS != "windows" {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, ".local", "share", "gridlord"), nil
+		}
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no default data directory (%v): give -grid DIR", err)
+	}
+	return filepath.Join(d, "gridlord"), nil
+}
+
+// gridDir resolves the grid directory: the -grid flag, else $GRIDLORD_GRID,
+// else DATADIR/grids/default.
+func gridDir(flagValue string) (string, error) {
+	d := flagValue
+	if d == "" {
+		d = os.Getenv(envGrid)
+	}
+	if d == "" {
+		data, err := gridDataDir()
+		if err != nil {
+			return "", err
+		}
+		d = filepath.Join(data, "grids", "default")
+	}
+	return filepath.Abs(d)
+}
+
+// parseInterspersed parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// gridFlags adds -grid to fs.
+func gridFlags(fs *flag.FlagSet) *string {
+	return fs.String("grid", "", "grid directory (default $"+envGrid+", else the data directory's grids/default)")
+}
+
+// runEngine runs the engine daemon of a grid in the foreground.
+func runEngine(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "engine", "[-grid DIR]")
+	dirFlag := gridFlags(fs)
+	ventiAddr := fs.String("venti-addr", "", "embedded venti listen address (default $"+envVentiAddr+", else "+daemon.DefaultVentiAddr+")")
+	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long a node may take to boot to readiness")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	dir, err := gridDir(*dirFlag)
+	if err != nil {
+		return err
+	}
+	if *ventiAddr == "" {
+		*ventiAddr = os.Getenv(envVentiAddr)
+	}
+	cache := ""
+	if d, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(d, "gridlord")
+	}
+	e, err := daemon.Open(ctx, dir, daemon.Options{
+		VentiAddr:     *ventiAddr,
+		AccelCacheDir: cache,
+		ReadyTimeout:  *readyTimeout,
+		Log:           env.log,
+	})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	env.log.Info("engine serving gridfs", "socket", e.SocketPath(), "venti", e.VentiAddr(), "pid", os.Getpid())
+	if err := e.Serve(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	env.log.Info("engine exiting; VMs keep running", "grid", dir)
+	return nil
+}
+
+// dialEngine connects to the grid's engine, starting it as a detached
+// process ("gridlord engine -grid DIR", logging to GRIDDIR/engine.log) if
+// none answers.
+func dialEngine(ctx context.Context, env *cmdEnv, dir string) (*gridfs.Client, error) {
+	sock := filepath.Join(dir, daemon.SocketName)
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	c, err := gridfs.Dial(dctx, sock)
+	cancel()
+	if err == nil {
+		return c, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, grid.FileName)); err != nil {
+		return nil, fmt.Errorf("no grid in %s (%v): create one with gridlord init %s", dir, err, dir)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("start the engine: %w", err)
+	}
+	logPath := filepath.Join(dir, daemon.LogName)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("start the engine: %w", err)
+	}
+	cmd := exec.Command(exe, "engine", "-grid", dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	detach(cmd)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start the engine: %w", err)
+	}
+	logf.Close()
+	fmt.Fprintf(env.stderr, "gridlord: started engine pid %d for %s (log %s)\n", cmd.Process.Pid, dir, logPath)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := gridfs.Dial(dctx, sock)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case werr := <-exited:
+			return nil, fmt.Errorf("the engine exited (%v); its log %s ends:\n%s", werr, logPath, logTail(logPath, 10))
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the engine does not answer on %s: %v; see %s", sock, err, logPath)
+		}
+	}
+}
+
+// logTail returns the last n lines of a file.
+func logTail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// withEngine parses -grid (and the flags fs already has), connects to the
+// engine and runs fn with the positional arguments.
+func withEngine(ctx context.Context, env *cmdEnv, fs *flag.FlagSet, args []string, minArgs, maxArgs int,
+	fn func(c *gridfs.Client, dir string, args []string) error) error {
+	dirFlag := gridFlags(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
+		fs.Usage()
+		return fmt.Errorf("%w: wrong number of arguments", errUsage)
+	}
+	dir, err := gridDir(*dirFlag)
+	if err != nil {
+		return err
+	}
+	c, err := dialEngine(ctx, env, dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c, dir, pos)
+}
+
+// runGridInit creates a grid directory with the default grid.
+func runGridInit(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "init", "DIR [--seed IMG|CATALOG-SEED] [flags]")
+	seed := fs.String("seed", "", "seed of fossil1 and cpu1: a catalog seed name or a local disk image file, which is imported into the grid's venti")
+	name := fs.String("seed-name", "", "name of the imported local seed (default: the file's base name)")
+	subnet := fs.String("subnet", "", "the grid's network (default "+grid.DefaultSubnet+")")
+	imp := seedImportFlags(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: want DIR", errUsage)
+	}
+	dir, err := filepath.Abs(pos[0])
+	if err != nil {
+		return err
+	}
+	opts := daemon.InitOptions{Subnet: *subnet, Like: imp.like}
+	if *seed != "" {
+		if st, err := os.Stat(*seed); err == nil && st.Mode().IsRegular() {
+			opts.SeedPath = *seed
+			opts.Seed = *name
+			if opts.Seed == "" {
+				opts.Seed = seedNameFromFile(*seed)
+			}
+		} else {
+			opts.Seed = *seed
+		}
+	}
+	g, err := daemon.InitGrid(dir, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "grid %s: %s\n", dir, strings.Join(nodeNames(g), ", "))
+	if opts.SeedPath == "" {
+		return nil
+	}
+	c, err := dialEngine(ctx, env, dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	line := gridfs.QuoteWords(append([]string{"seed", "import", opts.Seed, mustAbs(opts.SeedPath)}, imp.options()...))
+	if err := c.Ctl(ctx, line); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "seed %s imported into the grid's venti\n", opts.Seed)
+	return nil
+}
+
+func nodeNames(g *grid.Grid) []string {
+	var s []string
+	for _, n := range g.Nodes {
+		s = append(s, n.Name)
+	}
+	return s
+}
+
+func mustAbs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// seedNameFromFile makes a seed name from an image file name.
+func seedNameFromFile(path string) string {
+	b := strings.ToLower(filepath.Base(path))
+	for _, ext := range []string{".qcow2", ".img", ".raw", ".disk"} {
+		b = strings.TrimSuffix(b, ext)
+	}
+	b = regexp.MustCompile(`[^a-z0-9._+-]+`).ReplaceAllString(b, "-")
+	if b == "" {
+		b = "seed"
+	}
+	return b
+}
+
+// seedImport holds seed import's flags.
+type seedImport struct {
+	like, kernel, initrd, append, ready, nic, arch string
+	setup                                          multiFlag
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func seedImportFlags(fs *flag.FlagSet) *seedImport {
+	s := &seedImport{}
+	fs.StringVar(&s.like, "like", "", "catalog seed the image is a copy of (family, roles, kernels; default "+grid.DefaultSeed+")")
+	fs.StringVar(&s.kernel, "kernel", "", "boot nodes of this seed with this kernel file (direct boot, for stand-in guests)")
+	fs.StringVar(&s.initrd, "initrd", "", "initrd for -kernel")
+	fs.StringVar(&s.append, "append", "", "kernel command line for -kernel; {name} becomes the node's name")
+	fs.StringVar(&s.ready, "ready", "", "regexp the console shows when a direct-boot node is ready")
+	fs.StringVar(&s.nic, "nic", "", "NIC model for direct-boot nodes (e.g. e1000)")
+	fs.StringVar(&s.arch, "arch", "", "architecture for direct-boot nodes (amd64, 386)")
+	fs.Var(&s.setup, "setup", "KIND:LINE typed on a direct-boot node's console once ready (repeatable)")
+	return s
+}
+
+// options renders the flags as the ctl command's key=value words.
+func (s *seedImport) options() []string {
+	var o []string
+	add := func(k, v string) {
+		if v != "" {
+			o = append(o, k+"="+v)
+		}
+	}
+	add("like", s.like)
+	add("kernel", mustAbsIf(s.kernel))
+	add("initrd", mustAbsIf(s.initrd))
+	add("append", s.append)
+	add("ready", s.ready)
+	add("nic", s.nic)
+	add("arch", s.arch)
+	for _, l := range s.setup {
+		add("setup", l)
+	}
+	return o
+}
+
+func mustAbsIf(p string) string {
+	if p == "" {
+		return ""
+	}
+	return mustAbs(p)
+}
+
+// runGridCtl returns a command that writes one fixed grid command.
+func runGridCtl(verb string) func(ctx context.Context, env *cmdEnv, args []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		fs := newFlags(env, verb, "[-grid DIR]")
+		return withEngine(ctx, env, fs, args, 0, 0, func(c *gridfs.Client, _ string, _ []string) error {
+			if err := c.Ctl(ctx, verb); err != nil {
+				return err
+			}
+			return printStatus(ctx, env, c, false)
+		})
+	}
+}
+
+// runGridWire returns the wire or unwire command.
+func runGridWire(verb string) func(ctx context.Context, env *cmdEnv, args []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		fs := newFlags(env, verb, "[-grid DIR] FROM TO")
+		return withEngine(ctx, env, fs, args, 2, 2, func(c *gridfs.Client, _ string, a []string) error {
+			return c.Ctl(ctx, gridfs.QuoteWords([]string{verb, a[0], a[1]}))
+		})
+	}
+}
+
+// runGridNode returns a command that writes verb to each named node's ctl.
+func runGridNode(verb string) func(ctx context.Context, env *cmdEnv, args []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		fs := newFlags(env, verb, "[-grid DIR] NODE...")
+		poweroff := false
+		if verb == "stop" {
+			fs.BoolVar(&poweroff, "poweroff", false, "power the VMs off at once instead of halting them cleanly")
+		}
+		return withEngine(ctx, env, fs, args, 1, -1, func(c *gridfs.Client, _ string, nodes []string) error {
+			v := verb
+			if poweroff {
+				v = "poweroff"
+			}
+			for _, n := range nodes {
+				if err := c.NodeCtl(ctx, n, v); err != nil {
+					return err
+				}
+			}
+			return printStatus(ctx, env, c, false)
+		})
+	}
+}
+
+// runGridClone clones a node.
+func runGridClone(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "clone", "[-grid DIR] NODE NEWNAME")
+	return withEngine(ctx, env, fs, args, 2, 2, func(c *gridfs.Client, _ string, a []string) error {
+		return c.Ctl(ctx, gridfs.QuoteWords([]string{"clone", a[0], a[1]}))
+	})
+}
+
+// nodeStatus is one node in "status --json".
+type nodeStatus struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	State  string `json:"state"`
+	IP     string `json:"ip"`
+	Status string `json:"status"`
+}
+
+// gridStatus reads every node's status line.
+func gridStatus(ctx context.Context, c *gridfs.Client) ([]nodeStatus, error) {
+	b, err := c.ReadFile(ctx, "/grid.json")
+	if err != nil {
+		return nil, err
+	}
+	g, err := grid.Parse("grid.json from the engine", b)
+	if err != nil {
+		return nil, err
+	}
+	var out []nodeStatus
+	for _, n := range g.Nodes {
+		line, err := c.ReadFile(ctx, "/nodes/"+n.Name+"/status")
+		if err != nil {
+			return nil, err
+		}
+		s := strings.TrimSpace(string(line))
+		out = append(out, nodeStatus{Name: n.Name, Kind: string(n.Kind), State: strings.Fields(s + " ?")[0], IP: n.IP.String(), Status: s})
+	}
+	return out, nil
+}
+
+// printStatus prints the grid's nodes as a table or JSON.
+func printStatus(ctx context.Context, env *cmdEnv, c *gridfs.Client, asJSON bool) error {
+	st, err := gridStatus(ctx, c)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tKIND\tSTATE\tIP\tDETAILS")
+	for _, s := range st {
+		details := strings.TrimSpace(strings.TrimPrefix(s.Status, s.State))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.State, s.IP, details)
+	}
+	return tw.Flush()
+}
+
+// runGridStatus prints the grid's state.
+func runGridStatus(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "status", "[-grid DIR] [--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	return withEngine(ctx, env, fs, args, 0, 0, func(c *gridfs.Client, _ string, _ []string) error {
+		return printStatus(ctx, env, c, *asJSON)
+	})
+}
+
+// runGridConsole attaches the terminal to a node's console.
+func runGridConsole(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "console", "[-grid DIR] NODE")
+	return withEngine(ctx, env, fs, args, 1, 1, func(c *gridfs.Client, _ string, a []string) error {
+		cons, err := c.OpenCons(ctx, a[0])
+		if err != nil {
+			return err
+		}
+		defer cons.Close()
+		fmt.Fprintf(env.stderr, "gridlord: console of %s; end input (^D) or interrupt to detach\n", a[0])
+		out := make(chan error, 1)
+		in := make(chan error, 1)
+		go func() { _, err := io.Copy(env.stdout, cons); out <- err }()
+		go func() { _, err := io.Copy(cons, env.stdin); in <- err }()
+		select {
+		case err := <-out:
+			return err
+		case <-in:
+			// Let the reply to the last line arrive.
+			select {
+			case <-time.After(time.Second):
+			case <-out:
+			}
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	})
+}
+
+// runGridDrawterm starts drawterm on a cpu node's forwarded port.
+func runGridDrawterm(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "drawterm", "[-grid DIR] NODE")
+	bin := fs.String("drawterm", "", "drawterm executable (default: search PATH)")
+	user := fs.String("user", "", "Plan 9 user (default: the node's host owner)")
+	return withEngine(ctx, env, fs, args, 1, 1, func(c *gridfs.Client, _ string, a []string) error {
+		b, err := c.ReadFile(ctx, "/grid.json")
+		if err != nil {
+			return err
+		}
+		g, err := grid.Parse("grid.json from the engine", b)
+		if err != nil {
+			return err
+		}
+		n := g.Node(a[0])
+		if n == nil {
+			return fmt.Errorf("no node %s in the grid", a[0])
+		}
+		seed, err := g.Seed(n.Seed)
+		if err != nil {
+			return err
+		}
+		port := 17010
+		if seed.Family == "9front" {
+			port = 17019
+		}
+		cpu, err := forwardOf(ctx, c, n.Name, port)
+		if err != nil {
+			return err
+		}
+		t := drawterm.Target{CPU: cpu, User: n.User}
+		if *user != "" {
+			t.User = *user
+		}
+		if as := g.AuthServer(n); as != nil {
+			if t.Auth, err = forwardOf(ctx, c, as.Name, grid.AuthPort); err != nil {
+				return err
+			}
+		}
+		dt, err := drawterm.Find(ctx, *bin)
+		if err != nil {
+			return fmt.Errorf("%w; %s", err, drawterm.InstallHint())
+		}
+		s, err := drawterm.Launch(ctx, dt, t, env.stderr)
+		if err != nil {
+			return err
+		}
+		return s.Wait()
+	})
+}
+
+// forwardOf finds the loopback forward of a running node's guest port in
+// its status line.
+func forwardOf(ctx context.Context, c *gridfs.Client, node string, port int) (string, error) {
+	b, err := c.ReadFile(ctx, "/nodes/"+node+"/status")
+	if err != nil {
+		return "", err
+	}
+	if host, ok := parseForward(string(b), port); ok {
+		return host, nil
+	}
+	return "", fmt.Errorf("node %s has no forward of port %d (is it running? status: %s)", node, port, strings.TrimSpace(string(b)))
+}
+
+// parseForward finds "fwd=PORT:HOST,..." in a node status line and returns
+// the host address forwarded to guest port port.
+func parseForward(status string, port int) (string, bool) {
+	for _, f := range strings.Fields(status) {
+		if !strings.HasPrefix(f, "fwd=") {
+			continue
+		}
+		for _, fw := range strings.Split(strings.TrimPrefix(f, "fwd="), ",") {
+			if p, host, ok := strings.Cut(fw, ":"); ok && p == strconv.Itoa(port) && host != "" {
+				return host, true
+			}
+		}
+	}
+	return "", false
+}
+
+// runSeedImport imports a disk image into the grid's venti as a seed.
+func runSeedImport(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "seed import", "[-grid DIR] [flags] NAME FILE")
+	imp := seedImportFlags(fs)
+	return withEngine(ctx, env, fs, args, 2, 2, func(c *gridfs.Client, _ string, a []string) error {
+		line := gridfs.QuoteWords(append([]string{"seed", "import", a[0], mustAbs(a[1])}, imp.options()...))
+		if err := c.Ctl(ctx, line); err != nil {
+			return err
+		}
+		return printSeeds(ctx, env, c, a[0])
+	})
+}
+
+// runSeedList lists the seeds the grid knows.
+func runSeedList(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "seed list", "[-grid DIR]")
+	return withEngine(ctx, env, fs, args, 0, 0, func(c *gridfs.Client, _ string, _ []string) error {
+		return printSeeds(ctx, env, c, "")
+	})
+}
+
+// printSeeds prints /seeds (only the line of seed only, if set).
+func printSeeds(ctx context.Context, env *cmdEnv, c *gridfs.Client, only string) error {
+	b, err := c.ReadFile(ctx, "/seeds")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if only == "" || strings.HasPrefix(l, only+" ") {
+			fmt.Fprintln(env.stdout, l)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,360 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gridlord/engine/grid"
+	"gridlord/engine/plan9disk"
+	"gridlord/engine/plan9disk/ini"
+	"gridlord/engine/plan9disk/plan9disktest"
+	"gridlord/engine/qcow2"
+)
+
+// testLog sends engine logs to t.Log.
+func testLog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// shortDir is a temporary directory with a short path (unix socket paths
+// under it must stay below ~100 bytes).
+func shortDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "gld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// newTestGrid makes a default grid whose fossil and cpu use a small
+// Plan 9-layout image as seed "p9small", opens its engine and imports the
+// seed into the embedded venti. It returns the engine and the image path.
+func newTestGrid(t *testing.T) (*Engine, string) {
+	t.Helper()
+	img := plan9disktest.BuildNativeSmall(t)
+	dir := filepath.Join(shortDir(t), "g")
+	if _, err := InitGrid(dir, InitOptions{Seed: "p9small", SeedPath: img}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(context.Background(), dir, Options{VentiAddr: "127.0.0.1:0", Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	if _, err := e.ImportSeed(context.Background(), "p9small", img, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return e, img
+}
+
+func fileSum(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// diskBytes reads a disk image's whole virtual disk through qcow2.
+func diskBytes(t testing.TB, path string) []byte {
+	t.Helper()
+	im, err := qcow2.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	b := make([]byte, im.Size())
+	if _, err := im.ReadAt(b, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkIni verifies that the plan9.ini on a node's disk has every key the
+// node's role needs, and no owned key it should not have.
+func checkIni(t *testing.T, e *Engine, node string) *ini.File {
+	t.Helper()
+	disk, _ := e.DiskPath(node)
+	b, err := ReadDiskIni(disk)
+	if err != nil {
+		t.Fatalf("%s: read plan9.ini back: %v", node, err)
+	}
+	f, err := ini.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	cfg, err := e.g.Config(node)
+	e.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, kv := range cfg.Ini {
+		want[strings.ToLower(kv.Key)] = true
+		if v, ok := f.Get(kv.Key); !ok || v != kv.Value {
+			t.Errorf("%s plan9.ini: %s=%q, want %q\n%s", node, kv.Key, v, kv.Value, b)
+		}
+	}
+	for _, k := range cfg.Owned {
+		if _, ok := f.Get(k); ok && !want[strings.ToLower(k)] {
+			t.Errorf("%s plan9.ini still sets owned key %s\n%s", node, k, b)
+		}
+	}
+	return f
+}
+
+func TestSecondEngineRefused(t *testing.T) {
+	dir := shortDir(t)
+	if _, err := grid.New(dir); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(context.Background(), dir, Options{VentiAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), dir, Options{VentiAddr: "127.0.0.1:0"})
+	want := fmt.Sprintf("grid %s is already run by engine pid %d (socket %s)", dir, os.Getpid(), filepath.Join(dir, SocketName))
+	if err == nil || err.Error() != want {
+		t.Fatalf("second Open: %v\nwant: %s", err, want)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := Open(context.Background(), dir, Options{VentiAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	e2.Close()
+}
+
+// TestSeedRoundTrip: a seed imported into the venti materialises
+// byte-identical; a node disk (linked clone + configuration) comes back
+// byte-identical after the guest scribbles on it and the node is reset;
+// a clone's disk equals its source's outside the configuration it gets.
+func TestSeedRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	e, img := newTestGrid(t)
+	want := fileSum(t, img)
+
+	p, err := e.Materialize(ctx, "p9small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == img || fileSum(t, p) != want {
+		t.Fatalf("materialised seed %s differs from the imported %s", p, img)
+	}
+	seed, _ := e.g.Seed("p9small")
+	if seed.SHA256 != want || !strings.HasPrefix(seed.Vac, "vac:") {
+		t.Fatalf("seed record: sha256 %s vac %q", seed.SHA256, seed.Vac)
+	}
+	// Materialise again from venti alone (cache and source gone).
+	if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(img, 0o644)
+	if err := os.Rename(img, img+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := e.Materialize(ctx, "p9small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fileSum(t, p2) != want {
+		t.Fatal("second materialisation differs")
+	}
+
+	for _, n := range []string{"fossil1", "cpu1"} {
+		if err := e.prepareDisk(ctx, n, false); err != nil {
+			t.Fatal(err)
+		}
+		checkIni(t, e, n)
+		if e.g.Node(n).Pending() {
+			t.Errorf("%s still pending after its disk was configured", n)
+		}
+	}
+	f := checkIni(t, e, "cpu1")
+	for _, k := range []string{"baud", "*nomp", "monitor"} { // user keys survive
+		if _, ok := f.Get(k); !ok {
+			t.Errorf("cpu1 plan9.ini lost the user's %s", k)
+		}
+	}
+	disk, _ := e.DiskPath("cpu1")
+	orig := diskBytes(t, disk)
+	seedBytes, _ := os.ReadFile(p2)
+	if bytes.Equal(orig, seedBytes) {
+		t.Fatal("cpu1's disk equals the seed: its configuration was not written")
+	}
+
+	// The guest writes all over its disk; reset brings back the same bytes.
+	im, err := qcow2.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte("scribble"), 8192)
+	for off := int64(0); off < im.Size(); off += im.Size() / 7 {
+		if _, err := im.WriteAt(junk, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	im.Close()
+	if bytes.Equal(diskBytes(t, disk), orig) {
+		t.Fatal("scribbling did not change the disk")
+	}
+	if err := e.Reset(ctx, "cpu1"); err != nil {
+		t.Fatal(err)
+	}
+	sameButFATTime(t, diskBytes(t, disk), orig)
+	if fileSum(t, p2) != want {
+		t.Fatal("the materialised seed changed")
+	}
+
+	// Clone cpu1: same bytes outside 9fat and nvram, its own sysname.
+	name, err := e.Clone(ctx, "cpu1", "cpu2")
+	if err != nil || name != "cpu2" {
+		t.Fatalf("clone: %q %v", name, err)
+	}
+	f2 := checkIni(t, e, "cpu2")
+	if v, _ := f2.Get("sysname"); v != "cpu2" {
+		t.Errorf("cpu2 sysname=%q", v)
+	}
+	disk2, _ := e.DiskPath("cpu2")
+	cb := diskBytes(t, disk2)
+	tab, err := plan9disk.ReadTable(bytes.NewReader(cb), int64(len(cb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{"9fat", "nvram"} {
+		if pt, ok := tab.Find(part); ok {
+			for i := pt.Start * 512; i < pt.End*512; i++ {
+				cb[i], orig[i] = 0, 0
+			}
+		}
+	}
+	if !bytes.Equal(cb, orig) {
+		t.Fatal("cpu2's disk differs from cpu1's outside 9fat and nvram")
+	}
+}
+
+// TestLinkChangeRewritesStoppedDisk: wiring changes are written at once to
+// the disks of stopped nodes.
+func TestLinkChangeRewritesStoppedDisk(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newTestGrid(t)
+	if err := e.prepareDisk(ctx, "cpu1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ctl(ctx, []string{"unwire", "cpu1", "fossil1"}); err != nil {
+		t.Fatal(err)
+	}
+	f := checkIni(t, e, "cpu1")
+	if _, ok := f.Get("fs"); ok {
+		t.Error("cpu1 still has fs= after unwire")
+	}
+	st, _ := e.NodeStatus("cpu1")
+	if !strings.HasPrefix(st, "stopped ") || !strings.Contains(st, "pending=false") {
+		t.Errorf("status %q", st)
+	}
+	if err := e.NodeCtl(ctx, "cpu1", []string{"wire", "fossil1"}); err != nil {
+		t.Fatal(err)
+	}
+	f = checkIni(t, e, "cpu1")
+	fossil := e.g.Node("fossil1").IP.String()
+	if v, _ := f.Get("fs"); v != fossil {
+		t.Errorf("cpu1 fs=%q after wire, want %s", v, fossil)
+	}
+	if err := e.Ctl(ctx, []string{"frob"}); err == nil || !strings.Contains(err.Error(), "verbs: up, down") {
+		t.Errorf("unknown verb: %v", err)
+	}
+	lines, _ := e.Seeds()
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "p9small vac:") {
+		t.Errorf("seeds: %q", lines)
+	}
+	if st, _ := e.NodeStatus("venti"); !strings.HasPrefix(st, "running ") {
+		t.Errorf("venti status %q", st)
+	}
+}
+
+// TestImportDedupAndCatalogName: importing the same image again stores no
+// new blocks, and importing a catalog seed's file under its name keeps the
+// catalog's family, roles and kernels.
+func TestImportDedupAndCatalogName(t *testing.T) {
+	ctx := context.Background()
+	e, img := newTestGrid(t)
+	before := e.store.Stats()
+	s, err := e.ImportSeed(ctx, "plan9-4e-cpu-min", img, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := e.store.Stats()
+	// Only the archive's root and directory blocks (which record the
+	// archive time) may be new.
+	if after.Blocks > before.Blocks+4 || after.ClientBytes <= before.ClientBytes {
+		t.Errorf("second import of the same image: blocks %d -> %d, client bytes %d -> %d",
+			before.Blocks, after.Blocks, before.ClientBytes, after.ClientBytes)
+	}
+	if s.Family != "4e" || s.Kernel("cpu") != "9pccpu" || s.CanPlay("fossil") {
+		t.Errorf("catalog template lost: %+v", s)
+	}
+	stats, _ := e.VentiStats()
+	if !strings.Contains(string(stats), fmt.Sprintf("blocks %d\n", after.Blocks)) {
+		t.Errorf("venti stats:\n%s", stats)
+	}
+}
+
+// sameButFATTime fails unless a and b are equal except within one 32-byte
+// FAT directory entry inside the 9fat partition: plan9disk stamps the
+// rewritten plan9.ini with the wall clock (2-second resolution), so two
+// configurations of the same disk may differ in that entry's time fields.
+func sameButFATTime(t *testing.T, a, b []byte) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("sizes differ: %d and %d", len(a), len(b))
+	}
+	tab, err := plan9disk.ReadTable(bytes.NewReader(a), int64(len(a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fat, ok := tab.Find("9fat")
+	if !ok {
+		t.Fatal("no 9fat")
+	}
+	entry := int64(-1)
+	for i := range a {
+		if a[i] == b[i] {
+			continue
+		}
+		off := int64(i)
+		if off < fat.Start*512 || off >= fat.End*512 || (entry >= 0 && off/32 != entry) {
+			t.Fatalf("disks differ at byte %d (9fat is bytes %d-%d)", off, fat.Start*512, fat.End*512)
+		}
+		entry = off / 32
+	}
+	if entry >= 0 {
+		t.Logf("disks differ only in the FAT directory entry at byte %d", entry*32)
+	}
+}

@@ -1,0 +1,471 @@
+// Package daemon is the Gridlord engine: the long-lived process that owns one
+// grid. It holds the grid directory's lock, serves the embedded venti (where
+// seeds are stored as vac archives), runs the grid's virtual switch and the
+// QEMU supervisor, prepares node disks (linked clones of materialised seeds,
+// configured offline from the grid model) and starts and stops nodes in
+// dependency order. gridfs serves an *Engine to the GUI and the CLI.
+//
+// # Files in the grid directory
+//
+//	grid.json, grid.json.bak   the model (engine/grid)
+//	engine.lock                flock held by the running engine; holds its pid
+//	engine.sock                gridfs (unix socket, mode 0600)
+//	engine.log                 the detached engine's log (written by the CLI)
+//	boot.json                  direct-kernel boot records of seeds (see DirectBoot)
+//	venti/                     the embedded venti's store (default)
+//	cache/<score>/             materialised seeds (default)
+//	nodes/<uuid>/              per node: disk.qcow2 and the supervisor's files
+//
+// The supervisor names VMs by node UUID, so its directory for a node is the
+// model's NodeDir and a rename never moves a running VM's sockets.
+//
+// # Concurrency
+//
+// Engine.mu guards the model, the node states and the change channel; it is
+// never held while waiting for a VM. Each node has an operation lock that
+// serialises its start, stop, reset and clone. Operations run on the engine's
+// own context, not the caller's: a CLI that dies mid-command does not abort a
+// start half way (the caller's context only bounds how long it waits).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
+	"gridlord/engine/network"
+	"gridlord/engine/qemu"
+	"gridlord/engine/venti"
+	"gridlord/engine/venti/store"
+)
+
+var _ gridfs.Engine = (*Engine)(nil)
+
+// File names inside a grid directory.
+const (
+	LockName   = "engine.lock"
+	SocketName = "engine.sock"
+	LogName    = "engine.log"
+	BootName   = "boot.json"
+	DiskName   = "disk.qcow2"
+)
+
+// DefaultVentiAddr is where the embedded venti listens unless
+// Options.VentiAddr says otherwise. Guests reach it at the grid's host
+// address, which the switch NATs to the host's 127.0.0.1, so only a venti on
+// 127.0.0.1:17034 is reachable from guests.
+const DefaultVentiAddr = "127.0.0.1:17034"
+
+// Options configures Open. The zero value is ready to use.
+type Options struct {
+	// VentiStore is the embedded venti's store directory (default
+	// GRIDDIR/venti).
+	VentiStore string
+	// VentiAddr is the embedded venti's listen address (default
+	// DefaultVentiAddr; tests use 127.0.0.1:0).
+	VentiAddr string
+	// CacheDir holds materialised seeds (default GRIDDIR/cache); it may be
+	// shared by grids.
+	CacheDir string
+	// AccelCacheDir caches QEMU's accelerator probe ("" disables it).
+	AccelCacheDir string
+	// Accel forces the accelerator ("tcg", "kvm"); empty means probe (or
+	// $GRIDLORD_ACCEL).
+	Accel string
+	// ReadyTimeout bounds a node's boot to readiness (default 5 minutes).
+	ReadyTimeout time.Duration
+	// StopTimeout bounds a clean stop before QEMU is told to quit (default
+	// 60 seconds).
+	StopTimeout time.Duration
+	// Log receives the engine's messages; nil discards them.
+	Log *slog.Logger
+}
+
+// Node states, the first word of NodeStatus.
+const (
+	StateStopped  = "stopped"
+	StateStarting = "starting"
+	StateRunning  = "running"
+	StateStopping = "stopping"
+	StateFailed   = "failed"
+)
+
+// nodeState is the engine's view of one node.
+type nodeState struct {
+	state string
+	err   string
+	op    sync.Mutex // serialises lifecycle operations on the node
+}
+
+// Engine runs one grid. Its methods are safe for concurrent use.
+type Engine struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	lock *gridLock
+
+	ctx    context.Context // engine lifetime
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	store     *store.Store
+	ventiLn   net.Listener
+	ventiSrv  *venti.Server
+	sw        *switchRef
+	sup       *qemu.Supervisor
+	seedMu    sync.Mutex // serialises seed materialisation
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	g       *grid.Grid
+	boot    map[string]DirectBoot
+	states  map[uuid.UUID]*nodeState
+	changed chan struct{}
+	seq     uint64
+}
+
+// Open starts the engine of the grid in dir: it locks the grid (a second
+// engine is refused with the first one's pid), opens and serves the embedded
+// venti, builds the switch and the supervisor and re-adopts VMs a previous
+// engine left running. Close releases it all without stopping the VMs.
+func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) {
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("grid directory %s: %w", dir, err)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.VentiStore == "" {
+		opts.VentiStore = filepath.Join(dir, "venti")
+	}
+	if opts.VentiAddr == "" {
+		opts.VentiAddr = DefaultVentiAddr
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(dir, "cache")
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 5 * time.Minute
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 60 * time.Second
+	}
+	g, err := grid.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open grid: %w", err)
+	}
+	lk, err := lockGrid(dir)
+	if err != nil {
+		return nil, err
+	}
+	e = &Engine{
+		dir: dir, opts: opts, log: opts.Log.With("grid", dir), lock: lk,
+		g: g, states: make(map[uuid.UUID]*nodeState), changed: make(chan struct{}),
+		sw: &switchRef{},
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.boot, err = loadBoot(dir); err != nil {
+		return nil, err
+	}
+	if e.store, err = store.Open(opts.VentiStore, store.WithLogger(opts.Log)); err != nil {
+		return nil, fmt.Errorf("open the grid's venti store %s: %w", opts.VentiStore, err)
+	}
+	if e.ventiLn, err = net.Listen("tcp", opts.VentiAddr); err != nil {
+		return nil, fmt.Errorf("embedded venti: listen on %s: %w (is another venti running? give another address)", opts.VentiAddr, err)
+	}
+	e.ventiSrv = venti.NewServer(e.store, venti.WithLogger(opts.Log))
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.ventiSrv.Serve(e.ctx, e.ventiLn); err != nil && e.ctx.Err() == nil {
+			e.log.Error("embedded venti stopped", "err", err)
+		}
+	}()
+	if err := e.rebuildSwitch(); err != nil {
+		return nil, err
+	}
+	e.sup, err = qemu.NewSupervisor(filepath.Join(dir, grid.NodesDir), e.sw, qemu.SupervisorOptions{
+		CacheDir: opts.AccelCacheDir,
+		Accel:    opts.Accel,
+		Log:      opts.Log,
+		OnState:  e.onVMState,
+	})
+	if err != nil {
+		return nil, err
+	}
+	nodes, aerr := e.sup.AdoptAll(ctx)
+	if aerr != nil {
+		e.log.Warn("re-adopting VMs", "err", aerr)
+	}
+	for _, n := range nodes {
+		e.adopted(n)
+	}
+	e.log.Info("engine running", "venti", e.ventiLn.Addr().String(), "adopted", len(nodes))
+	return e, nil
+}
+
+// adopted records a VM found running at Open.
+func (e *Engine) adopted(n *qemu.Node) {
+	id, err := uuid.Parse(n.VM.Name())
+	e.mu.Lock()
+	var gn *grid.Node
+	if err == nil {
+		gn = e.g.NodeByID(id)
+	}
+	if gn == nil {
+		e.mu.Unlock()
+		e.log.Warn("adopted a VM that is not in the grid; leaving it alone", "vm", n.VM.Name())
+		return
+	}
+	st := e.stateLocked(gn.ID)
+	st.state, st.err = StateRunning, ""
+	name := gn.Name
+	e.notifyLocked()
+	e.mu.Unlock()
+	e.forward(name)
+	e.log.Info("re-adopted running node", "node", name, "pid", n.VM.Info().PID)
+}
+
+// Dir returns the grid directory.
+func (e *Engine) Dir() string { return e.dir }
+
+// VentiAddr returns the address the embedded venti listens on.
+func (e *Engine) VentiAddr() string { return e.ventiLn.Addr().String() }
+
+// SocketPath returns where gridfs is served (GRIDDIR/engine.sock).
+func (e *Engine) SocketPath() string { return filepath.Join(e.dir, SocketName) }
+
+// Serve serves gridfs on the engine's socket until ctx ends.
+func (e *Engine) Serve(ctx context.Context) error {
+	return serveGridfs(ctx, e, e.SocketPath(), e.log)
+}
+
+// Close detaches from the VMs (they keep running; the next engine re-adopts
+// them), closes the switch and the venti and releases the grid's lock.
+func (e *Engine) Close() error {
+	var errs []error
+	e.closeOnce.Do(func() {
+		if e.sup != nil {
+			errs = append(errs, e.sup.Close())
+		}
+		e.cancel()
+		if e.ventiLn != nil {
+			e.ventiLn.Close()
+		}
+		e.sw.close()
+		e.wg.Wait()
+		if e.store != nil {
+			errs = append(errs, e.store.Close())
+		}
+		errs = append(errs, e.lock.release())
+		e.mu.Lock()
+		e.notifyLocked()
+		e.mu.Unlock()
+	})
+	return errors.Join(errs...)
+}
+
+// Changed returns a channel closed at the next change of the grid or of a
+// node's state.
+func (e *Engine) Changed() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+// notifyLocked wakes Changed's waiters; e.mu must be held.
+func (e *Engine) notifyLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.seq++
+}
+
+// stateLocked returns node id's state record; e.mu must be held.
+func (e *Engine) stateLocked(id uuid.UUID) *nodeState {
+	st := e.states[id]
+	if st == nil {
+		st = &nodeState{state: StateStopped}
+		e.states[id] = st
+	}
+	return st
+}
+
+// setState changes a node's state and notifies.
+func (e *Engine) setState(id uuid.UUID, state, msg string) {
+	e.mu.Lock()
+	st := e.stateLocked(id)
+	st.state, st.err = state, msg
+	e.notifyLocked()
+	e.mu.Unlock()
+}
+
+// onVMState follows VMs that end on their own (guest powered off, QEMU
+// crashed).
+func (e *Engine) onVMState(info qemu.Info) {
+	id, err := uuid.Parse(info.Name)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.stateLocked(id)
+	switch info.State {
+	case qemu.Failed:
+		if st.state != StateStopping {
+			st.state, st.err = StateFailed, info.Err
+		}
+	case qemu.Stopped:
+		if st.state == StateRunning {
+			st.state, st.err = StateStopped, "the VM ended on its own ("+info.Exit+")"
+		}
+	}
+	e.notifyLocked()
+}
+
+// saveLocked saves the model; e.mu must be held.
+func (e *Engine) saveLocked() error {
+	if err := e.g.Save(); err != nil {
+		return fmt.Errorf("save grid: %w", err)
+	}
+	e.notifyLocked()
+	return nil
+}
+
+// switchRef is the supervisor's view of the switch, which the engine may
+// replace when the grid's members change while no VM runs.
+type switchRef struct {
+	mu      sync.Mutex
+	sw      *network.Switch
+	members map[string]network.Member
+}
+
+// AcceptQEMU implements qemu.Switch with the current switch.
+func (r *switchRef) AcceptQEMU(ctx context.Context, conn net.Conn) error {
+	r.mu.Lock()
+	sw := r.sw
+	r.mu.Unlock()
+	if sw == nil {
+		conn.Close()
+		return errors.New("no switch")
+	}
+	return sw.AcceptQEMU(ctx, conn)
+}
+
+func (r *switchRef) get() *network.Switch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sw
+}
+
+func (r *switchRef) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sw != nil {
+		r.sw.Close()
+		r.sw = nil
+	}
+}
+
+// networkPlan returns the switch configuration and members of the model.
+func (e *Engine) networkPlan() (network.Config, []network.Member) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	nw := e.g.Network
+	cfg := network.Config{Subnet: nw.Subnet.String(), GatewayIP: nw.Gateway.String(), HostIP: nw.Host.String()}
+	var ms []network.Member
+	for _, l := range e.g.Leases() {
+		ms = append(ms, network.Member{Name: l.Name, MAC: l.MAC.String(), IP: l.IP.String()})
+	}
+	return cfg, ms
+}
+
+// rebuildSwitch (re)creates the switch from the model.
+func (e *Engine) rebuildSwitch() error {
+	cfg, ms := e.networkPlan()
+	sw, err := network.New(cfg, ms, e.opts.Log)
+	if err != nil {
+		return fmt.Errorf("grid network: %w", err)
+	}
+	set := make(map[string]network.Member, len(ms))
+	for _, m := range ms {
+		set[m.Name] = m
+	}
+	e.sw.mu.Lock()
+	old := e.sw.sw
+	e.sw.sw, e.sw.members = sw, set
+	e.sw.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// ensureMember makes sure the switch hands node its lease, rebuilding the
+// switch if the model changed and no VM is running.
+func (e *Engine) ensureMember(name string) error {
+	_, ms := e.networkPlan()
+	var want *network.Member
+	for i := range ms {
+		if ms[i].Name == name {
+			want = &ms[i]
+		}
+	}
+	if want == nil {
+		return fmt.Errorf("node %s has no address in the grid network", name)
+	}
+	e.sw.mu.Lock()
+	have, ok := e.sw.members[name]
+	e.sw.mu.Unlock()
+	if ok && have == *want {
+		return nil // this node's lease is right, whatever else changed
+	}
+	if e.anyVMRunning() {
+		return fmt.Errorf("node %s was added or readdressed while other nodes run, and the switch's DHCP leases are fixed: stop the grid (gridlord down) and start again", name)
+	}
+	return e.rebuildSwitch()
+}
+
+// anyVMRunning reports whether the supervisor has a live VM.
+func (e *Engine) anyVMRunning() bool {
+	e.mu.Lock()
+	var ids []string
+	for _, n := range e.g.Nodes {
+		ids = append(ids, n.ID.String())
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		if sn := e.sup.Node(id); sn != nil {
+			if s := sn.VM.Info().State; s != qemu.Stopped && s != qemu.Failed {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forward sets up the host-to-guest port forwards of a running node (once
+// per switch).
+func (e *Engine) forward(name string) {
+	sw := e.sw.get()
+	if sw == nil || len(sw.Forwards(name)) > 0 {
+		return
+	}
+	if _, err := sw.ForwardStandard(name, 0); err != nil {
+		e.log.Warn("port forwards", "node", name, "err", err)
+	}
+}

@@ -1,0 +1,421 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gridlord/engine/console"
+	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
+	"gridlord/engine/qemu"
+)
+
+// serveGridfs serves e's file tree on a unix socket (loopback TCP on
+// Windows) until ctx ends.
+func serveGridfs(ctx context.Context, e *Engine, sock string, log *slog.Logger) error {
+	ln, err := gridfs.Listen(sock)
+	if err != nil {
+		return err
+	}
+	return gridfs.Serve(ctx, ln, e, log)
+}
+
+// run runs op on the engine's context, so that it completes even when the
+// caller (a gridfs client that died, a cancelled CLI) stops waiting; the
+// caller's ctx only bounds the wait.
+func (e *Engine) run(ctx context.Context, op func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- op(e.ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w (the command keeps running in the engine)", ctx.Err())
+	}
+}
+
+// GridJSON returns the current grid.json bytes.
+func (e *Engine) GridJSON() ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.g.Marshal()
+}
+
+// Grid returns a copy of the model.
+func (e *Engine) Grid() (*grid.Grid, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.g.Copy()
+}
+
+// Nodes returns node names in grid order.
+func (e *Engine) Nodes() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.namesLocked()
+}
+
+// gridVerbs lists the grid commands for error messages.
+const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, move NODE X Y, arrange, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
+
+// Ctl runs one grid command (see gridfs.Engine).
+func (e *Engine) Ctl(ctx context.Context, words []string) error {
+	if len(words) == 0 {
+		return fmt.Errorf("empty command; verbs: %s", gridVerbs)
+	}
+	args := words[1:]
+	need := func(n int) error {
+		if len(args) != n {
+			return fmt.Errorf("%s takes %d arguments; verbs: %s", words[0], n, gridVerbs)
+		}
+		return nil
+	}
+	switch words[0] {
+	case "up":
+		return e.run(ctx, func(c context.Context) error { return e.Start(c) })
+	case "down":
+		return e.run(ctx, func(c context.Context) error { return e.Stop(c, false) })
+	case "add":
+		if len(args) < 2 || len(args) > 3 {
+			return need(3)
+		}
+		spec := grid.NodeSpec{Kind: grid.Kind(args[0]), Name: args[1]}
+		if len(args) == 3 {
+			spec.Seed = args[2]
+		}
+		return e.edit(func(g *grid.Grid) error { _, err := g.AddNode(spec); return err })
+	case "remove":
+		if err := need(1); err != nil {
+			return err
+		}
+		return e.remove(args[0])
+	case "clone":
+		if err := need(2); err != nil {
+			return err
+		}
+		return e.run(ctx, func(c context.Context) error { _, err := e.Clone(c, args[0], args[1]); return err })
+	case "wire":
+		if err := need(2); err != nil {
+			return err
+		}
+		return e.edit(func(g *grid.Grid) error { _, err := g.Wire(args[0], args[1]); return err })
+	case "unwire":
+		if err := need(2); err != nil {
+			return err
+		}
+		return e.edit(func(g *grid.Grid) error { return g.Unwire(args[0], args[1]) })
+	case "move":
+		if err := need(3); err != nil {
+			return err
+		}
+		x, err1 := strconv.ParseFloat(args[1], 64)
+		y, err2 := strconv.ParseFloat(args[2], 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("move %s: bad position: %w", args[0], err)
+		}
+		return e.edit(func(g *grid.Grid) error { return g.Move(args[0], x, y) })
+	case "arrange":
+		return e.edit(func(g *grid.Grid) error { g.Arrange(); return nil })
+	case "seed":
+		if len(args) < 3 || args[0] != "import" {
+			return fmt.Errorf("usage: seed import NAME PATH [key=value ...]; verbs: %s", gridVerbs)
+		}
+		opts, err := parseImportOptions(args[3:])
+		if err != nil {
+			return err
+		}
+		return e.run(ctx, func(c context.Context) error { _, err := e.ImportSeed(c, args[1], args[2], opts); return err })
+	}
+	return fmt.Errorf("unknown grid command %q; verbs: %s", words[0], gridVerbs)
+}
+
+// parseImportOptions reads seed import's key=value options.
+func parseImportOptions(kvs []string) (ImportOptions, error) {
+	var o ImportOptions
+	var b DirectBoot
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return o, fmt.Errorf("seed import: option %q is not key=value", kv)
+		}
+		switch k {
+		case "like":
+			o.Like = v
+		case "kernel":
+			b.Kernel = v
+		case "initrd":
+			b.Initrd = v
+		case "append":
+			b.Append = v
+		case "ready":
+			b.Ready = v
+		case "nic":
+			b.NIC = v
+		case "arch":
+			b.Arch = v
+		case "setup":
+			kind, line, ok := strings.Cut(v, ":")
+			if !ok || !grid.Kind(kind).Valid() {
+				return o, fmt.Errorf("seed import: setup=%q must be KIND:LINE with a node kind", v)
+			}
+			if b.Setup == nil {
+				b.Setup = map[string][]string{}
+			}
+			b.Setup[kind] = append(b.Setup[kind], line)
+		default:
+			return o, fmt.Errorf("seed import: unknown option %q (like, kernel, initrd, append, ready, setup, nic, arch)", k)
+		}
+	}
+	if b.Kernel != "" || b.Initrd != "" || b.Append != "" || b.Ready != "" || b.Setup != nil {
+		o.Boot = &b
+	}
+	return o, nil
+}
+
+// edit changes the model, saves it and writes the new configuration to the
+// disks of affected nodes that are stopped; running ones stay pending until
+// their next start.
+func (e *Engine) edit(change func(*grid.Grid) error) error {
+	e.mu.Lock()
+	if err := change(e.g); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	if err := e.saveLocked(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	var pending []nodeRef
+	for _, n := range e.g.Pending() {
+		if n.HasVM() {
+			pending = append(pending, refOf(n))
+		}
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, r := range pending {
+		disk, err := e.DiskPath(r.name)
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(disk); err != nil {
+			continue // configured when its disk is made
+		}
+		_, st, err := e.ref(r.name)
+		if err != nil {
+			continue
+		}
+		if !st.op.TryLock() {
+			continue // busy: its start or reset configures it
+		}
+		if e.vmNode(r.id) == nil {
+			errs = append(errs, e.applyConfig(r.name, disk))
+		}
+		st.op.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// remove deletes a stopped node and its directory.
+func (e *Engine) remove(name string) error {
+	r, st, err := e.ref(name)
+	if err != nil {
+		return err
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	if r.hasVM && e.vmNode(r.id) != nil {
+		return fmt.Errorf("node %s is running: stop it before removing it", name)
+	}
+	e.mu.Lock()
+	n := e.g.Node(name)
+	dir := ""
+	if n != nil {
+		dir = e.g.NodeDir(n)
+	}
+	err = e.g.RemoveNode(name)
+	if err == nil {
+		delete(e.states, r.id)
+		err = e.saveLocked()
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove %s's directory: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// nodeVerbs lists the node commands for error messages.
+const nodeVerbs = "start, stop, poweroff, reset, wire TARGET, unwire TARGET, clone NEWNAME"
+
+// NodeCtl runs one node command (see gridfs.Engine).
+func (e *Engine) NodeCtl(ctx context.Context, node string, words []string) error {
+	if _, _, err := e.ref(node); err != nil {
+		return err
+	}
+	if len(words) == 0 {
+		return fmt.Errorf("empty command; verbs: %s", nodeVerbs)
+	}
+	arg := func() (string, error) {
+		if len(words) != 2 {
+			return "", fmt.Errorf("%s takes one argument; verbs: %s", words[0], nodeVerbs)
+		}
+		return words[1], nil
+	}
+	switch words[0] {
+	case "start":
+		return e.run(ctx, func(c context.Context) error { return e.Start(c, node) })
+	case "stop":
+		return e.run(ctx, func(c context.Context) error { return e.Stop(c, false, node) })
+	case "poweroff":
+		return e.run(ctx, func(c context.Context) error { return e.Stop(c, true, node) })
+	case "reset":
+		return e.run(ctx, func(c context.Context) error { return e.Reset(c, node) })
+	case "wire", "unwire", "clone":
+		a, err := arg()
+		if err != nil {
+			return err
+		}
+		return e.Ctl(ctx, []string{words[0], node, a})
+	}
+	return fmt.Errorf("unknown node command %q; verbs: %s", words[0], nodeVerbs)
+}
+
+// NodeStatus is the node's one-line state: "STATE kind=K ip=IP pid=PID
+// pending=BOOL [fwd=GUESTPORT:HOST,...] [err=\"...\"]".
+func (e *Engine) NodeStatus(node string) (string, error) {
+	r, _, err := e.ref(node)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	n := e.g.Node(node)
+	st := e.stateLocked(r.id)
+	state, msg := st.state, st.err
+	pending := n.Pending()
+	e.mu.Unlock()
+	var b strings.Builder
+	if !r.hasVM {
+		fmt.Fprintf(&b, "%s kind=venti embedded=true ip=%s addr=%s", StateRunning, r.ip, e.VentiAddr())
+		return b.String(), nil
+	}
+	pid := 0
+	if sn := e.sup.Node(r.id.String()); sn != nil {
+		info := sn.VM.Info()
+		if info.State != qemu.Stopped && info.State != qemu.Failed {
+			pid = info.PID
+			if state == StateStopped || state == StateFailed {
+				state = StateRunning
+			}
+		} else if state == StateRunning {
+			state = StateStopped
+		}
+	}
+	fmt.Fprintf(&b, "%s kind=%s ip=%s pid=%d pending=%t", state, r.kind, r.ip, pid, pending)
+	if sw := e.sw.get(); sw != nil && pid != 0 {
+		var fw []string
+		for _, f := range sw.Forwards(node) {
+			fw = append(fw, fmt.Sprintf("%d:%s", f.GuestPort, f.Host))
+		}
+		if len(fw) > 0 {
+			fmt.Fprintf(&b, " fwd=%s", strings.Join(fw, ","))
+		}
+	}
+	if msg != "" {
+		fmt.Fprintf(&b, " err=%q", msg)
+	}
+	return b.String(), nil
+}
+
+// NodeIni returns the plan9.ini on the node's disk, or, before the disk
+// exists, the owned keys it will get.
+func (e *Engine) NodeIni(node string) ([]byte, error) {
+	r, _, err := e.ref(node)
+	if err != nil {
+		return nil, err
+	}
+	if !r.hasVM {
+		return nil, fmt.Errorf("%s is the embedded venti: it has no plan9.ini", node)
+	}
+	disk, err := e.DiskPath(node)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(disk); err == nil {
+		return ReadDiskIni(disk)
+	}
+	e.mu.Lock()
+	cfg, err := e.g.Config(node)
+	e.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, kv := range cfg.Ini {
+		fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value)
+	}
+	return []byte(b.String()), nil
+}
+
+// Console returns the console hub of a node whose VM this engine runs.
+func (e *Engine) Console(node string) (*console.Hub, error) {
+	r, _, err := e.ref(node)
+	if err != nil {
+		return nil, err
+	}
+	if !r.hasVM {
+		return nil, fmt.Errorf("%s is the embedded venti: it has no console", node)
+	}
+	sn := e.sup.Node(r.id.String())
+	if sn == nil {
+		return nil, fmt.Errorf("node %s has not been started by this engine: no console", node)
+	}
+	return sn.Console, nil
+}
+
+// NodeLog returns the node's console log on disk.
+func (e *Engine) NodeLog(node string) ([]byte, error) {
+	e.mu.Lock()
+	n := e.g.Node(node)
+	var dir string
+	if n != nil {
+		dir = e.g.NodeDir(n)
+	}
+	e.mu.Unlock()
+	if n == nil {
+		return nil, fmt.Errorf("no node %s in the grid", node)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, qemu.FileConsoleLog))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// VentiStats returns the embedded venti's statistics as "key value" lines.
+func (e *Engine) VentiStats() ([]byte, error) {
+	s := e.store.Stats()
+	var b strings.Builder
+	fmt.Fprintf(&b, "addr %s\n", e.VentiAddr())
+	fmt.Fprintf(&b, "dir %s\n", e.store.Dir())
+	fmt.Fprintf(&b, "blocks %d\n", s.Blocks)
+	fmt.Fprintf(&b, "storedbytes %d\n", s.StoredBytes)
+	fmt.Fprintf(&b, "logbytes %d\n", s.LogBytes)
+	fmt.Fprintf(&b, "arenas %d\n", s.Arenas)
+	fmt.Fprintf(&b, "clientwrites %d\n", s.ClientWrites)
+	fmt.Fprintf(&b, "clientbytes %d\n", s.ClientBytes)
+	fmt.Fprintf(&b, "dedupratio %.3f\n", s.DedupRatio)
+	fmt.Fprintf(&b, "indexentries %d\n", s.IndexEntries)
+	return []byte(b.String()), nil
+}

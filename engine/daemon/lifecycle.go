@@ -1,0 +1,416 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"gridlord/engine/console"
+	"gridlord/engine/grid"
+	"gridlord/engine/qemu"
+	"gridlord/images"
+)
+
+// plan9Prompt is the console prompt of a booted Plan 9 cpu or auth server:
+// its sysname and "# " (plan9-grid-roles.md: "cpuc# ").
+var plan9Prompt = regexp.MustCompile(`[A-Za-z0-9.\-]+# `)
+
+// fshaltDone matches the end of fshalt on a fossil's console (or, on a
+// stand-in guest, the shell's complaint that there is no fshalt).
+var fshaltDone = regexp.MustCompile(`(?i)done halting|halted|fshalt: not found`)
+
+// nodeRef is what a lifecycle step needs to know about a node, copied out
+// of the model under e.mu.
+type nodeRef struct {
+	id       uuid.UUID
+	name     string
+	kind     grid.Kind
+	hasVM    bool
+	ip       string
+	mac      string
+	memoryMB int
+	seed     string
+}
+
+// ref looks a node up by name.
+func (e *Engine) ref(name string) (nodeRef, *nodeState, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.g.Node(name)
+	if n == nil {
+		return nodeRef{}, nil, fmt.Errorf("no node %s in the grid (nodes: %s)", name, strings.Join(e.namesLocked(), ", "))
+	}
+	return refOf(n), e.stateLocked(n.ID), nil
+}
+
+func refOf(n *grid.Node) nodeRef {
+	r := nodeRef{id: n.ID, name: n.Name, kind: n.Kind, hasVM: n.HasVM(), mac: n.MAC.String(), memoryMB: n.MemoryMB, seed: n.Seed}
+	if n.IP.IsValid() {
+		r.ip = n.IP.String()
+	}
+	return r
+}
+
+// namesLocked lists node names; e.mu must be held.
+func (e *Engine) namesLocked() []string {
+	var s []string
+	for _, n := range e.g.Nodes {
+		s = append(s, n.Name)
+	}
+	return s
+}
+
+// vmNode returns the supervisor's live node for id, or nil.
+func (e *Engine) vmNode(id uuid.UUID) *qemu.Node {
+	sn := e.sup.Node(id.String())
+	if sn == nil {
+		return nil
+	}
+	if s := sn.VM.Info().State; s == qemu.Stopped || s == qemu.Failed {
+		return nil
+	}
+	return sn
+}
+
+// Start starts the named nodes and everything they depend on, dependencies
+// first (grid.StartOrder), each waiting for the one before it to be ready.
+// With no names it starts the whole grid.
+func (e *Engine) Start(ctx context.Context, names ...string) error {
+	e.mu.Lock()
+	order, err := e.g.StartOrder(names...)
+	var refs []nodeRef
+	if err == nil {
+		for _, p := range e.g.Check() {
+			if p.Severity != grid.SeverityError {
+				continue
+			}
+			for _, n := range order {
+				if n.Name == p.Node {
+					err = errors.Join(err, fmt.Errorf("cannot start %s: %s", p.Node, p.Message))
+				}
+			}
+		}
+		for _, n := range order {
+			refs = append(refs, refOf(n))
+		}
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, r := range refs {
+		if !r.hasVM {
+			continue // the embedded venti is up while the engine is
+		}
+		if err := e.startOne(ctx, r.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startOne prepares, boots and waits for one node.
+func (e *Engine) startOne(ctx context.Context, name string) error {
+	r, st, err := e.ref(name)
+	if err != nil {
+		return err
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	if e.vmNode(r.id) != nil {
+		return nil
+	}
+	e.setState(r.id, StateStarting, "")
+	fail := func(err error) error {
+		e.setState(r.id, StateFailed, err.Error())
+		return err
+	}
+	if err := e.prepareDisk(ctx, name, false); err != nil {
+		return fail(err)
+	}
+	if err := e.ensureMember(name); err != nil {
+		return fail(err)
+	}
+	spec, boot, err := e.vmSpec(name)
+	if err != nil {
+		return fail(err)
+	}
+	e.log.Info("starting node", "node", name, "kind", r.kind)
+	vn, err := e.sup.Start(ctx, spec)
+	if err != nil {
+		return fail(fmt.Errorf("start %s: %w", name, err))
+	}
+	e.forward(name)
+	if err := e.waitReady(ctx, r, vn, boot); err != nil {
+		e.log.Warn("node did not become ready; powering it off", "node", name, "err", err)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		e.sup.Stop(sctx, r.id.String(), 0)
+		cancel()
+		return fail(err)
+	}
+	e.setState(r.id, StateRunning, "")
+	e.log.Info("node ready", "node", name)
+	return nil
+}
+
+// vmSpec builds the QEMU spec of a node; boot is its seed's direct boot
+// record, if any.
+func (e *Engine) vmSpec(name string) (qemu.Spec, *DirectBoot, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.g.Node(name)
+	if n == nil {
+		return qemu.Spec{}, nil, fmt.Errorf("no node %s", name)
+	}
+	seed, err := e.g.Seed(n.Seed)
+	if err != nil {
+		return qemu.Spec{}, nil, err
+	}
+	arch := seed.Arch
+	var boot *DirectBoot
+	if b, ok := e.boot[n.Seed]; ok {
+		boot = &b
+		if b.Arch != "" {
+			arch = images.Arch(b.Arch)
+		}
+	}
+	spec := qemu.Spec{
+		Name:      n.ID.String(),
+		UUID:      n.ID.String(),
+		Arch:      qemuArch(arch),
+		MemoryMiB: n.MemoryMB,
+		Disks:     []qemu.Disk{{Path: e.g.NodeDir(n) + "/" + DiskName, Format: "qcow2", Bus: qemu.Bus(seed.DiskBus)}},
+		NICs:      []qemu.NIC{{Model: seed.NIC, MAC: n.MAC.String()}},
+	}
+	if boot != nil {
+		spec.Kernel, spec.Initrd = boot.Kernel, boot.Initrd
+		spec.Append = strings.ReplaceAll(boot.Append, "{name}", n.Name)
+		if boot.NIC != "" {
+			spec.NICs[0].Model = boot.NIC
+		}
+	}
+	return spec, boot, nil
+}
+
+// qemuArch maps a seed architecture to QEMU's.
+func qemuArch(a images.Arch) string {
+	if a == images.Arch386 {
+		return "i386"
+	}
+	return "x86_64"
+}
+
+// waitReady waits until the node serves what its kind serves: for a
+// direct-boot seed its ready line (then its setup lines are typed); a
+// fossil's 564 (auth 567, venti VM 17034) accepting from the gateway; a
+// Plan 9 cpu's console prompt.
+func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *DirectBoot) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
+	defer cancel()
+	go func() { // a VM that dies stops the wait at once
+		select {
+		case <-vn.VM.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	failed := func(what string, err error) error {
+		if info := vn.VM.Info(); info.State == qemu.Failed || info.State == qemu.Stopped {
+			what += fmt.Sprintf(" (QEMU ended: %s %s)", info.Exit, info.Err)
+		}
+		return fmt.Errorf("node %s: %s: %v; console tail:\n%s", r.name, what, err, strings.Join(vn.Console.LastLines(20), "\n"))
+	}
+	ex := console.NewExpecter(vn.Console, true)
+	defer ex.Close()
+	if boot != nil {
+		if _, err := ex.Expect(ctx, regexp.MustCompile(boot.Ready), 0); err != nil {
+			return failed("no ready line "+strconv.Quote(boot.Ready), err)
+		}
+		for _, line := range boot.Setup[string(r.kind)] {
+			if err := ex.SendLine(line); err != nil {
+				return failed("type setup line", err)
+			}
+		}
+	}
+	port := 0
+	switch {
+	case r.kind.IsFossil():
+		port = grid.FossilPort
+	case r.kind == grid.KindAuth:
+		port = grid.AuthPort
+	case r.kind == grid.KindVenti:
+		port = grid.VentiPort
+	}
+	if port == 0 {
+		if boot != nil {
+			return nil
+		}
+		if _, err := ex.Expect(ctx, plan9Prompt, 0); err != nil {
+			return failed("no console prompt", err)
+		}
+		return nil
+	}
+	addr := net.JoinHostPort(r.ip, strconv.Itoa(port))
+	var last error
+	for {
+		if sw := e.sw.get(); sw != nil {
+			dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+			c, err := sw.DialGuest(dctx, addr)
+			dcancel()
+			if err == nil {
+				c.Close()
+				return nil
+			}
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return failed(fmt.Sprintf("%s does not accept connections", addr), errors.Join(ctx.Err(), last))
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Stop stops the named nodes and everything that depends on them,
+// dependants first (grid.StopOrder); with no names the whole grid. A fossil
+// is halted from its console (fshalt) before QEMU quits; with poweroff every
+// VM is ended at once.
+func (e *Engine) Stop(ctx context.Context, poweroff bool, names ...string) error {
+	e.mu.Lock()
+	order, err := e.g.StopOrder(names...)
+	var refs []nodeRef
+	for _, n := range order {
+		refs = append(refs, refOf(n))
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range refs {
+		if r.hasVM {
+			errs = append(errs, e.stopOne(ctx, r.name, poweroff))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stopOne stops one node.
+func (e *Engine) stopOne(ctx context.Context, name string, poweroff bool) error {
+	r, st, err := e.ref(name)
+	if err != nil {
+		return err
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	vn := e.vmNode(r.id)
+	if vn == nil {
+		e.mu.Lock()
+		if st.state != StateFailed {
+			st.state, st.err = StateStopped, ""
+		}
+		e.notifyLocked()
+		e.mu.Unlock()
+		return nil
+	}
+	e.setState(r.id, StateStopping, "")
+	grace := 10 * time.Second
+	if poweroff {
+		grace = 0
+	} else if r.kind.IsFossil() {
+		e.log.Info("halting fossil", "node", name)
+		ex := console.NewExpecter(vn.Console, false)
+		err := ex.SendLine("fshalt")
+		if err == nil {
+			_, err = ex.Expect(ctx, fshaltDone, e.opts.StopTimeout)
+		}
+		ex.Close()
+		if err != nil {
+			e.log.Warn("fshalt did not finish; quitting QEMU anyway", "node", name, "err", err)
+		}
+		grace = 2 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+30*time.Second)
+	defer cancel()
+	if err := e.sup.Stop(sctx, r.id.String(), grace); err != nil {
+		e.setState(r.id, StateFailed, err.Error())
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	e.setState(r.id, StateStopped, "")
+	e.log.Info("node stopped", "node", name)
+	// Changes made while it ran go to its disk now.
+	e.mu.Lock()
+	n := e.g.Node(name)
+	pending := n != nil && n.Pending()
+	e.mu.Unlock()
+	if pending {
+		if disk, err := e.DiskPath(name); err == nil {
+			if err := e.applyConfig(name, disk); err != nil {
+				e.log.Warn("writing the pending configuration after stop", "node", name, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Reset recreates a stopped node's disk from its seed and configures it,
+// keeping its links, address and place.
+func (e *Engine) Reset(ctx context.Context, name string) error {
+	r, st, err := e.ref(name)
+	if err != nil {
+		return err
+	}
+	if !r.hasVM {
+		return fmt.Errorf("%s is the embedded venti: it has no disk to reset", name)
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	if e.vmNode(r.id) != nil {
+		return fmt.Errorf("node %s is running: stop it before resetting its disk", name)
+	}
+	if err := e.prepareDisk(ctx, name, true); err != nil {
+		e.setState(r.id, StateFailed, err.Error())
+		return err
+	}
+	e.setState(r.id, StateStopped, "")
+	return nil
+}
+
+// Clone adds a node like src (same kind, seed and links; new name, address
+// and MAC) whose disk is a copy of src's (src must be stopped) or, if src has
+// no disk yet, a clone of the seed.
+func (e *Engine) Clone(ctx context.Context, src, name string) (string, error) {
+	r, st, err := e.ref(src)
+	if err != nil {
+		return "", err
+	}
+	if !r.hasVM {
+		return "", fmt.Errorf("%s is the embedded venti: add a venti node instead of cloning it", src)
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	if e.vmNode(r.id) != nil {
+		return "", fmt.Errorf("node %s is running: stop it first, its disk is copied while it is stopped", src)
+	}
+	e.mu.Lock()
+	n, err := e.g.CloneNode(src, name)
+	if err == nil {
+		name = n.Name
+		err = e.saveLocked()
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if err := e.prepareDisk(ctx, name, false); err != nil {
+		return name, err
+	}
+	return name, nil
+}

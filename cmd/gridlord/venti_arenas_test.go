@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,13 +14,18 @@ import (
 	"time"
 
 	"gridlord/engine/venti"
+	"gridlord/testing/p9pdata"
 )
 
 // TestVentiServeArenas serves the real plan9port arena partition read-only
 // and reads every block plan9port's clients wrote back over the protocol.
 func TestVentiServeArenas(t *testing.T) {
+	raw, err := p9pdata.Arenas()
+	if err != nil {
+		t.Fatal(err)
+	}
 	arenas := filepath.Join(t.TempDir(), "arenas")
-	if err := os.WriteFile(arenas, gunzipArenas(t), 0o644); err != nil {
+	if err := os.WriteFile(arenas, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -29,7 +33,9 @@ func TestVentiServeArenas(t *testing.T) {
 	var errOut bytes.Buffer
 	env := &cmdEnv{stdin: strings.NewReader(""), stdout: pw, stderr: &errOut, log: slog.New(slog.NewTextHandler(&errOut, nil))}
 	done := make(chan int, 1)
-	go func() { done <- runMain(ctx, env, []string{"venti", "serve", "-addr", "127.0.0.1:0", "-arenas", arenas}) }()
+	go func() {
+		done <- runMain(ctx, env, []string{"venti", "serve", "-addr", "127.0.0.1:0", "-arenas", arenas})
+	}()
 	defer func() {
 		cancel()
 		pr.Close()
@@ -54,25 +60,20 @@ func TestVentiServeArenas(t *testing.T) {
 	}
 	defer c.Close()
 
-	bin, err := os.ReadFile(filepath.Join(p9pVentiDir, "blocks.bin"))
+	blocks, err := p9pdata.Blocks()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for len(bin) > 0 {
-		typ, size := venti.Type(bin[0]), int(binary.BigEndian.Uint32(bin[1:5]))
-		data := bin[5 : 5+size]
-		bin = bin[5+size:]
-		got, err := c.Read(ctx, venti.Sum(data), typ, venti.MaxBlock)
+	for n, b := range blocks {
+		got, err := c.Read(ctx, b.Score, b.Type, venti.MaxBlock)
 		if err != nil {
 			t.Fatalf("block %d: %v", n, err)
 		}
-		if !bytes.Equal(got, data) {
-			t.Fatalf("block %d (%v): served bytes differ", n, venti.Sum(data))
+		if !bytes.Equal(got, b.Data) {
+			t.Fatalf("block %d (%v): served bytes differ", n, b.Score)
 		}
-		n++
 	}
-	if n != 59 {
+	if n := len(blocks); n != 59 {
 		t.Fatalf("blocks.bin held %d blocks, want 59", n)
 	}
 	_, err = c.Write(ctx, venti.DataType, []byte("not stored"))

@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,9 +11,8 @@ import (
 
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
+	"gridlord/testing/p9pdata"
 )
-
-const p9pVentiDir = "../../../shared/testdata/plan9port-venti"
 
 // runInProcess runs "gridlord args..." in this process.
 func runInProcess(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -27,24 +23,6 @@ func runInProcess(t *testing.T, args ...string) (stdout, stderr string, code int
 	return o.String(), e.String(), code
 }
 
-func gunzipArenas(t *testing.T) []byte {
-	t.Helper()
-	f, err := os.Open(filepath.Join(p9pVentiDir, "arenas.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestVentiImportCommand imports the real plan9port arenas into a store
 // directory, checks every block of blocks.bin is there, imports again
 // (nothing written), and imports a corrupted copy (the bad clump named on
@@ -52,7 +30,10 @@ func gunzipArenas(t *testing.T) []byte {
 func TestVentiImportCommand(t *testing.T) {
 	dir := t.TempDir()
 	arenas := filepath.Join(dir, "arenas")
-	raw := gunzipArenas(t)
+	raw, err := p9pdata.Arenas()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(arenas, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -73,25 +54,20 @@ func TestVentiImportCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := os.ReadFile(filepath.Join(p9pVentiDir, "blocks.bin"))
+	blocks, err := p9pdata.Blocks()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for len(bin) > 0 {
-		ty, size := venti.Type(bin[0]), binary.BigEndian.Uint32(bin[1:])
-		data := bin[5 : 5+size]
-		bin = bin[5+size:]
-		got, err := st.Read(context.Background(), venti.Sum(data), ty, venti.MaxBlock)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("block %v/%v: %v", venti.Sum(data), ty, err)
+	for _, b := range blocks {
+		got, err := st.Read(context.Background(), b.Score, b.Type, venti.MaxBlock)
+		if err != nil || !bytes.Equal(got, b.Data) {
+			t.Errorf("block %v/%v: %v", b.Score, b.Type, err)
 		}
-		n++
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n != 59 {
+	if n := len(blocks); n != 59 {
 		t.Errorf("blocks.bin has %d blocks", n)
 	}
 

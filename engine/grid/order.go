@@ -11,27 +11,7 @@ import (
 // that root from it). With no names it orders the whole grid. Links always
 // point down the layers venti ← fossil ← cpu → auth, so there are no cycles.
 func (g *Grid) StartOrder(names ...string) ([]*Node, error) {
-	start, err := g.nodesNamed(names)
-	if err != nil {
-		return nil, fmt.Errorf("start order: %w", err)
-	}
-	var out []*Node
-	done := map[*Node]bool{}
-	var visit func(n *Node)
-	visit = func(n *Node) {
-		if done[n] {
-			return
-		}
-		done[n] = true
-		for _, d := range g.Dependencies(n) {
-			visit(d)
-		}
-		out = append(out, n)
-	}
-	for _, n := range start {
-		visit(n)
-	}
-	return out, nil
+	return g.closureOrder("start order", g.Dependencies, names)
 }
 
 // StopOrder returns the named nodes together with everything that depends
@@ -39,9 +19,17 @@ func (g *Grid) StartOrder(names ...string) ([]*Node, error) {
 // before their fossil, a fossil before its venti). With no names it orders
 // the whole grid.
 func (g *Grid) StopOrder(names ...string) ([]*Node, error) {
-	stop, err := g.nodesNamed(names)
+	return g.closureOrder("stop order", g.Dependants, names)
+}
+
+// closureOrder returns the named nodes (all nodes if none) together with
+// every node reachable from them through next, each after all of those it
+// reaches: a depth-first post-order, visiting the start nodes and next's
+// results in their given order. what prefixes errors.
+func (g *Grid) closureOrder(what string, next func(*Node) []*Node, names []string) ([]*Node, error) {
+	start, err := g.nodesNamed(names)
 	if err != nil {
-		return nil, fmt.Errorf("stop order: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	var out []*Node
 	done := map[*Node]bool{}
@@ -51,12 +39,12 @@ func (g *Grid) StopOrder(names ...string) ([]*Node, error) {
 			return
 		}
 		done[n] = true
-		for _, d := range g.Dependants(n) {
+		for _, d := range next(n) {
 			visit(d)
 		}
 		out = append(out, n)
 	}
-	for _, n := range stop {
+	for _, n := range start {
 		visit(n)
 	}
 	return out, nil

@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 
+	"gridlord/engine/internal/atomicfile"
 	"gridlord/images"
 )
 
@@ -273,59 +273,14 @@ func (g *Grid) Save() error {
 		if _, err := parse(old); err != nil {
 			backup = BadName
 		}
-		if err := writeAtomic(filepath.Join(g.dir, backup), old); err != nil {
+		if err := atomicfile.Write(filepath.Join(g.dir, backup), old, 0o644); err != nil {
 			return fmt.Errorf("save grid: back up %s: %w", path, err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("save grid: %w", err)
 	}
-	if err := writeAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("save grid: %w", err)
 	}
 	return nil
 }
-
-// writeAtomic replaces path with data: write path+".tmp", fsync, rename,
-// fsync the directory. Only one writer per path may run at a time.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a directory so a rename in it is durable. Windows cannot
-// open directories for syncing; there the rename is all we can do.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !isSyncUnsupported(err) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
-// isSyncUnsupported reports errors from fsync on a directory that mean the
-// OS does not support it.
-func isSyncUnsupported(err error) bool {
-	var pe *fs.PathError
-	return errors.As(err, &pe) && (errors.Is(err, errors.ErrUnsupported) || pe.Op == "sync" && isWindows())
-}
-
-func isWindows() bool { return runtime.GOOS == "windows" }

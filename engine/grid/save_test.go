@@ -174,8 +174,14 @@ func TestSaveBackup(t *testing.T) {
 	if now, _ := os.ReadFile(filepath.Join(dir, FileName)); !bytes.Equal(now, second) {
 		t.Error("a refused save changed grid.json")
 	}
-	if _, err := os.Stat(filepath.Join(dir, FileName+".tmp")); err == nil {
-		t.Error("temporary file left behind")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != FileName && e.Name() != BackupName {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
 	}
 	// grid.json broken behind the grid's back: the save sets it aside and
 	// keeps the good backup.

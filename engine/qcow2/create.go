@@ -11,6 +11,8 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+
+	"gridlord/engine/internal/atomicfile"
 )
 
 // DefaultClusterSize is the cluster size of images we create unless told
@@ -198,16 +200,11 @@ func atomicCreate(path string, fill func(*os.File) error) (err error) {
 			return fmt.Errorf("create %s: %w", path, err)
 		}
 	}
-	syncDir(dir)
-	return nil
-}
-
-// syncDir makes a new directory entry durable where the platform allows.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // not supported everywhere (Windows); best effort
-		d.Close()
+	// Make the new directory entry durable (where the OS can).
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
 	}
+	return nil
 }
 
 // Progress reports how many bytes of the virtual disk have been done.

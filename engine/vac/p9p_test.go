@@ -1,28 +1,20 @@
 package vac
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha1"
-	"encoding/binary"
 	"encoding/hex"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"gridlord/engine/venti"
+	"gridlord/testing/p9pdata"
 )
 
-// Tests against real plan9port vac output (see testdata/p9p/README.md).
-
-const p9pDir = "testdata/p9p"
+// Tests against real plan9port vac output (package p9pdata).
 
 type p9pBlock struct {
 	t    venti.Type
@@ -30,102 +22,37 @@ type p9pBlock struct {
 	data []byte
 }
 
-// loadP9P loads blocks.bin into a memory store, each block under its wire
-// type, and returns the store and the blocks.
+// loadP9P loads the blocks of p9pdata into a memory store, each block under
+// its wire type, and returns the store and the blocks.
 func loadP9P(t testing.TB) (*venti.MemStore, []p9pBlock) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(p9pDir, "blocks.bin"))
+	raw, err := p9pdata.Blocks()
 	if err != nil {
 		t.Fatalf("plan9port test data: %v", err)
 	}
 	st := venti.NewMemStore()
 	var blocks []p9pBlock
 	ctx := context.Background()
-	for len(raw) > 0 {
-		if len(raw) < 5 {
-			t.Fatalf("blocks.bin: %d trailing bytes", len(raw))
-		}
-		ty := venti.Type(raw[0])
-		n := int(binary.BigEndian.Uint32(raw[1:]))
-		data := raw[5 : 5+n]
-		raw = raw[5+n:]
-		s, err := st.Write(ctx, ty, data)
+	for _, b := range raw {
+		s, err := st.Write(ctx, b.Type, b.Data)
 		if err != nil {
 			t.Fatalf("load block: %v", err)
 		}
-		blocks = append(blocks, p9pBlock{ty, s, data})
+		if s != b.Score {
+			t.Fatalf("load block: stored as %v, blocks.txt says %v", s, b.Score)
+		}
+		blocks = append(blocks, p9pBlock{b.Type, s, b.Data})
 	}
 	return st, blocks
 }
 
 func p9pScore(t testing.TB, name string) venti.Score {
 	t.Helper()
-	s, err := ReadScoreFile(filepath.Join(p9pDir, name))
+	s, err := ReadScoreFile(p9pdata.Path(name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// p9pSHA1s reads tree.sha1: path -> hex SHA-1.
-func p9pSHA1s(t *testing.T) map[string]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(p9pDir, "tree.sha1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 2 {
-			m[fields[1]] = fields[0]
-		}
-	}
-	return m
-}
-
-func fileSHA1(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha1.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// checkTree verifies a restored tree/ against tree.sha1 and the modes and
-// mtime the README promises.
-func checkTree(t *testing.T, dir string) {
-	t.Helper()
-	for p, want := range p9pSHA1s(t) {
-		if got := fileSHA1(t, filepath.Join(dir, p)); got != want {
-			t.Errorf("%s: sha1 %s, want %s", p, got, want)
-		}
-	}
-	modes := map[string]os.FileMode{"tree/dir/sub/deep.txt": 0o640, "tree/bin/random.bin": 0o755, "tree/README": 0o644, "tree/dir": 0o755}
-	for p, want := range modes {
-		fi, err := os.Stat(filepath.Join(dir, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != want {
-			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
-		}
-	}
-	fi, err := os.Stat(filepath.Join(dir, "tree/README"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC); !fi.ModTime().Equal(want) {
-		t.Errorf("README mtime %v, want %v", fi.ModTime().UTC(), want)
-	}
 }
 
 func TestP9PTreeRestore(t *testing.T) {
@@ -139,7 +66,9 @@ func TestP9PTreeRestore(t *testing.T) {
 	if err := Restore(ctx, a, dir, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	checkTree(t, dir)
+	if err := p9pdata.CheckTree(dir); err != nil {
+		t.Error(err)
+	}
 	// The root directory record carries the QidSpace fossil needs.
 	if d := a.Root().DirEntry(); !d.QidSpace || d.QidMax != 14 || d.Elem != "/" {
 		t.Errorf("root dir entry %+v: want QidSpace 0..14", d)
@@ -187,60 +116,6 @@ func TestP9PSparseCat(t *testing.T) {
 
 func sha1Of(b []byte) []byte { s := sha1.Sum(b); return s[:] }
 
-// extractTree unpacks tree.tar.gz into dir with modes and mtimes.
-func extractTree(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Open(filepath.Join(p9pDir, "tree.tar.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	type dirTime struct {
-		p string
-		m time.Time
-	}
-	var dirs []dirTime
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			dirs = append(dirs, dirTime{p, h.ModTime})
-		case tar.TypeReg:
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(p, os.FileMode(h.Mode).Perm()); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chtimes(p, h.ModTime, h.ModTime); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		os.Chtimes(dirs[i].p, dirs[i].m, dirs[i].m)
-	}
-}
-
 // TestP9PDataTreesMatch archives the same tree with our code and checks
 // that every file's data tree has the score, depth and size p9p wrote, and
 // that our archive restores to the same tree.
@@ -248,7 +123,9 @@ func TestP9PDataTreesMatch(t *testing.T) {
 	pst, _ := loadP9P(t)
 	ctx := context.Background()
 	src := t.TempDir()
-	extractTree(t, src)
+	if err := p9pdata.ExtractTree(src); err != nil {
+		t.Fatal(err)
+	}
 	st := venti.NewMemStore()
 	score, err := Create(ctx, st, []string{filepath.Join(src, "tree")}, Options{})
 	if err != nil {
@@ -293,7 +170,9 @@ func TestP9PDataTreesMatch(t *testing.T) {
 	if err := Restore(ctx, ours, dir, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	checkTree(t, dir)
+	if err := p9pdata.CheckTree(dir); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestP9PIncremental archives the tree against p9p's own archive (vac -d):
@@ -303,7 +182,9 @@ func TestP9PIncremental(t *testing.T) {
 	pst, _ := loadP9P(t)
 	ctx := context.Background()
 	src := t.TempDir()
-	extractTree(t, src)
+	if err := p9pdata.ExtractTree(src); err != nil {
+		t.Fatal(err)
+	}
 	prev, err := Open(ctx, pst, p9pScore(t, "tree.vac"))
 	if err != nil {
 		t.Fatal(err)

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"gridlord/engine/internal/atomicfile"
 	"gridlord/engine/venti"
 )
 
@@ -47,33 +47,11 @@ func ReadScoreFile(name string) (venti.Score, error) {
 	return s, nil
 }
 
-// WriteScoreFile writes "vac:<score>\n" to name atomically (temporary file,
-// fsync, rename).
-func WriteScoreFile(name string, s venti.Score) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
+// WriteScoreFile writes "vac:<score>\n" to name atomically (temporary
+// file, fsync, rename, fsync of the directory; see atomicfile.Write).
+func WriteScoreFile(name string, s venti.Score) error {
+	if err := atomicfile.Write(name, []byte(FormatScore(s)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write vac file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := fmt.Fprintln(tmp, FormatScore(s)); err != nil {
-		return fmt.Errorf("write vac file %s: %w", name, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write vac file %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write vac file %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write vac file %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("write vac file %s: %w", name, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gridlord/engine/venti"
+	"gridlord/testing/p9pdata"
 )
 
 // sampleMessages holds one message of every type.
@@ -209,9 +210,9 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(cat(hx("00 00 00 14 04 00 00 02"), "04", hx("00 09"), "anonymous", hx("00 00 00")), true)
 	f.Add(cat(hx("00 1c 0c 01"), make([]byte, 20), hx("0d 00 00 01 00 00")), true)
 	f.Add(hx("00 00 00 1c 0c 01 da 39 a3 ee 5e 6b 4b 0d 32 55 bf ef 95 60 18 90 af d8 07 09 0d 00 00 01 00 00"), true)
-	if blocks, err := readTestBlocks(); err == nil {
+	if blocks, err := p9pdata.Blocks(); err == nil {
 		for _, b := range blocks[:3] {
-			m := venti.Message{Type: venti.Twrite, Tag: 1, BlockType: b.t, Data: b.data}
+			m := venti.Message{Type: venti.Twrite, Tag: 1, BlockType: b.Type, Data: b.Data}
 			fr, _ := m.Marshal("04")
 			f.Add(fr, true)
 		}

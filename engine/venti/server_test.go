@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"gridlord/engine/venti"
+	"gridlord/testing/p9pdata"
 )
 
 // raw is a test client that speaks bytes to a server.
@@ -172,7 +172,7 @@ func TestWireP9PHello(t *testing.T) {
 }
 
 // A Plan 9 / 9front client speaks only 02: 2-byte frames. The block is the
-// one plan9port's venti/write stored in testdata/README (its real score).
+// one plan9port's venti/write stored (testing/p9pdata/README.md; its real score).
 func TestWire9frontSession(t *testing.T) {
 	r := rawDial(t, serve(t, venti.NewMemStore()))
 	r.write("venti-02-libventi\n")
@@ -404,10 +404,11 @@ func TestWireSyncWaitsForWrites(t *testing.T) {
 	}
 }
 
-// Every block plan9port's vac wrote (testdata/blocks.bin, captured from
-// the wire) goes through client and server and keeps its real score.
+// Every block plan9port's vac wrote (blocks.bin of package p9pdata,
+// captured from the wire) goes through client and server and keeps its
+// real score.
 func TestPlan9portBlocks(t *testing.T) {
-	bin, err := readTestBlocks()
+	bin, err := p9pdata.Blocks()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,74 +417,19 @@ func TestPlan9portBlocks(t *testing.T) {
 			ctx := context.Background()
 			c := dial(t, serve(t, venti.NewMemStore()), venti.WithVersions(v))
 			for i, b := range bin {
-				s, err := c.Write(ctx, b.t, b.data)
-				if err != nil || s != b.score {
-					t.Fatalf("block %d: write gave %v %v, want %v", i, s, err, b.score)
+				s, err := c.Write(ctx, b.Type, b.Data)
+				if err != nil || s != b.Score {
+					t.Fatalf("block %d: write gave %v %v, want %v", i, s, err, b.Score)
 				}
 			}
 			for i, b := range bin {
-				got, err := c.Read(ctx, b.score, b.t, 8192)
-				if err != nil || !bytes.Equal(got, b.data) {
+				got, err := c.Read(ctx, b.Score, b.Type, 8192)
+				if err != nil || !bytes.Equal(got, b.Data) {
 					t.Fatalf("block %d: read back: %v", i, err)
 				}
 			}
 		})
 	}
-}
-
-type testBlock struct {
-	t     venti.Type
-	score venti.Score
-	data  []byte
-}
-
-// readTestBlocks parses testdata/blocks.bin (type[1] length[4] data) and
-// checks it against testdata/blocks.txt (type score length).
-func readTestBlocks() ([]testBlock, error) {
-	bin, err := os.ReadFile("testdata/blocks.bin")
-	if err != nil {
-		return nil, err
-	}
-	txt, err := os.ReadFile("testdata/blocks.txt")
-	if err != nil {
-		return nil, err
-	}
-	var blocks []testBlock
-	for len(bin) > 0 {
-		if len(bin) < 5 {
-			return nil, errors.New("blocks.bin: torn header")
-		}
-		n := int(binary.BigEndian.Uint32(bin[1:5]))
-		if len(bin) < 5+n {
-			return nil, errors.New("blocks.bin: torn block")
-		}
-		blocks = append(blocks, testBlock{t: venti.Type(bin[0]), data: bin[5 : 5+n]})
-		bin = bin[5+n:]
-	}
-	i := 0
-	for _, line := range strings.Split(string(txt), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		var ty, n int
-		var sc string
-		if _, err := fmt.Sscan(line, &ty, &sc, &n); err != nil {
-			return nil, fmt.Errorf("blocks.txt %q: %v", line, err)
-		}
-		s, err := venti.ParseScore(sc)
-		if err != nil {
-			return nil, err
-		}
-		if i >= len(blocks) || blocks[i].t != venti.Type(ty) || len(blocks[i].data) != n {
-			return nil, fmt.Errorf("blocks.txt line %q does not match blocks.bin block %d", line, i)
-		}
-		blocks[i].score = s
-		i++
-	}
-	if i != len(blocks) || i == 0 {
-		return nil, fmt.Errorf("blocks.txt lists %d blocks, blocks.bin holds %d", i, len(blocks))
-	}
-	return blocks, nil
 }
 
 // A client that half-closes after pipelining still gets every reply: the

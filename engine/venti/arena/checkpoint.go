@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"gridlord/engine/internal/atomicfile"
 )
 
 // checkpoint records how far an import got through one arena. Clumps
@@ -68,36 +70,15 @@ func loadCheckpoint(dir string, a *Arena) (checkpoint, error) {
 }
 
 // saveCheckpoint writes cp atomically: a temporary file, fsync, rename,
-// fsync of the directory.
+// fsync of the directory (see atomicfile.Write).
 func saveCheckpoint(dir string, a *Arena, cp checkpoint) error {
 	sort.Ints(cp.Done)
 	b, err := json.MarshalIndent(cp, "", "\t")
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, checkpointName(a))
-	f, err := os.CreateTemp(dir, ".venti-import-*.tmp")
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, checkpointName(a)), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save import checkpoint: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save import checkpoint %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -2,60 +2,42 @@ package arena
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/binary"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"gridlord/engine/venti"
+	"gridlord/testing/p9pdata"
 )
 
-// testdata is the real plan9port venti data shared by the project.
-const testdata = "../../../../shared/testdata/plan9port-venti"
-
-// block is one block of blocks.bin.
+// block is one block of an arena: its type and data.
 type block struct {
 	t    venti.Type
 	data []byte
 }
 
-// realBlocks reads blocks.bin: type[1] length[4 BE] data, in write order.
+// realBlocks returns the blocks of the real plan9port data (p9pdata.Blocks),
+// in write order.
 func realBlocks(t testing.TB) []block {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata, "blocks.bin"))
+	bs, err := p9pdata.Blocks()
 	if err != nil {
-		t.Fatalf("read blocks.bin: %v", err)
+		t.Fatalf("plan9port blocks: %v", err)
 	}
-	var out []block
-	for len(b) > 0 {
-		if len(b) < 5 {
-			t.Fatalf("blocks.bin: %d trailing bytes", len(b))
-		}
-		n := binary.BigEndian.Uint32(b[1:])
-		out = append(out, block{venti.Type(b[0]), b[5 : 5+n]})
-		b = b[5+n:]
+	out := make([]block, len(bs))
+	for i, b := range bs {
+		out[i] = block{b.Type, b.Data}
 	}
 	return out
 }
 
-// realArenas gunzips arenas.gz into a temporary file and returns its bytes
-// and path.
+// realArenas writes the real plan9port arena partition (p9pdata.Arenas)
+// to a temporary file and returns its bytes and path.
 func realArenas(t testing.TB) ([]byte, string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testdata, "arenas.gz"))
+	b, err := p9pdata.Arenas()
 	if err != nil {
-		t.Fatalf("open arenas.gz: %v", err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatalf("gunzip arenas.gz: %v", err)
+		t.Fatalf("plan9port arenas: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "arenas")
 	if err := os.WriteFile(path, b, 0o644); err != nil {

@@ -5,37 +5,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"gridlord/engine/venti"
+	"gridlord/testing/p9pdata"
 )
 
-// listed reads blocks.txt: "type score length" per block.
+// listed returns the blocks of blocks.txt: length by score and type.
 func listed(t testing.TB) map[key]int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata, "blocks.txt"))
+	bs, err := p9pdata.Blocks()
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := make(map[key]int)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 || strings.HasPrefix(line, "#") {
-			continue
-		}
-		ty, _ := strconv.Atoi(f[0])
-		s, err := venti.ParseScore(f[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, _ := strconv.Atoi(f[2])
-		m[key{s, venti.Type(ty)}] = n
+	for _, b := range bs {
+		m[key{b.Score, b.Type}] = len(b.Data)
 	}
 	return m
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 
+	"gridlord/engine/internal/atomicfile"
 	"gridlord/engine/venti"
 )
 
@@ -306,58 +307,42 @@ func (x *index) load(path string) (indexHeader, error) {
 }
 
 // writeCheckpoint writes the entries before covered to dir/index atomically
-// (temporary file, fsync, rename, fsync of the directory). It holds x's
-// read lock only while copying one bucket at a time.
+// (see atomicfile.WriteFunc: temporary file, fsync, rename, fsync of the
+// directory). It holds x's read lock only while copying one bucket at a
+// time.
 func (x *index) writeCheckpoint(dir string, h indexHeader) (int64, error) {
-	tmp, err := os.CreateTemp(dir, indexName+".tmp*")
-	if err != nil {
-		return 0, fmt.Errorf("write index checkpoint: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	fail := func(err error) (int64, error) {
-		tmp.Close()
-		return 0, fmt.Errorf("write index checkpoint %s: %w", tmp.Name(), err)
-	}
-	// The header goes last, once the count and checksum are known.
-	if _, err := tmp.Write(make([]byte, indexHdrSize)); err != nil {
-		return fail(err)
-	}
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	var buf []entry
-	var eb [indexEntrySz]byte
-	for i := range x.buckets {
-		x.mu.RLock()
-		buf = append(buf[:0], x.buckets[i]...)
-		x.mu.RUnlock()
-		for _, e := range buf {
-			if locAddr(e.loc) >= h.covered {
-				continue
-			}
-			binary.BigEndian.PutUint64(eb[:], e.key)
-			binary.BigEndian.PutUint64(eb[8:], e.loc)
-			h.entriesCRC = crc32.Update(h.entriesCRC, castagnoli, eb[:])
-			h.count++
-			if _, err := bw.Write(eb[:]); err != nil {
-				return fail(err)
+	err := atomicfile.WriteFunc(filepath.Join(dir, indexName), 0o600, func(tmp *os.File) error {
+		// The header goes last, once the count and checksum are known.
+		if _, err := tmp.Write(make([]byte, indexHdrSize)); err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(tmp, 1<<20)
+		var buf []entry
+		var eb [indexEntrySz]byte
+		for i := range x.buckets {
+			x.mu.RLock()
+			buf = append(buf[:0], x.buckets[i]...)
+			x.mu.RUnlock()
+			for _, e := range buf {
+				if locAddr(e.loc) >= h.covered {
+					continue
+				}
+				binary.BigEndian.PutUint64(eb[:], e.key)
+				binary.BigEndian.PutUint64(eb[8:], e.loc)
+				h.entriesCRC = crc32.Update(h.entriesCRC, castagnoli, eb[:])
+				h.count++
+				if _, err := bw.Write(eb[:]); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.WriteAt(h.encode(), 0); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, fmt.Errorf("write index checkpoint %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, indexName)); err != nil {
-		return 0, fmt.Errorf("write index checkpoint: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		_, err := tmp.WriteAt(h.encode(), 0)
+		return err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("write index checkpoint: %w", err)
 	}
 	return indexHdrSize + int64(h.count)*indexEntrySz, nil

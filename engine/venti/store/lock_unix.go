@@ -43,17 +43,3 @@ func lockDir(dir string) (*os.File, error) {
 func unlockDir(f *os.File) error {
 	return f.Close() // closing the descriptor drops the flock
 }
-
-// syncDir fsyncs a directory so that file creations and renames in it are
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}

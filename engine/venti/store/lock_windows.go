@@ -43,7 +43,3 @@ func lockDir(dir string) (*os.File, error) {
 
 // unlockDir releases a lock taken by lockDir.
 func unlockDir(f *os.File) error { return f.Close() }
-
-// syncDir is a no-op on Windows, where directories cannot be fsynced and
-// NTFS journals renames itself.
-func syncDir(dir string) error { return nil }

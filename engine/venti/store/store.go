@@ -47,6 +47,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"gridlord/engine/internal/atomicfile"
 	"gridlord/engine/venti"
 )
 
@@ -287,7 +288,7 @@ func (s *Store) createArena(num int) (*arena, error) {
 		err = datasync(f)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = atomicfile.SyncDir(s.dir)
 	}
 	if err != nil {
 		f.Close()
@@ -323,10 +324,9 @@ func (s *Store) open() error {
 	}
 
 	// A crash while writing a checkpoint leaves its temporary file behind.
-	if tmps, _ := filepath.Glob(filepath.Join(s.dir, indexName+".tmp*")); len(tmps) > 0 {
-		for _, p := range tmps {
-			os.Remove(p)
-		}
+	// We hold the directory lock, so no checkpoint is being written.
+	if err := atomicfile.RemoveTemps(filepath.Join(s.dir, indexName)); err != nil {
+		s.opts.log.Warn("venti store: stale index checkpoint files", "err", err)
 	}
 
 	// Load the checkpoint; check that the log still reaches its address.

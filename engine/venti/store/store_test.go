@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -132,6 +133,42 @@ func TestReopen(t *testing.T) {
 	}
 	if s.RAMPerBlock != 16 {
 		t.Fatalf("index RAM %.1f bytes/block after a load, want 16", s.RAMPerBlock)
+	}
+}
+
+// TestCheckpointLeftovers: a temporary index file left by a crash during a
+// checkpoint is removed by the next Open, which still loads the index; a
+// clean Close leaves no temporary file.
+func TestCheckpointLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	st := openT(t, dir)
+	ws := writeN(t, st, 0, 50)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "."+indexName+".123.tmp")
+	if err := os.WriteFile(stale, []byte("torn checkpoint"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st = openT(t, dir)
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale checkpoint file after Open: %v", err)
+	}
+	if r := st.Recovery(); !r.IndexLoaded {
+		t.Errorf("reopen: %+v, want index loaded", r)
+	}
+	readAll(t, st, ws)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left after Close", e.Name())
+		}
 	}
 }
 

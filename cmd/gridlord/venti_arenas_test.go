@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -34,7 +35,9 @@ func TestVentiServeArenas(t *testing.T) {
 	env := &cmdEnv{stdin: strings.NewReader(""), stdout: pw, stderr: &errOut, log: slog.New(slog.NewTextHandler(&errOut, nil))}
 	done := make(chan int, 1)
 	go func() {
-		done <- runMain(ctx, env, []string{"venti", "serve", "-addr", "127.0.0.1:0", "-arenas", arenas})
+		code := runMain(ctx, env, []string{"venti", "serve", "-addr", "127.0.0.1:0", "-arenas", arenas})
+		pw.CloseWithError(fmt.Errorf("venti serve exited with status %d", code))
+		done <- code
 	}()
 	defer func() {
 		cancel()

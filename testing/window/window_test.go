@@ -88,7 +88,10 @@ func TestRealWindowShowsDefaultGrid(t *testing.T) {
 	if err := gui.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { gui.Process.Kill(); gui.Wait(); t.Logf("gridlord output:\n%s", logs.String()) }()
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = gui.Wait(); close(exited) }()
+	defer func() { gui.Process.Kill(); <-exited; t.Logf("gridlord output:\n%s", logs.String()) }()
 
 	// Wait for the window to be mapped, then give it a moment to paint.
 	deadline := time.Now().Add(90 * time.Second)
@@ -100,7 +103,11 @@ func TestRealWindowShowsDefaultGrid(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no Gridlord window appeared on %s; windows:\n%s", display, out)
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-exited:
+			t.Fatalf("gridlord exited (%v) before its window appeared", exitErr)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	time.Sleep(3 * time.Second)
 

@@ -8,7 +8,7 @@ scripts/setup.sh
 [ -x /usr/local/go/bin/go ] && export PATH=/usr/local/go/bin:$PATH
 
 export GRIDLORD_INTEGRATION=1
-fuzztime=${GRIDLORD_FUZZTIME:-8s}
+fuzztime=${GRIDLORD_FUZZTIME:-6s}
 
 echo "== go vet"
 go vet ./...
@@ -17,7 +17,7 @@ echo "== tests (unit + integration)"
 go test -count=1 -timeout 35m ./...
 
 echo "== race detector on the concurrent engine packages"
-go test -count=1 -race -timeout 15m ./engine/venti/... ./engine/console/...
+go test -count=1 -race -timeout 15m ./engine/venti/... ./engine/console/... ./engine/gridfs/... ./engine/internal/...
 
 echo "== fuzz targets, $fuzztime each"
 scripts/fuzz.sh "$fuzztime"

@@ -73,6 +73,7 @@ func commands() []command {
 		{"drawterm", "open drawterm on a cpu node", runGridDrawterm},
 		{"seed import", "store a disk image in the grid's venti as a seed", runSeedImport},
 		{"seed list", "list the seeds the grid knows", runSeedList},
+		{"seed download", "download a catalog seed image and verify its checksum", runSeedDownload},
 	}
 }
 

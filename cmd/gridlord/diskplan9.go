@@ -10,27 +10,7 @@ import (
 	"gridlord/engine/plan9disk"
 	"gridlord/engine/plan9disk/ini"
 	"gridlord/engine/plan9disk/nvram"
-	"gridlord/engine/qcow2"
 )
-
-// openPlan9Disk opens a raw or qcow2 image (qcow2 writes go to the top
-// image of its backing chain) and reads its Plan 9 partition table.
-func openPlan9Disk(path string, writable bool) (*plan9disk.Image, func() error, error) {
-	open := qcow2.OpenReadOnly
-	if writable {
-		open = qcow2.Open
-	}
-	d, err := open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	im, err := plan9disk.Open(d)
-	if err != nil {
-		d.Close()
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return im, d.Close, nil
-}
 
 // runDiskIni implements "gridlord disk ini IMG [key[=value]...]".
 func runDiskIni(_ context.Context, env *cmdEnv, args []string) error {
@@ -65,7 +45,7 @@ func runDiskIni(_ context.Context, env *cmdEnv, args []string) error {
 		return fmt.Errorf("%w: either print keys or change them, not both", errUsage)
 	}
 	writing := len(sets) > 0 || len(dels) > 0
-	im, closeDisk, err := openPlan9Disk(path, writing)
+	im, closeDisk, err := plan9disk.OpenImage(path, writing)
 	if err != nil {
 		return err
 	}
@@ -125,7 +105,7 @@ func runDiskNvram(_ context.Context, env *cmdEnv, args []string) error {
 		return fmt.Errorf("%w: want exactly one image", errUsage)
 	}
 	writing := *authid != "" || *authdom != "" || *pwStdin || *layout != ""
-	im, closeDisk, err := openPlan9Disk(fs.Arg(0), writing)
+	im, closeDisk, err := plan9disk.OpenImage(fs.Arg(0), writing)
 	if err != nil {
 		return err
 	}

@@ -143,6 +143,10 @@ type Seed struct {
 	// Vac is "vac:<score>" once the image is stored in the grid's venti;
 	// empty until then.
 	Vac string `json:"vac,omitempty"`
+	// VentiImported records that the blocks of the image's own venti (its
+	// arenas partition) were copied into the grid's venti at import, so its
+	// fossil's archive lives there.
+	VentiImported bool `json:"ventiImported,omitempty"`
 }
 
 // CanPlay reports whether the seed can boot as the given role.

@@ -18,6 +18,8 @@ import (
 	"gridlord/engine/plan9disk/ini"
 	"gridlord/engine/plan9disk/plan9disktest"
 	"gridlord/engine/qcow2"
+	"gridlord/engine/venti"
+	"gridlord/testing/p9pdata"
 )
 
 // testLog sends engine logs to t.Log.
@@ -356,5 +358,57 @@ func sameButFATTime(t *testing.T, a, b []byte) {
 	}
 	if entry >= 0 {
 		t.Logf("disks differ only in the FAT directory entry at byte %d", entry*32)
+	}
+}
+
+// TestSeedArenasImported imports a seed whose arenas partition holds a real
+// plan9port venti: its blocks land in the grid's venti and the seed records
+// it. The small fixture's arenas partition has no arena data, so it
+// imports nothing (and says so on the seed).
+func TestSeedArenasImported(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newTestGrid(t)
+	if s, _ := e.g.Seed("p9small"); s.VentiImported {
+		t.Error("a seed whose arenas partition holds no arenas was marked VentiImported")
+	}
+
+	img := plan9disktest.BuildNative(t)
+	arenas, err := p9pdata.Arenas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := plan9disktest.Parts()[3]
+	if part.Name != "arenas" {
+		t.Fatalf("fixture partition 3 is %s", part.Name)
+	}
+	if _, err := f.WriteAt(arenas, (plan9disktest.Plan9Start+part.Start)*512); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seed, err := e.ImportSeed(ctx, "p9venti", img, ImportOptions{Like: "p9small"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !seed.VentiImported {
+		t.Error("seed with a real arenas partition not marked VentiImported")
+	}
+	blocks, err := p9pdata.Blocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		got, err := e.store.Read(ctx, b.Score, b.Type, venti.MaxBlock)
+		if err != nil {
+			t.Fatalf("block %v of the seed's venti: %v", b.Score, err)
+		}
+		if !bytes.Equal(got, b.Data) {
+			t.Fatalf("block %v differs", b.Score)
+		}
 	}
 }

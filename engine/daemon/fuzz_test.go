@@ -3,6 +3,8 @@ package daemon
 import (
 	"strings"
 	"testing"
+
+	"gridlord/engine/internal/atomicfile"
 )
 
 func TestParseImportOptions(t *testing.T) {
@@ -46,7 +48,7 @@ func FuzzLoadBoot(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dir := t.TempDir()
-		if err := writeFileAtomic(dir+"/"+BootName, b); err != nil {
+		if err := atomicfile.Write(dir+"/"+BootName, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		m, err := loadBoot(dir)

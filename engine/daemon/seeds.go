@@ -14,8 +14,11 @@ import (
 	"sort"
 
 	"gridlord/engine/grid"
+	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/plan9disk"
 	"gridlord/engine/qcow2"
 	"gridlord/engine/vac"
+	"gridlord/engine/venti/arena"
 	"gridlord/images"
 )
 
@@ -77,30 +80,7 @@ func (e *Engine) saveBootLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(e.dir, BootName), append(b, '\n'))
-}
-
-// writeFileAtomic writes a file by temp file, fsync and rename.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(e.dir, BootName), append(b, '\n'), 0o644)
 }
 
 // ImportOptions configures ImportSeed.
@@ -150,6 +130,9 @@ func (e *Engine) ImportSeed(ctx context.Context, name, path string, opts ImportO
 		return images.Seed{}, fmt.Errorf("import seed %s: store %s in venti: %w", name, abs, err)
 	}
 	seed.Vac = vac.FormatScore(score)
+	if seed.VentiImported, err = e.importSeedArenas(ctx, name, abs, sum); err != nil {
+		return images.Seed{}, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.g.AddSeed(seed); err != nil {
@@ -166,6 +149,48 @@ func (e *Engine) ImportSeed(ctx context.Context, name, path string, opts ImportO
 	}
 	e.log.Info("seed imported", "seed", name, "vac", seed.Vac, "sha256", sum)
 	return seed, nil
+}
+
+// importSeedArenas copies the blocks of the seed image's own venti (its
+// "arenas" partition) into the grid's venti, so that fossils made from the
+// seed find their archive there (they are wired to it with
+// venti=tcp!HOST!17034). It reports whether blocks were imported; an image
+// without a Plan 9 partition table or an arenas partition, or one whose
+// arenas partition holds no arena data, imports nothing. Progress is kept
+// under the cache, so an interrupted import resumes, and corrupt clumps are
+// logged and skipped, never stored.
+func (e *Engine) importSeedArenas(ctx context.Context, name, path, sum string) (bool, error) {
+	im, closeImg, err := plan9disk.OpenImage(path, false)
+	if err != nil {
+		return false, nil // not a Plan 9 disk: nothing to import
+	}
+	_, has := im.Table.Find(arena.PartitionName)
+	closeImg()
+	if !has {
+		return false, nil
+	}
+	src, err := arena.OpenSource(path)
+	if err != nil {
+		return false, fmt.Errorf("import seed %s: %w", name, err)
+	}
+	defer src.Close()
+	p, err := arena.Open(src, src.Size)
+	if err != nil {
+		e.log.Warn("seed's arenas partition holds no venti arenas; nothing imported", "seed", name, "err", err)
+		return false, nil
+	}
+	res, err := arena.Import(ctx, p, e.store, arena.ImportOptions{
+		StateDir: filepath.Join(e.opts.CacheDir, "arenas-"+sum),
+		Log:      e.log,
+		Problem: func(pe *arena.Error) {
+			e.log.Warn("seed arenas: corrupt clump skipped", "seed", name, "err", pe)
+		},
+	})
+	if err != nil {
+		return false, fmt.Errorf("import seed %s: its venti arenas: %w", name, err)
+	}
+	e.log.Info("seed arenas imported", "seed", name, "blocks", res.Written, "corrupt", res.Corrupt)
+	return true, nil
 }
 
 // localSeed makes the seed record of the local image at path, described

@@ -1,7 +1,10 @@
-// Package app connects the Gridlord window to the engine. It owns the
-// engine objects the window uses (the embedded venti first), turns engine
-// state into plain view values, and runs long operations off the UI thread.
-// It never imports Fyne: package ui renders what app describes.
+// Package app connects the Gridlord window to the engine. The window holds
+// an App, which talks to a Backend: the engine daemon over its gridfs socket
+// (Remote), or the grid run in this process (Local) when no daemon answers.
+// App turns engine state into plain view values and has one method per
+// user action; wizards' logic (new grid, reset identity, clone preview)
+// lives here too, so it is tested without a window. It never imports Fyne:
+// package ui renders what app describes.
 package app
 
 // NodeView is what the window shows of one node.
@@ -13,17 +16,26 @@ type NodeView struct {
 	State   string  // stopped, starting, running, stopping, failed
 	Pending bool    // configuration changed while running; applied at next start
 	X, Y    float32 // position on the canvas
+
+	Seed     string   // seed image name ("" for the embedded venti)
+	MemoryMB int      // guest memory
+	User     string   // host owner in its nvram
+	AuthDom  string   // auth domain in its nvram
+	Embedded bool     // the engine's own venti (no VM)
+	Problems []string // what grid.Check says is wrong with it
 }
 
 // LinkView is a directed link: From depends on To (cpu → fossil → venti,
 // cpu → auth).
 type LinkView struct {
 	From, To string // node IDs
+	Kind     string // root, archive or auth
 }
 
 // GridView is a snapshot of the grid for drawing.
 type GridView struct {
 	Name  string
+	Dir   string // the grid directory
 	Nodes []NodeView
 	Links []LinkView
 }
@@ -32,6 +44,16 @@ type GridView struct {
 func (g GridView) Node(id string) (NodeView, bool) {
 	for _, n := range g.Nodes {
 		if n.ID == id {
+			return n, true
+		}
+	}
+	return NodeView{}, false
+}
+
+// NodeByName returns the node called name.
+func (g GridView) NodeByName(name string) (NodeView, bool) {
+	for _, n := range g.Nodes {
+		if n.Name == name {
 			return n, true
 		}
 	}

@@ -30,43 +30,49 @@ var stateColour = map[string]color.NRGBA{
 	"pending":  {0x50, 0xa0, 0xf0, 0xff},
 }
 
-// nodeCard is one node on the canvas: icon, name, address and state badge.
+// nodeCard is one node on the canvas: icon, name, address, state badge and
+// a link handle at its top right corner. Tap toggles the node, double tap opens
+// its console, secondary tap its menu; dragging the card moves it,
+// dragging the handle onto another card wires the two.
 type nodeCard struct {
 	widget.BaseWidget
 	canvas *GridCanvas
 	id     string
 	node   app.NodeView
 
-	bg    *canvas.Rectangle
-	icon  *canvas.Image
-	name  *canvas.Text
-	ip    *canvas.Text
-	badge *canvas.Circle
-	state *canvas.Text
+	bg      *canvas.Rectangle
+	icon    *canvas.Image
+	name    *canvas.Text
+	ip      *canvas.Text
+	badge   *canvas.Circle
+	state   *canvas.Text
+	problem *canvas.Text
+	handle  *linkHandle
 }
 
 func newNodeCard(c *GridCanvas, id string) *nodeCard {
 	n := &nodeCard{
-		canvas: c,
-		id:     id,
-		bg:     canvas.NewRectangle(color.Black),
-		icon:   &canvas.Image{FillMode: canvas.ImageFillContain},
-		name:   canvas.NewText("", color.White),
-		ip:     canvas.NewText("", color.NRGBA{0xee, 0xee, 0xee, 0xff}),
-		badge:  canvas.NewCircle(color.White),
-		state:  canvas.NewText("", color.White),
+		canvas:  c,
+		id:      id,
+		bg:      canvas.NewRectangle(color.Black),
+		icon:    &canvas.Image{FillMode: canvas.ImageFillContain},
+		name:    canvas.NewText("", color.White),
+		ip:      canvas.NewText("", color.NRGBA{0xee, 0xee, 0xee, 0xff}),
+		badge:   canvas.NewCircle(color.White),
+		state:   canvas.NewText("", color.White),
+		problem: canvas.NewText("", color.NRGBA{0xff, 0xd0, 0x40, 0xff}),
 	}
+	n.handle = newLinkHandle(n)
 	n.bg.CornerRadius = 8
 	n.name.TextStyle.Bold = true
-	n.ip.TextSize = 11
-	n.state.TextSize = 11
+	n.problem.TextStyle.Bold = true
 	n.ExtendBaseWidget(n)
 	return n
 }
 
 // set updates the card from the view and moves it to the node's position.
-func (n *nodeCard) set(v app.NodeView) {
-	if n.node.Kind != v.Kind {
+func (n *nodeCard) set(v app.NodeView, zoom float32) {
+	if n.node.Kind != v.Kind || n.icon.Resource == nil {
 		if svg, err := assets.KindIcon(v.Kind); err == nil {
 			n.icon.Resource = fyne.NewStaticResource(v.Kind+".svg", svg)
 		}
@@ -85,7 +91,13 @@ func (n *nodeCard) set(v app.NodeView) {
 		key = "pending"
 	}
 	n.badge.FillColor = stateColour[key]
-	n.Move(fyne.NewPos(v.X, v.Y))
+	n.problem.Text = ""
+	if len(v.Problems) > 0 {
+		n.problem.Text = "!"
+	}
+	n.handle.Hidden = v.Kind == "venti" // nothing is wired from a venti
+	n.Move(fyne.NewPos(v.X*zoom, v.Y*zoom))
+	n.Resize(fyne.NewSize(nodeSize.Width*zoom, nodeSize.Height*zoom))
 	n.Refresh()
 }
 
@@ -99,23 +111,39 @@ func (n *nodeCard) Tapped(*fyne.PointEvent) {
 	}
 }
 
+// DoubleTapped implements fyne.DoubleTappable.
+func (n *nodeCard) DoubleTapped(*fyne.PointEvent) {
+	if n.canvas.OnDoubleTapNode != nil {
+		n.canvas.OnDoubleTapNode(n.id)
+	}
+}
+
+// TappedSecondary implements fyne.SecondaryTappable.
+func (n *nodeCard) TappedSecondary(ev *fyne.PointEvent) {
+	if n.canvas.OnNodeMenu != nil {
+		n.canvas.OnNodeMenu(n.id, ev.AbsolutePosition)
+	}
+}
+
 // Dragged implements fyne.Draggable: the card follows the pointer.
 func (n *nodeCard) Dragged(ev *fyne.DragEvent) {
 	p := n.Position().Add(ev.Dragged)
 	n.Move(fyne.NewPos(max(p.X, 0), max(p.Y, 0)))
-	n.canvas.Refresh()
+	n.canvas.relayoutLinks()
 }
 
-// DragEnd implements fyne.Draggable: the new position is reported.
+// DragEnd implements fyne.Draggable: the new position is reported in
+// canvas units.
 func (n *nodeCard) DragEnd() {
 	if n.canvas.OnMoveNode != nil {
-		n.canvas.OnMoveNode(n.id, n.Position())
+		z := n.canvas.zoom
+		n.canvas.OnMoveNode(n.id, fyne.NewPos(n.Position().X/z, n.Position().Y/z))
 	}
 }
 
 // CreateRenderer implements fyne.Widget.
 func (n *nodeCard) CreateRenderer() fyne.WidgetRenderer {
-	return &cardRenderer{n: n, objects: []fyne.CanvasObject{n.bg, n.icon, n.name, n.ip, n.badge, n.state}}
+	return &cardRenderer{n: n, objects: []fyne.CanvasObject{n.bg, n.icon, n.name, n.ip, n.badge, n.state, n.problem, n.handle}}
 }
 
 type cardRenderer struct {
@@ -123,23 +151,94 @@ type cardRenderer struct {
 	objects []fyne.CanvasObject
 }
 
+// Layout places everything for a card of size s (nodeSize times the zoom).
 func (r *cardRenderer) Layout(s fyne.Size) {
 	n := r.n
+	z := s.Width / nodeSize.Width
+	at := func(x, y float32) fyne.Position { return fyne.NewPos(x*z, y*z) }
 	n.bg.Resize(s)
-	n.icon.Move(fyne.NewPos(6, 8))
-	n.icon.Resize(fyne.NewSize(40, 40))
-	n.name.Move(fyne.NewPos(52, 6))
-	n.ip.Move(fyne.NewPos(52, 26))
-	n.badge.Move(fyne.NewPos(52, 46))
-	n.badge.Resize(fyne.NewSize(10, 10))
-	n.state.Move(fyne.NewPos(66, 43))
+	n.icon.Move(at(6, 8))
+	n.icon.Resize(fyne.NewSize(40*z, 40*z))
+	n.name.TextSize = 14 * z
+	n.name.Move(at(52, 6))
+	n.ip.TextSize = 11 * z
+	n.ip.Move(at(52, 26))
+	n.badge.Move(at(52, 46))
+	n.badge.Resize(fyne.NewSize(10*z, 10*z))
+	n.state.TextSize = 11 * z
+	n.state.Move(at(66, 43))
+	n.problem.TextSize = 14 * z
+	n.problem.Move(at(6, 46))
+	n.handle.Move(at(nodeSize.Width-handleSize-4, 4))
+	n.handle.Resize(fyne.NewSize(handleSize*z, handleSize*z))
 }
 
 func (r *cardRenderer) MinSize() fyne.Size           { return nodeSize }
 func (r *cardRenderer) Objects() []fyne.CanvasObject { return r.objects }
 func (r *cardRenderer) Destroy()                     {}
 func (r *cardRenderer) Refresh() {
+	r.Layout(r.n.Size())
 	for _, o := range r.objects {
 		o.Refresh()
 	}
+}
+
+// handleSize is the link handle's diameter at zoom 1.
+const handleSize = 14
+
+// linkHandle is the small circle at a card's top right corner: drag it onto
+// another card to wire the two (cpu → fossil, fossil → venti, cpu → auth).
+type linkHandle struct {
+	widget.BaseWidget
+	card   *nodeCard
+	circle *canvas.Circle
+
+	dragging bool
+	pointer  fyne.Position // in canvas (widget) coordinates
+}
+
+func newLinkHandle(card *nodeCard) *linkHandle {
+	h := &linkHandle{card: card, circle: canvas.NewCircle(color.NRGBA{0xff, 0xff, 0xff, 0xd0})}
+	h.circle.StrokeColor = color.NRGBA{0x20, 0x20, 0x20, 0xff}
+	h.circle.StrokeWidth = 1.5
+	h.ExtendBaseWidget(h)
+	return h
+}
+
+// Dragged implements fyne.Draggable: a rubber band follows the pointer.
+func (h *linkHandle) Dragged(ev *fyne.DragEvent) {
+	if !h.dragging {
+		h.dragging = true
+		h.pointer = h.centre()
+	}
+	h.pointer = h.pointer.Add(ev.Dragged)
+	h.card.canvas.showRubber(h.card.id, h.centre(), h.pointer)
+}
+
+// DragEnd implements fyne.Draggable: dropping on a card asks to wire.
+func (h *linkHandle) DragEnd() {
+	if !h.dragging {
+		return
+	}
+	h.dragging = false
+	c := h.card.canvas
+	c.hideRubber()
+	target := c.cardAt(h.pointer)
+	if target == nil || target == h.card {
+		return
+	}
+	if c.OnWire != nil {
+		c.OnWire(h.card.id, target.id)
+	}
+}
+
+// centre is the handle's centre in canvas coordinates.
+func (h *linkHandle) centre() fyne.Position {
+	s := h.Size()
+	return h.card.Position().Add(h.Position()).Add(fyne.NewPos(s.Width/2, s.Height/2))
+}
+
+// CreateRenderer implements fyne.Widget.
+func (h *linkHandle) CreateRenderer() fyne.WidgetRenderer {
+	return widget.NewSimpleRenderer(h.circle)
 }

@@ -1,50 +1,114 @@
-// Package ui is Gridlord's window: the grid drawn as a graph, a toolbar and
-// a status bar. It only renders what package app describes and forwards the
-// user's gestures to it; it holds no grid state of its own.
+// Package ui is Gridlord's window: the grid drawn as a graph, a toolbar,
+// wizards, console tabs and a status bar. It only renders what package app
+// describes and forwards the user's gestures to it; it holds no grid state
+// of its own. Work that may block (anything reaching the engine) runs off
+// the UI goroutine and comes back through fyne.Do.
 package ui
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
 )
 
+// Options configure the window. The zero value is ready to use.
+type Options struct {
+	// StartEngine starts (or attaches to) the engine daemon and makes the
+	// App use it; the window offers it when an action needs the engine.
+	// nil: the window only explains that the engine is not running.
+	StartEngine func(ctx context.Context) error
+}
+
 // MainWindow is the Gridlord window.
 type MainWindow struct {
+	opts   Options
+	fa     fyne.App
 	win    fyne.Window
 	app    *app.App
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	canvas *GridCanvas
+	scroll *container.Scroll
+	tabs   *container.DocTabs
 	status *widget.Label
 	detail *widget.Label
+
+	view     app.GridView // UI goroutine only
+	consoles map[string]*consoleTab
+
+	ops       pending     // background operations, for tests
+	refreshes atomic.Bool // a refresh is queued
+	refreshMu sync.Mutex  // serialises refreshes
+
+	// uiMu serialises updates from background work (m.ui) with each
+	// other and with tests. Fyne's real drivers run handlers and fyne.Do
+	// callbacks on one goroutine anyway; the test driver runs fyne.Do
+	// callbacks on the calling goroutine, so tests drive the window under
+	// this lock (locked) to play the part of that one goroutine.
+	uiMu sync.Mutex
+
+	mu       sync.Mutex
+	lastErr  error      // last error shown, for tests
+	lastMenu *fyne.Menu // last popup menu shown, for tests
 }
 
 // NewMainWindow builds the window for a, without showing it.
-func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
+func NewMainWindow(fa fyne.App, a *app.App, opts Options) *MainWindow {
+	ctx, cancel := context.WithCancel(context.Background())
 	m := &MainWindow{
-		win:    fa.NewWindow("Gridlord"),
-		app:    a,
-		canvas: NewGridCanvas(),
-		status: widget.NewLabel(""),
-		detail: widget.NewLabel("Tap a node to see its details; drag it to move it."),
+		opts:     opts,
+		fa:       fa,
+		win:      fa.NewWindow("Gridlord"),
+		app:      a,
+		ctx:      ctx,
+		cancel:   cancel,
+		canvas:   NewGridCanvas(),
+		status:   widget.NewLabel(""),
+		detail:   widget.NewLabel("Tap a node to start or stop it; drag its top-right dot onto another node to wire them."),
+		consoles: map[string]*consoleTab{},
 	}
+	m.detail.Truncation = fyne.TextTruncateEllipsis
 	m.canvas.OnTapNode = m.onTapNode
+	m.canvas.OnDoubleTapNode = m.onDoubleTapNode
+	m.canvas.OnNodeMenu = m.onNodeMenu
 	m.canvas.OnMoveNode = m.onMoveNode
+	m.canvas.OnWire = m.onWire
+	m.canvas.CanWire = m.canWire
+	m.canvas.OnLinkMenu = m.onLinkMenu
 	toolbar := widget.NewToolbar(
-		widget.NewToolbarAction(theme.ViewRefreshIcon(), m.refresh),
+		widget.NewToolbarAction(theme.DocumentCreateIcon(), m.onNewGrid),
+		widget.NewToolbarAction(theme.FolderOpenIcon(), m.onOpenGrid),
+		widget.NewToolbarAction(theme.ContentAddIcon(), m.onAddNode),
+		widget.NewToolbarSeparator(),
+		widget.NewToolbarAction(theme.MediaPlayIcon(), m.onStartAll),
+		widget.NewToolbarAction(theme.MediaStopIcon(), m.onStopAll),
+		widget.NewToolbarSeparator(),
 		widget.NewToolbarAction(theme.GridIcon(), m.onArrange),
+		widget.NewToolbarAction(theme.ZoomInIcon(), m.onZoomIn),
+		widget.NewToolbarAction(theme.ZoomOutIcon(), m.onZoomOut),
+		widget.NewToolbarAction(theme.ZoomFitIcon(), m.onZoomReset),
+		widget.NewToolbarAction(theme.ViewRefreshIcon(), m.refresh),
 	)
-	body := container.NewBorder(toolbar, container.NewVBox(widget.NewSeparator(), m.detail, m.status), nil, nil,
-		container.NewScroll(m.canvas))
+	m.scroll = container.NewScroll(m.canvas)
+	m.canvas.Viewport = func() (fyne.Position, fyne.Size) { return m.scroll.Offset, m.scroll.Size() }
+	m.scroll.OnScrolled = func(fyne.Position) { m.canvas.Refresh() }
+	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), m.scroll))
+	m.tabs.CloseIntercept = m.onCloseTab
+	body := container.NewBorder(toolbar, container.NewVBox(widget.NewSeparator(), m.detail, m.status), nil, nil, m.tabs)
 	m.win.SetContent(body)
-	m.win.Resize(fyne.NewSize(900, 560))
-	m.refresh()
+	m.win.Resize(fyne.NewSize(960, 600))
+	m.win.SetOnClosed(m.cancel)
+	m.refreshNow()
 	return m
 }
 
@@ -60,18 +124,66 @@ func (m *MainWindow) StatusText() string { return m.status.Text }
 // DetailText returns the detail line text, for tests.
 func (m *MainWindow) DetailText() string { return m.detail.Text }
 
-// refresh redraws the grid and the status bar from the app.
-func (m *MainWindow) refresh() {
-	m.canvas.SetView(m.app.Grid())
-	m.status.SetText(statusLine(m.app.Venti()))
+// Wait waits for background operations started so far, for tests.
+func (m *MainWindow) Wait() { m.ops.Wait() }
+
+// refreshNow redraws the grid and the status bar from the app, blocking.
+func (m *MainWindow) refreshNow() {
+	v, err := m.app.View(m.ctx)
+	vs := m.app.Venti(m.ctx)
+	m.apply(v, vs, err)
 }
 
-// statusLine is the status bar text for the embedded venti.
-func statusLine(v app.VentiStatus) string {
-	if v.Err != "" {
-		return "venti: " + v.Err
+// apply shows a fetched view (UI goroutine).
+func (m *MainWindow) apply(v app.GridView, vs app.VentiStatus, err error) {
+	if err != nil {
+		m.status.SetText("engine: " + err.Error())
+		return
 	}
-	return fmt.Sprintf("venti %s · %d blocks · %s stored · dedup %.2f×",
+	m.view = v
+	m.canvas.SetView(v)
+	m.status.SetText(statusLine(v, vs))
+	for name, ct := range m.consoles {
+		if n, ok := v.NodeByName(name); ok {
+			ct.setState(n.State)
+		}
+	}
+}
+
+// refresh fetches the view in the background and shows it; refreshes
+// asked for while one is queued are merged.
+func (m *MainWindow) refresh() {
+	if m.refreshes.Swap(true) {
+		return
+	}
+	m.ops.Add(1)
+	go func() {
+		defer m.ops.Done()
+		// One fetch at a time, each handed to the UI goroutine (FIFO)
+		// before the next begins, so an older view never lands after a
+		// newer one.
+		m.refreshMu.Lock()
+		defer m.refreshMu.Unlock()
+		m.refreshes.Store(false)
+		v, err := m.app.View(m.ctx)
+		vs := m.app.Venti(m.ctx)
+		m.ui(func() { m.apply(v, vs, err) })
+	}()
+}
+
+// statusLine is the status bar text: grid, node counts and venti.
+func statusLine(g app.GridView, v app.VentiStatus) string {
+	running := 0
+	for _, n := range g.Nodes {
+		if n.State == "running" {
+			running++
+		}
+	}
+	s := fmt.Sprintf("grid %s · %d nodes, %d running · ", g.Name, len(g.Nodes), running)
+	if v.Err != "" {
+		return s + "venti: " + v.Err
+	}
+	return s + fmt.Sprintf("venti %s · %d blocks · %s stored · dedup %.2f×",
 		v.Addr, v.Blocks, humanBytes(v.StoredBytes), v.DedupRatio())
 }
 
@@ -88,8 +200,32 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// node returns the node with the given card ID in the current view.
+func (m *MainWindow) node(id string) (app.NodeView, bool) { return m.snapshot().Node(id) }
+
+// snapshot returns the current view (UI goroutine).
+func (m *MainWindow) snapshot() app.GridView { return m.view }
+
+// ui runs fn on the UI goroutine (fyne.Do), serialised with every other
+// update from background work; see uiMu.
+func (m *MainWindow) ui(fn func()) {
+	fyne.Do(func() {
+		m.uiMu.Lock()
+		defer m.uiMu.Unlock()
+		fn()
+	})
+}
+
+// locked runs fn as the UI goroutine would, with background updates held
+// off: tests drive the window through it.
+func (m *MainWindow) locked(fn func()) {
+	m.uiMu.Lock()
+	defer m.uiMu.Unlock()
+	fn()
+}
+
 func (m *MainWindow) onTapNode(id string) {
-	n, ok := m.app.Grid().Node(id)
+	n, ok := m.node(id)
 	if !ok {
 		return
 	}
@@ -97,41 +233,129 @@ func (m *MainWindow) onTapNode(id string) {
 	if n.IP != "" {
 		text += ", " + n.IP
 	}
+	for _, p := range n.Problems {
+		text += " — " + p
+	}
 	m.detail.SetText(text)
+	if n.Embedded {
+		return // the embedded venti runs with the engine
+	}
+	m.do("start or stop "+n.Name, func(ctx context.Context) error {
+		_, err := m.app.Toggle(ctx, n.Name)
+		return err
+	})
+}
+
+func (m *MainWindow) onDoubleTapNode(id string) {
+	if n, ok := m.node(id); ok && !n.Embedded {
+		m.openConsole(n.Name)
+	}
 }
 
 func (m *MainWindow) onMoveNode(id string, pos fyne.Position) {
-	if err := m.app.MoveNode(id, pos.X, pos.Y); err != nil {
-		dialog.ShowError(err, m.win)
+	n, ok := m.node(id)
+	if !ok {
+		return
 	}
-	m.refresh()
+	m.do("move "+n.Name, func(ctx context.Context) error { return m.app.Move(ctx, n.Name, pos.X, pos.Y) })
+}
+
+func (m *MainWindow) canWire(fromID, toID string) error {
+	from, ok1 := m.node(fromID)
+	to, ok2 := m.node(toID)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("no such node")
+	}
+	return m.app.CanWire(m.ctx, from.Name, to.Name)
+}
+
+func (m *MainWindow) onWire(fromID, toID string) {
+	from, ok1 := m.node(fromID)
+	to, ok2 := m.node(toID)
+	if !ok1 || !ok2 {
+		return
+	}
+	m.do(fmt.Sprintf("wire %s to %s", from.Name, to.Name), func(ctx context.Context) error {
+		return m.app.Wire(ctx, from.Name, to.Name)
+	})
+}
+
+func (m *MainWindow) onLinkMenu(l app.LinkView, at fyne.Position) {
+	from, ok1 := m.node(l.From)
+	to, ok2 := m.node(l.To)
+	if !ok1 || !ok2 {
+		return
+	}
+	m.popup(fyne.NewMenu("",
+		fyne.NewMenuItem(fmt.Sprintf("Unwire %s → %s (%s)", from.Name, to.Name, l.Kind), func() {
+			m.do("unwire", func(ctx context.Context) error { return m.app.Unwire(ctx, from.Name, to.Name) })
+		}),
+	), at)
 }
 
 func (m *MainWindow) onArrange() {
-	if err := m.app.Arrange(); err != nil {
-		dialog.ShowError(err, m.win)
-	}
-	m.refresh()
+	m.do("arrange", m.app.Arrange)
 }
 
-// Run shows the window and blocks until it is closed. The status bar is
-// refreshed every second while the window is open.
-func Run(fa fyne.App, a *app.App) {
-	m := NewMainWindow(fa, a)
-	done := make(chan struct{})
+func (m *MainWindow) onStartAll() { m.do("start all", m.app.UpAll) }
+func (m *MainWindow) onStopAll()  { m.do("stop all", m.app.DownAll) }
+
+func (m *MainWindow) onZoomIn()    { m.canvas.SetZoom(m.canvas.Zoom() * 1.25) }
+func (m *MainWindow) onZoomOut()   { m.canvas.SetZoom(m.canvas.Zoom() / 1.25) }
+func (m *MainWindow) onZoomReset() { m.canvas.SetZoom(1) }
+
+// onCloseTab closes console tabs; the grid tab stays.
+func (m *MainWindow) onCloseTab(t *container.TabItem) {
+	for name, ct := range m.consoles {
+		if ct.tab == t {
+			ct.close()
+			delete(m.consoles, name)
+			m.tabs.Remove(t)
+			return
+		}
+	}
+}
+
+// popup shows a menu at an absolute position.
+func (m *MainWindow) popup(menu *fyne.Menu, at fyne.Position) {
+	m.mu.Lock()
+	m.lastMenu = menu
+	m.mu.Unlock()
+	widget.ShowPopUpMenuAtPosition(menu, m.win.Canvas(), at)
+}
+
+// LastMenu returns the last popup menu shown, for tests.
+func (m *MainWindow) LastMenu() *fyne.Menu {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastMenu
+}
+
+// Watch redraws the grid at every change the engine reports, until the
+// window closes.
+func (m *MainWindow) Watch() { go m.app.Watch(m.ctx, m.refresh) }
+
+// Close stops the window's background work and closes the window.
+func (m *MainWindow) Close() { m.cancel(); m.win.Close() }
+
+// Run shows the window and blocks until it is closed. The grid is redrawn
+// whenever the engine reports a change; the venti statistics, which change
+// without events, are re-read every 5 seconds.
+func Run(fa fyne.App, a *app.App, opts Options) {
+	m := NewMainWindow(fa, a, opts)
+	m.Watch()
 	go func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-m.ctx.Done():
 				return
 			case <-t.C:
-				v := a.Venti()
-				fyne.Do(func() { m.status.SetText(statusLine(v)) })
+				m.refresh()
 			}
 		}
 	}()
 	m.win.ShowAndRun()
-	close(done)
+	m.cancel()
 }

@@ -1,97 +1,547 @@
 package ui
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
 	"gridlord/app"
+	"gridlord/app/apptest"
 	"gridlord/engine/grid"
+	"gridlord/engine/plan9disk"
+	"gridlord/engine/plan9disk/plan9disktest"
 )
 
-// openApp starts a real app (embedded venti on a free loopback port, the
-// default grid) in a temporary data directory.
-func openApp(t *testing.T) (*app.App, string) {
+// fixture is a real window over a real Local backend (embedded venti on a
+// free loopback port, the default grid in a temporary directory) whose VMs
+// are apptest's fake runner (nil runner: no engine).
+type fixture struct {
+	t      *testing.T
+	m      *MainWindow
+	a      *app.App
+	l      *app.Local
+	runner *apptest.Runner
+}
+
+func newFixture(t *testing.T, withRunner bool) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	a, err := app.Open(context.Background(), app.Options{DataDir: dir, VentiAddr: "127.0.0.1:0"})
+	f := &fixture{t: t}
+	var r app.Runner
+	if withRunner {
+		f.runner = apptest.NewRunner(20 * time.Millisecond)
+		r = f.runner
+	}
+	l, err := app.OpenLocal(context.Background(), app.LocalOptions{DataDir: t.TempDir(), VentiAddr: "127.0.0.1:0", Runner: r})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
-	return a, dir
+	f.l, f.a = l, app.New(l, nil)
+	f.m = NewMainWindow(test.NewTempApp(t), f.a, Options{})
+	f.m.win.Resize(fyne.NewSize(960, 600))
+	f.m.Watch()
+	t.Cleanup(func() { f.m.Close(); f.m.Wait(); l.Close() })
+	return f
+}
+
+// card returns the card of the node called name.
+func (f *fixture) card(name string) *nodeCard {
+	f.t.Helper()
+	f.m.Wait()
+	n, ok := f.m.snapshot().NodeByName(name)
+	if !ok {
+		f.t.Fatalf("no card for %s", name)
+	}
+	var c *nodeCard
+	f.m.locked(func() { c = f.m.Canvas().Card(n.ID).(*nodeCard) })
+	return c
+}
+
+// do drives the window as its UI goroutine would (see MainWindow.uiMu).
+func (f *fixture) do(fn func()) { f.m.locked(fn) }
+
+// state is the badge text of name's card.
+func (f *fixture) state(name string) string {
+	c := f.card(name)
+	var s string
+	f.m.locked(func() { s = c.State() })
+	return s
+}
+
+// eventually waits for cond, failing with what after 10 seconds.
+func (f *fixture) eventually(what string, cond func() bool) {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			st, _ := f.a.Backend().NodeStatus(context.Background(), "cpu1")
+			var calls []string
+			if f.runner != nil {
+				calls = f.runner.Calls()
+			}
+			f.t.Fatalf("timed out waiting for %s (last error %v; cpu1 %q; runner calls %v)", what, f.m.LastError(), st, calls)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// dismiss closes dialogs and menus, as a user would before going on.
+func (f *fixture) dismiss() {
+	for top := f.m.win.Canvas().Overlays().Top(); top != nil; top = f.m.win.Canvas().Overlays().Top() {
+		f.m.win.Canvas().Overlays().Remove(top)
+	}
+}
+
+// menu picks label in the popup menu shown last, as a click would: the
+// item's action runs and the menu goes away.
+func (f *fixture) menu(label string) {
+	f.t.Helper()
+	it := f.m.MenuItem(label)
+	if it == nil {
+		f.t.Fatalf("no menu item %q", label)
+	}
+	f.do(func() {
+		if top := f.m.win.Canvas().Overlays().Top(); top != nil {
+			f.m.win.Canvas().Overlays().Remove(top)
+		}
+		it.Action()
+	})
+	f.m.Wait()
+}
+
+func (f *fixture) gridJSON() []byte {
+	b, err := os.ReadFile(filepath.Join(f.l.GridDir(), grid.FileName))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fixture) loadGrid() *grid.Grid {
+	g, err := grid.Load(f.l.GridDir())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return g
 }
 
 func TestDefaultGridIsDrawn(t *testing.T) {
-	a, _ := openApp(t)
-	m := NewMainWindow(test.NewTempApp(t), a)
-	view := a.Grid()
-	if len(view.Nodes) != 3 || len(view.Links) != 2 {
-		t.Fatalf("default grid: %d nodes %d links, want 3 and 2", len(view.Nodes), len(view.Links))
+	f := newFixture(t, false)
+	f.m.Wait()
+	if len(f.m.view.Nodes) != 3 || len(f.m.view.Links) != 2 || len(f.m.canvas.links) != 2 {
+		t.Fatalf("default grid: %d nodes %d links", len(f.m.view.Nodes), len(f.m.view.Links))
 	}
-	kinds := map[string]bool{}
-	for _, n := range view.Nodes {
-		card, ok := m.Canvas().Card(n.ID).(*nodeCard)
-		if !ok {
-			t.Fatalf("node %s has no card", n.Name)
-		}
+	for _, n := range f.m.view.Nodes {
+		card := f.card(n.Name)
 		if card.name.Text != n.Name || card.Position() != fyne.NewPos(n.X, n.Y) {
 			t.Errorf("card %q at %v, want %q at %v,%v", card.name.Text, card.Position(), n.Name, n.X, n.Y)
 		}
-		kinds[strings.TrimSuffix(n.Kind, "+auth")] = true
 	}
-	for _, k := range []string{"venti", "fossil", "cpu"} {
-		if !kinds[k] {
-			t.Errorf("no %s node drawn", k)
+	// Everything is drawn (the viewport culling keeps what is visible).
+	drawn := map[fyne.CanvasObject]bool{}
+	f.do(func() {
+		for _, o := range test.WidgetRenderer(f.m.canvas).Objects() {
+			drawn[o] = true
+		}
+	})
+	for _, c := range f.m.canvas.cards {
+		if !drawn[c] {
+			t.Errorf("card %s is not drawn", c.node.Name)
 		}
 	}
-	if s := m.StatusText(); !strings.Contains(s, a.VentiAddr()) || !strings.Contains(s, "0 blocks") {
-		t.Errorf("status bar %q does not show the venti at %s with 0 blocks", s, a.VentiAddr())
+	for _, l := range f.m.canvas.links {
+		if !drawn[l.line] || !drawn[l.knob] {
+			t.Errorf("link %s → %s is not drawn", l.l.From, l.l.To)
+		}
+	}
+	if s := f.m.StatusText(); !strings.Contains(s, f.l.VentiAddr()) || !strings.Contains(s, "0 blocks") || !strings.Contains(s, "3 nodes, 1 running") {
+		t.Errorf("status bar %q", s)
 	}
 }
 
-func TestTapShowsDetails(t *testing.T) {
-	a, _ := openApp(t)
-	m := NewMainWindow(test.NewTempApp(t), a)
-	for _, n := range a.Grid().Nodes {
-		if n.Name != "cpu1" {
-			continue
-		}
-		test.Tap(m.Canvas().Card(n.ID).(fyne.Tappable))
-		if got := m.DetailText(); !strings.HasPrefix(got, "cpu1: cpu, stopped, "+n.IP) {
-			t.Errorf("detail after tapping cpu1: %q", got)
-		}
-		return
+func TestTapStartsNodeAndBadgeChanges(t *testing.T) {
+	f := newFixture(t, true)
+	if s := f.state("cpu1"); s != "stopped · pending" {
+		t.Fatalf("cpu1 badge before: %q", s)
 	}
-	t.Fatal("no cpu1 in the default grid")
+	cpu := f.card("cpu1")
+	f.do(func() { test.Tap(cpu) })
+	f.eventually("cpu1 badge to say running", func() bool { return strings.HasPrefix(f.state("cpu1"), "running") })
+	if c := f.runner.Calls(); strings.Join(c, ",") != "start fossil1,start cpu1" {
+		t.Errorf("runner calls %v", c)
+	}
+	f.eventually("fossil1 (a dependency) running", func() bool { return strings.HasPrefix(f.state("fossil1"), "running") })
+	// Tap again: it stops.
+	cpu = f.card("cpu1")
+	f.do(func() { test.Tap(cpu) })
+	f.eventually("cpu1 badge to say stopped", func() bool { return strings.HasPrefix(f.state("cpu1"), "stopped") })
+	if err := f.m.LastError(); err != nil {
+		t.Errorf("error shown: %v", err)
+	}
 }
 
-func TestDragMovesAndPersists(t *testing.T) {
-	a, dir := openApp(t)
-	m := NewMainWindow(test.NewTempApp(t), a)
-	var id string
-	var start fyne.Position
-	for _, n := range a.Grid().Nodes {
-		if n.Name == "fossil1" {
-			id, start = n.ID, fyne.NewPos(n.X, n.Y)
+func TestTapWithoutEngineShowsWhy(t *testing.T) {
+	f := newFixture(t, false)
+	cpu := f.card("cpu1")
+	f.do(func() { test.Tap(cpu) })
+	f.m.Wait()
+	if err := f.m.LastError(); !errors.Is(err, app.ErrEngineNotRunning) {
+		t.Fatalf("error shown: %v", err)
+	}
+	if !strings.Contains(f.m.DetailText(), "engine is not running") {
+		t.Errorf("detail line %q", f.m.DetailText())
+	}
+}
+
+// dragHandle drags from's link handle onto the centre of to's card, as a
+// pointer on the window's canvas would.
+func (f *fixture) dragHandle(from, to string) {
+	f.t.Helper()
+	src, dst := f.card(from), f.card(to)
+	d := fyne.CurrentApp().Driver()
+	hp := d.AbsolutePositionForObject(src.handle).Add(fyne.NewPos(handleSize/2, handleSize/2))
+	tp := d.AbsolutePositionForObject(dst).Add(fyne.NewPos(dst.Size().Width/2, dst.Size().Height/2))
+	f.do(func() {
+		f.dismiss()
+		test.Drag(f.m.win.Canvas(), hp, tp.X-hp.X, tp.Y-hp.Y)
+	})
+	f.m.Wait()
+}
+
+func TestDragCPUOntoFossilWires(t *testing.T) {
+	f := newFixture(t, false)
+	// A second fossil for cpu1 to root from; first unwire cpu1 → fossil1
+	// through the link's menu.
+	if _, err := f.a.AddNode(context.Background(), "fossil", "fossil2", grid.DefaultSeed); err != nil {
+		t.Fatal(err)
+	}
+	f.m.refresh()
+	f.m.Wait()
+	f.do(func() {
+		var root *linkView
+		for _, l := range f.m.canvas.links {
+			if from, _ := f.m.view.Node(l.l.From); from.Name == "cpu1" {
+				root = l
+			}
 		}
+		test.Tap(root.knob)
+	})
+	f.menu("Unwire cpu1 → fossil1 (root)")
+	f.do(func() {
+		if n := len(f.m.view.Links); n != 1 {
+			t.Fatalf("after unwire %d links", n)
+		}
+	})
+
+	f.dragHandle("cpu1", "fossil2")
+	if err := f.m.LastError(); err != nil {
+		t.Fatalf("wiring cpu1 → fossil2: %v", err)
 	}
-	card := m.Canvas().Card(id).(*nodeCard)
-	card.Dragged(&fyne.DragEvent{Dragged: fyne.NewDelta(40, 25)})
-	card.DragEnd()
-	want := start.Add(fyne.NewPos(40, 25))
-	if n, _ := a.Grid().Node(id); n.X != want.X || n.Y != want.Y {
-		t.Fatalf("after drag fossil1 is at %v,%v, want %v", n.X, n.Y, want)
-	}
-	g, err := grid.Load(filepath.Join(dir, "grids", "default"))
+	f.do(func() {
+		if n := len(f.m.canvas.links); n != 2 {
+			t.Fatalf("after the drag the canvas shows %d links, want 2", n)
+		}
+	})
+	g := f.loadGrid()
+	c, err := g.Config("cpu1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := g.Node("fossil1").Position; float32(p.X) != want.X || float32(p.Y) != want.Y {
+	if fs, _ := c.Value("fs"); fs != g.Node("fossil2").IP.String() {
+		t.Errorf("cpu1's config on disk says fs=%s, want fossil2's %s", fs, g.Node("fossil2").IP)
+	}
+}
+
+func TestInvalidDragChangesNothingAndSaysWhy(t *testing.T) {
+	f := newFixture(t, false)
+	before := f.gridJSON()
+	// The rubber band turns red over a card that cannot be wired.
+	src, dst := f.card("fossil1"), f.card("cpu1")
+	f.do(func() {
+		src.handle.Dragged(&fyne.DragEvent{Dragged: fyne.NewDelta(dst.Position().X-src.Position().X, 10)})
+		if f.m.canvas.rubber.Hidden || f.m.canvas.rubber.StrokeColor != badColour {
+			t.Errorf("rubber band over cpu1: hidden %v colour %v", f.m.canvas.rubber.Hidden, f.m.canvas.rubber.StrokeColor)
+		}
+		src.handle.DragEnd()
+	})
+	f.m.Wait()
+	var we *grid.WiringError
+	if err := f.m.LastError(); !errors.As(err, &we) {
+		t.Fatalf("error shown: %v, want a WiringError", err)
+	}
+	f.do(func() {
+		if !strings.Contains(f.m.DetailText(), we.Reason) {
+			t.Errorf("detail line %q does not give the reason %q", f.m.DetailText(), we.Reason)
+		}
+		if !bytes.Equal(before, f.gridJSON()) || len(f.m.canvas.links) != 2 {
+			t.Error("a refused drag changed the grid")
+		}
+	})
+}
+
+func TestDragCardMovesAndPersists(t *testing.T) {
+	f := newFixture(t, false)
+	card := f.card("fossil1")
+	start := card.Position()
+	f.do(func() {
+		test.Drag(f.m.win.Canvas(), fyne.CurrentApp().Driver().AbsolutePositionForObject(card).Add(fyne.NewPos(20, 20)), 40, 25)
+	})
+	f.m.Wait()
+	want := start.Add(fyne.NewPos(40, 25))
+	if p := f.loadGrid().Node("fossil1").Position; float32(p.X) != want.X || float32(p.Y) != want.Y {
 		t.Fatalf("grid.json has fossil1 at %v, want %v", p, want)
+	}
+	if got := f.card("fossil1").Position(); got != want {
+		t.Errorf("card at %v after refresh, want %v", got, want)
+	}
+}
+
+func TestOffscreenCardsAreNotDrawn(t *testing.T) {
+	f := newFixture(t, false)
+	f.do(func() {
+		f.m.canvas.Viewport = func() (fyne.Position, fyne.Size) { return fyne.NewPos(5000, 5000), fyne.NewSize(100, 100) }
+		f.m.canvas.Refresh()
+		for _, o := range test.WidgetRenderer(f.m.canvas).Objects() {
+			if _, ok := o.(*nodeCard); ok {
+				t.Errorf("card %s drawn outside the viewport", o.(*nodeCard).node.Name)
+			}
+		}
+	})
+}
+
+func TestZoomScalesCards(t *testing.T) {
+	f := newFixture(t, false)
+	f.do(f.m.onZoomIn)
+	card := f.card("cpu1")
+	n, _ := f.m.snapshot().NodeByName("cpu1")
+	if card.Size().Width != nodeSize.Width*1.25 || card.Position().X != n.X*1.25 {
+		t.Errorf("at zoom 1.25 cpu1 is %v at %v", card.Size(), card.Position())
+	}
+	f.do(f.m.onZoomReset)
+	if f.card("cpu1").Size() != nodeSize {
+		t.Error("zoom reset did not restore the size")
+	}
+}
+
+func TestContextMenuAndConsoleTab(t *testing.T) {
+	f := newFixture(t, true)
+	cpu := f.card("cpu1")
+	f.do(func() { test.TapSecondary(cpu) })
+	for _, label := range []string{"Start", "Stop", "Power off", "Reset disk…", "Console", "Drawterm", "Clone…", "Properties…", "Delete"} {
+		if f.m.MenuItem(label) == nil {
+			t.Errorf("cpu1's menu has no %q", label)
+		}
+	}
+	f.menu("Start")
+	f.eventually("cpu1 running", func() bool { return strings.HasPrefix(f.state("cpu1"), "running") })
+
+	// Drawterm on a running cpu: an error in the window (no drawterm here,
+	// or no forward from the fake engine), never a crash.
+	f.do(func() { f.m.onDrawterm("cpu1") })
+	f.m.Wait()
+	if err := f.m.LastError(); err == nil {
+		t.Error("drawterm without a forwarded port reported no error")
+	}
+
+	cpu = f.card("cpu1")
+	var ct *consoleTab
+	f.do(func() {
+		test.DoubleTap(cpu)
+		ct = f.m.consoles["cpu1"]
+		if ct == nil || f.m.tabs.Selected() != ct.tab {
+			t.Fatal("double tap opened no console tab")
+		}
+	})
+	text := func() (s string) { f.do(func() { s = ct.Text() }); return s }
+	f.eventually("the console banner", func() bool { return strings.Contains(text(), "cpu1: ready") })
+	f.do(func() {
+		test.Type(ct.input, "echo hello")
+		ct.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	})
+	f.eventually("the echo", func() bool { return strings.Contains(text(), "echo: echo hello") })
+	log := filepath.Join(t.TempDir(), "cpu1.log")
+	f.do(func() {
+		if err := ct.saveLog(log); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "echo: echo hello") {
+		t.Errorf("saved log %q", b)
+	}
+	f.do(ct.onClear)
+	if text() != "" {
+		t.Error("clear left text")
+	}
+	f.do(func() {
+		f.m.onCloseTab(ct.tab)
+		if len(f.m.tabs.Items) != 1 || f.m.consoles["cpu1"] != nil {
+			t.Error("console tab not closed")
+		}
+	})
+	time.Sleep(50 * time.Millisecond)
+	if st, _ := f.l.NodeStatus(context.Background(), "cpu1"); !strings.HasPrefix(st, "running") {
+		t.Errorf("closing the console tab changed the VM: %s", st)
+	}
+}
+
+func TestNewGridWizard(t *testing.T) {
+	f := newFixture(t, false)
+	dir := filepath.Join(t.TempDir(), "lab")
+	f.do(func() {
+		w := f.m.showNewGrid()
+		w.dir.SetText(dir)
+		w.authDom.SetText("lab")
+		w.user.SetText("glenda")
+		w.submit()
+	})
+	f.m.Wait()
+	if err := f.m.LastError(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := grid.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := g.Node("cpu1"); n == nil || n.User != "glenda" || n.AuthDom != "lab" {
+		t.Fatalf("new grid's cpu1: %+v", n)
+	}
+	f.do(func() {
+		if f.m.view.Dir != dir {
+			t.Errorf("window shows %s, want the new grid %s", f.m.view.Dir, dir)
+		}
+	})
+}
+
+func TestResetWizardWritesNvram(t *testing.T) {
+	f := newFixture(t, false)
+	// cpu1 gets a Plan 9 disk where the engine keeps it.
+	g := f.loadGrid()
+	dir := g.NodeDir(g.Node("cpu1"))
+	os.MkdirAll(dir, 0o755)
+	raw, err := os.ReadFile(plan9disktest.BuildNativeSmall(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(dir, app.DiskNames[0])
+	if err := os.WriteFile(disk, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := f.gridJSON()
+
+	var w *resetWizard
+	f.do(func() {
+		w = f.m.showReset("cpu1")
+		w.authDom.SetText("lab")
+		w.user.SetText("glenda")
+		w.password.SetText("weak")
+		w.confirm.SetText("weak")
+		w.submit()
+	})
+	f.m.Wait()
+	f.do(func() {
+		if f.m.LastError() == nil || w.problem.Text == "" || !bytes.Equal(before, f.gridJSON()) {
+			t.Fatalf("weak password: error %v, problem %q", f.m.LastError(), w.problem.Text)
+		}
+		w.password.SetText("s3cret-pw")
+		w.confirm.SetText("s3cret-pw")
+		w.submit()
+	})
+	f.m.Wait()
+	f.do(func() {
+		if !strings.Contains(f.m.DetailText(), "nvram written on cpu1") {
+			t.Fatalf("detail %q, error %v", f.m.DetailText(), f.m.LastError())
+		}
+	})
+	fd, err := plan9disk.OpenFile(disk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	im, err := plan9disk.Open(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := im.ReadNvram()
+	if err != nil || r.AuthID != "glenda" || r.AuthDom != "lab" {
+		t.Fatalf("nvram on disk: %+v, %v", r, err)
+	}
+	if n := f.loadGrid().Node("cpu1"); n.User != "glenda" || n.AuthDom != "lab" {
+		t.Errorf("grid.json cpu1 identity %s@%s", n.User, n.AuthDom)
+	}
+}
+
+func TestCloneWizardPreviewsAndAdds(t *testing.T) {
+	f := newFixture(t, false)
+	g := f.loadGrid()
+	fossilIP := g.Node("fossil1").IP.String()
+	f.do(func() {
+		w := f.m.showClone("cpu1")
+		w.name.SetText("cpu2")
+		w.memory.SetText("640")
+		if !strings.Contains(w.preview.Text, "fs="+fossilIP) || !strings.HasPrefix(w.preview.Text, "cpu2 (cpu") {
+			t.Fatalf("preview:\n%s", w.preview.Text)
+		}
+		w.submit()
+	})
+	f.m.Wait()
+	if err := f.m.LastError(); err != nil {
+		t.Fatal(err)
+	}
+	g = f.loadGrid()
+	n := g.Node("cpu2")
+	if n == nil || n.MemoryMB != 640 {
+		t.Fatalf("cpu2 in grid.json: %+v", n)
+	}
+	c, _ := g.Config("cpu2")
+	if fs, _ := c.Value("fs"); fs != fossilIP {
+		t.Errorf("cpu2 fs=%s", fs)
+	}
+	f.do(func() {
+		if _, ok := f.m.view.NodeByName("cpu2"); !ok || len(f.m.canvas.cards) != 4 {
+			t.Error("cpu2 is not on the canvas")
+		}
+	})
+}
+
+func TestPropertiesShowsIniAndEdits(t *testing.T) {
+	f := newFixture(t, false)
+	var p *propertiesDialog
+	f.do(func() { p = f.m.showProperties("cpu1") })
+	f.m.Wait()
+	f.do(func() {
+		if !strings.Contains(p.ini.Text, "● fs=") || !strings.Contains(p.ini.Text, "● = set by Gridlord") {
+			t.Errorf("plan9.ini view:\n%s", p.ini.Text)
+		}
+		p.memory.SetText("1024")
+		p.name.SetText("term1")
+		p.submit()
+	})
+	f.m.Wait()
+	if err := f.m.LastError(); err != nil {
+		t.Fatal(err)
+	}
+	n := f.loadGrid().Node("term1")
+	if n == nil || n.MemoryMB != 1024 {
+		t.Fatalf("after properties: %+v", n)
+	}
+}
+
+func TestAddNodeWizard(t *testing.T) {
+	f := newFixture(t, false)
+	f.do(func() {
+		w := f.m.showAddNode()
+		w.kind.SetSelected("fossil")
+		w.submit()
+	})
+	f.m.Wait()
+	if f.loadGrid().Node("fossil2") == nil {
+		t.Fatalf("no fossil2 added (error %v)", f.m.LastError())
 	}
 }

@@ -2,37 +2,89 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 
+	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
 
 	"gridlord/app"
 	"gridlord/assets"
 	"gridlord/ui"
-
-	"fyne.io/fyne/v2"
 )
 
 // appID matches FyneApp.toml's Details.ID.
 const appID = "dev.gridlord.app"
 
+// runGUI opens the window. It attaches to the grid's engine daemon when one
+// answers on GRIDDIR/engine.sock; otherwise it opens the grid in-process
+// (model, embedded venti) and starts the daemon ("gridlord engine") when
+// the user first does something that needs it, after asking.
 func runGUI(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "gui", "[-data DIR] [-venti-addr ADDR]")
+	fs := newFlags(env, "gui", "[-data DIR] [-grid DIR] [-venti-addr ADDR] [-engine auto|local]")
 	data := fs.String("data", "", "data directory (default $XDG_DATA_HOME/gridlord or ~/.local/share/gridlord)")
+	gridFlag := fs.String("grid", "", "grid directory (default DATA/grids/default)")
 	addr := fs.String("venti-addr", app.DefaultVentiAddr, "listen address of the embedded venti (loopback unless you say otherwise)")
+	mode := fs.String("engine", "auto", "auto: attach to the grid's engine daemon, or offer to start it when needed; local: never use a daemon")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	a, err := app.Open(ctx, app.Options{DataDir: *data, VentiAddr: *addr, Logger: env.log})
+	if *mode != "auto" && *mode != "local" {
+		return fmt.Errorf("%w: -engine must be auto or local", errUsage)
+	}
+	if *data == "" {
+		d, err := app.DefaultDataDir()
+		if err != nil {
+			return err
+		}
+		*data = d
+	}
+	dir := *gridFlag
+	if dir == "" {
+		dir = filepath.Join(*data, "grids", "default")
+	}
+	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
+	local := func(ctx context.Context) (app.Backend, error) {
+		return app.OpenLocal(ctx, app.LocalOptions{DataDir: *data, GridDir: dir, VentiAddr: *addr, Logger: env.log})
+	}
+	var b app.Backend
+	if *mode == "auto" {
+		if r, err := app.DialRemote(ctx, dir); err == nil {
+			env.log.Info("attached to the engine daemon", "grid", dir)
+			b = r
+		}
+	}
+	if b == nil {
+		if b, err = local(ctx); err != nil {
+			return err
+		}
+	}
+	a := app.New(b, env.log)
 	defer a.Close()
+
+	var opts ui.Options
+	if *mode == "auto" {
+		exe, err := os.Executable()
+		if err == nil {
+			var engineArgs []string
+			if fs.Lookup("venti-addr").Value.String() != app.DefaultVentiAddr {
+				engineArgs = []string{"-venti-addr", *addr}
+			}
+			opts.StartEngine = func(ctx context.Context) error {
+				return a.StartEngine(ctx, app.ConnectOptions{GridDir: dir, Engine: exe, EngineArgs: engineArgs, Logger: env.log}, local)
+			}
+		}
+	}
 	fa := fyneapp.NewWithID(appID)
 	fa.SetIcon(fyne.NewStaticResource("icon.png", assets.AppIcon()))
 	go func() {
 		<-ctx.Done()
 		fyne.Do(fa.Quit)
 	}()
-	ui.Run(fa, a)
+	ui.Run(fa, a, opts)
 	return nil
 }

@@ -1,0 +1,297 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
+)
+
+// SocketName is the engine daemon's gridfs socket in a grid directory (on
+// Windows, the file holding its loopback address).
+const SocketName = "engine.sock"
+
+// Remote is the backend that talks to the engine daemon through its gridfs
+// socket (engine/gridfs): every command is a ctl write, every snapshot a
+// file read, and changes arrive by reading /events.
+type Remote struct {
+	dir string
+	c   *gridfs.Client
+
+	// One goroutine reads /events (the client allows one reader) and
+	// fans each change out to every subscriber of Changes.
+	pumpOnce sync.Once
+	stop     context.CancelFunc
+	notes    Notifier
+	errMu    sync.Mutex
+	err      error // why the event stream ended, if it did
+
+	// EnginePID is the process id of the engine daemon Connect started, 0
+	// when it attached to one already running.
+	EnginePID int
+}
+
+var _ Backend = (*Remote)(nil)
+
+// DialRemote connects to the engine daemon serving the grid in dir.
+func DialRemote(ctx context.Context, dir string) (*Remote, error) {
+	c, err := gridfs.Dial(ctx, filepath.Join(dir, SocketName))
+	if err != nil {
+		return nil, err
+	}
+	return &Remote{dir: dir, c: c, stop: func() {}}, nil
+}
+
+// Close closes the connection; the daemon and its VMs keep running.
+func (r *Remote) Close() error {
+	r.pumpOnce.Do(func() {}) // no pump may start after Close
+	r.stop()
+	return r.c.Close()
+}
+
+// GridDir implements Backend.
+func (r *Remote) GridDir() string { return r.dir }
+
+// Grid implements Backend: /grid.json, parsed.
+func (r *Remote) Grid(ctx context.Context) (*grid.Grid, error) {
+	b, err := r.c.ReadFile(ctx, "grid.json")
+	if err != nil {
+		return nil, err
+	}
+	return grid.Parse(filepath.Join(r.dir, grid.FileName)+" (from the engine)", b)
+}
+
+// NodeStatus implements Backend.
+func (r *Remote) NodeStatus(ctx context.Context, node string) (string, error) {
+	b, err := r.c.ReadFile(ctx, "nodes/"+node+"/status")
+	return strings.TrimSpace(string(b)), err
+}
+
+// Ctl implements Backend.
+func (r *Remote) Ctl(ctx context.Context, words ...string) error {
+	return r.c.Ctl(ctx, gridfs.QuoteWords(words))
+}
+
+// NodeCtl implements Backend.
+func (r *Remote) NodeCtl(ctx context.Context, node string, words ...string) error {
+	return r.c.NodeCtl(ctx, node, gridfs.QuoteWords(words))
+}
+
+// NodeIni implements Backend.
+func (r *Remote) NodeIni(ctx context.Context, node string) ([]byte, error) {
+	return r.c.ReadFile(ctx, "nodes/"+node+"/ini")
+}
+
+// OpenConsole implements Backend.
+func (r *Remote) OpenConsole(ctx context.Context, node string) (io.ReadWriteCloser, error) {
+	return r.c.OpenCons(ctx, node)
+}
+
+// Changes implements Backend. Any number of subscribers may listen; one
+// goroutine reads /events for all of them.
+func (r *Remote) Changes(ctx context.Context) <-chan struct{} {
+	r.pumpOnce.Do(func() {
+		pctx, cancel := context.WithCancel(context.Background())
+		r.stop = cancel
+		go r.pump(pctx)
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan struct{}, 1)
+	in := r.notes.Subscribe(ctx)
+	go func() {
+		defer close(out)
+		defer cancel()
+		for range in {
+			if r.Err() != nil {
+				return
+			}
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
+}
+
+// Err implements Backend.
+func (r *Remote) Err() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.err
+}
+
+// pump reads /events until it fails, announcing each change; a failure is
+// kept for Err and announced too, which ends every subscription.
+func (r *Remote) pump(ctx context.Context) {
+	for {
+		err := r.c.WaitEvent(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.errMu.Lock()
+				r.err = fmt.Errorf("engine events: %w", err)
+				r.errMu.Unlock()
+				r.notes.Notify()
+			}
+			return
+		}
+		r.notes.Notify()
+	}
+}
+
+// Venti implements Backend: /venti/stats parsed.
+func (r *Remote) Venti(ctx context.Context) (VentiStatus, error) {
+	b, err := r.c.ReadFile(ctx, "venti/stats")
+	if err != nil {
+		return VentiStatus{}, err
+	}
+	return ParseVentiStats(b), nil
+}
+
+// ParseVentiStats reads the engine's "key value" statistics lines. Unknown
+// keys are ignored; the names of store.Stats fields are accepted in any
+// case, as are the short forms blocks, bytes/stored and written.
+func ParseVentiStats(b []byte) VentiStatus {
+	var v VentiStatus
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if !ok {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		n, _ := strconv.ParseInt(val, 10, 64)
+		switch strings.ToLower(strings.ReplaceAll(key, "_", "")) {
+		case "addr", "address":
+			v.Addr = val
+		case "blocks":
+			v.Blocks = n
+		case "storedbytes", "stored", "bytes":
+			v.StoredBytes = n
+		case "clientbytes", "written", "writtenbytes":
+			v.WrittenBytes = n
+		case "error", "err":
+			v.Err = val
+		}
+	}
+	return v
+}
+
+// ConnectOptions configure Connect.
+type ConnectOptions struct {
+	// GridDir is the grid the engine serves.
+	GridDir string
+	// Engine is the gridlord executable to start "gridlord engine -grid DIR"
+	// with when no engine answers; "" starts none.
+	Engine string
+	// EngineArgs are extra arguments for that command.
+	EngineArgs []string
+	// Wait is how long to wait for a started engine to answer (default 20s).
+	Wait time.Duration
+	// Logger receives progress (default: discarded).
+	Logger *slog.Logger
+}
+
+// Connect attaches to the engine daemon serving opts.GridDir, first
+// starting one detached (it outlives this process, as VMs must) when none
+// answers and opts.Engine is set. Its output goes to GridDir/engine.log.
+func Connect(ctx context.Context, opts ConnectOptions) (*Remote, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Wait == 0 {
+		opts.Wait = 20 * time.Second
+	}
+	r, err := DialRemote(ctx, opts.GridDir)
+	if err == nil || opts.Engine == "" {
+		return r, err
+	}
+	if err := os.MkdirAll(opts.GridDir, 0o755); err != nil {
+		return nil, fmt.Errorf("start engine: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(opts.GridDir, "engine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("start engine: %w", err)
+	}
+	defer logf.Close()
+	args := append([]string{"engine", "-grid", opts.GridDir}, opts.EngineArgs...)
+	cmd := exec.Command(opts.Engine, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	detach(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start engine %s: %w", opts.Engine, err)
+	}
+	opts.Logger.Info("started engine daemon", "pid", cmd.Process.Pid, "grid", opts.GridDir)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.NewTimer(opts.Wait)
+	defer deadline.Stop()
+	for {
+		r, err := DialRemote(ctx, opts.GridDir)
+		if err == nil {
+			r.EnginePID = cmd.Process.Pid
+			return r, nil
+		}
+		select {
+		case werr := <-exited:
+			tail, _ := os.ReadFile(logf.Name())
+			return nil, fmt.Errorf("the engine exited (%v) before answering; its log %s ends:\n%s", werr, logf.Name(), lastLines(tail, 10))
+		case <-deadline.C:
+			return nil, fmt.Errorf("the engine started (pid %d) but did not answer on %s within %v: %w", cmd.Process.Pid, filepath.Join(opts.GridDir, SocketName), opts.Wait, err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// lastLines returns the last n lines of b.
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// StartEngine moves the App from the in-process backend to the engine
+// daemon: it closes the current backend (freeing the embedded venti's port
+// for the daemon's own), then connects to the daemon, starting it as
+// opts say. If that fails, fallback (may be nil) provides a backend again,
+// so the window keeps working, and the connect error is returned.
+func (a *App) StartEngine(ctx context.Context, opts ConnectOptions, fallback func(context.Context) (Backend, error)) error {
+	a.mu.Lock()
+	old := a.b
+	a.mu.Unlock()
+	if _, ok := old.(*Remote); ok {
+		return nil // already talking to an engine
+	}
+	if err := old.Close(); err != nil {
+		a.log.Warn("close in-process backend", "err", err)
+	}
+	r, err := Connect(ctx, opts)
+	if err == nil {
+		a.setBackend(r)
+		return nil
+	}
+	if fallback != nil {
+		if b, ferr := fallback(context.WithoutCancel(ctx)); ferr == nil {
+			a.setBackend(b)
+		} else {
+			err = fmt.Errorf("%w (and reopening the grid in-process failed too: %v)", err, ferr)
+		}
+	}
+	return err
+}

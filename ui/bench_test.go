@@ -1,0 +1,131 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+
+	"gridlord/app"
+	"gridlord/engine/grid"
+)
+
+// bigGrid writes a grid of about n nodes to a new directory: the embedded
+// venti, n/10 fossils archiving to it and cpus spread over the fossils.
+func bigGrid(b *testing.B, n int) string {
+	b.Helper()
+	g, err := grid.Empty(grid.WithSubnet("10.9.0.0/16"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := g.AddNode(grid.NodeSpec{Kind: grid.KindVenti, Name: "venti", Embedded: true}); err != nil {
+		b.Fatal(err)
+	}
+	fossils := max(1, n/10)
+	for i := 0; i < fossils; i++ {
+		name := fmt.Sprintf("fossil%d", i+1)
+		if _, err := g.AddNode(grid.NodeSpec{Kind: grid.KindFossilAuth, Name: name, Seed: grid.DefaultSeed}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Wire(name, "venti"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < n-1-fossils; i++ {
+		name := fmt.Sprintf("cpu%d", i+1)
+		if _, err := g.AddNode(grid.NodeSpec{Kind: grid.KindCPU, Name: name, Seed: grid.DefaultSeed}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Wire(name, fmt.Sprintf("fossil%d", i%fossils+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	g.Arrange()
+	data, err := g.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, grid.FileName), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// benchWindow opens a window over a Local backend serving a grid of n
+// nodes.
+func benchWindow(b *testing.B, n int) *MainWindow {
+	b.Helper()
+	l, err := app.OpenLocal(context.Background(), app.LocalOptions{DataDir: b.TempDir(), GridDir: bigGrid(b, n), VentiAddr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	m := NewMainWindow(test.NewTempApp(b), app.New(l, nil), Options{})
+	m.win.Resize(fyne.NewSize(1280, 800))
+	if got := len(m.view.Nodes); got != n {
+		b.Fatalf("grid has %d nodes, want %d", got, n)
+	}
+	return m
+}
+
+// benchRefresh measures one full refresh as the engine's change events
+// cause it: the view fetched through the backend (grid copy, statuses,
+// problems), applied to the canvas, and a frame painted (software
+// painter: the capture rasterises the whole window).
+func benchRefresh(b *testing.B, n int) {
+	m := benchWindow(b, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.refreshNow()
+		m.win.Canvas().Capture()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/refresh")
+}
+
+// BenchmarkRefresh3 is the baseline: the default grid's size.
+func BenchmarkRefresh3(b *testing.B) { benchRefresh(b, 3) }
+
+// BenchmarkRefresh200 refreshes a 200-node grid.
+func BenchmarkRefresh200(b *testing.B) { benchRefresh(b, 200) }
+
+// benchDrag measures one drag step of a card (the card follows the
+// pointer, every link is re-laid out) plus the frame it causes.
+func benchDrag(b *testing.B, n int) {
+	m := benchWindow(b, n)
+	card := m.canvas.cards[m.view.Nodes[len(m.view.Nodes)-1].ID]
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d := float32(1 - 2*(i%2))
+		card.Dragged(&fyne.DragEvent{Dragged: fyne.NewDelta(d, d)})
+		m.win.Canvas().Capture()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/frame")
+}
+
+// BenchmarkDrag3 is the baseline for BenchmarkDrag200.
+func BenchmarkDrag3(b *testing.B) { benchDrag(b, 3) }
+
+// BenchmarkDrag200 drags a card in a 200-node grid.
+func BenchmarkDrag200(b *testing.B) { benchDrag(b, 200) }
+
+// benchView measures the data half of a refresh alone: the view fetched
+// through the backend and applied to the canvas, without painting.
+func benchView(b *testing.B, n int) {
+	m := benchWindow(b, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.refreshNow()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/view")
+}
+
+// BenchmarkView3 is the baseline for BenchmarkView200.
+func BenchmarkView3(b *testing.B) { benchView(b, 3) }
+
+// BenchmarkView200 fetches and applies a 200-node grid's view.
+func BenchmarkView200(b *testing.B) { benchView(b, 200) }

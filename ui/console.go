@@ -1,0 +1,184 @@
+package ui
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+// maxScrollback is how much console text a tab keeps.
+const maxScrollback = 256 << 10
+
+// consoleTab is one node's serial console: live output with scrollback, an
+// input line, copy, clear and save log. Closing it closes only this
+// window's stream; the VM and other viewers are not affected.
+type consoleTab struct {
+	m     *MainWindow
+	name  string
+	tab   *container.TabItem
+	text  *widget.TextGrid
+	view  *container.Scroll
+	input *widget.Entry
+	state *widget.Label
+
+	mu     sync.Mutex
+	buf    strings.Builder // UI goroutine only
+	stream io.ReadWriteCloser
+	closed bool
+}
+
+// openConsole shows name's console tab, opening it first if needed.
+func (m *MainWindow) openConsole(name string) {
+	if ct, ok := m.consoles[name]; ok {
+		m.tabs.Select(ct.tab)
+		return
+	}
+	ct := &consoleTab{m: m, name: name, text: widget.NewTextGrid(), input: widget.NewEntry(), state: widget.NewLabel("connecting…")}
+	ct.text.Scroll = fyne.ScrollNone
+	ct.view = container.NewScroll(ct.text)
+	ct.input.SetPlaceHolder("type a line for " + name + " and press Enter")
+	ct.input.OnSubmitted = ct.onSubmit
+	bar := widget.NewToolbar(
+		widget.NewToolbarAction(theme.ContentCopyIcon(), ct.onCopy),
+		widget.NewToolbarAction(theme.ContentClearIcon(), ct.onClear),
+		widget.NewToolbarAction(theme.DocumentSaveIcon(), ct.onSave),
+	)
+	top := container.NewBorder(nil, nil, ct.state, bar)
+	ct.tab = container.NewTabItemWithIcon(name, theme.ComputerIcon(), container.NewBorder(top, ct.input, nil, nil, ct.view))
+	m.consoles[name] = ct
+	m.tabs.Append(ct.tab)
+	m.tabs.Select(ct.tab)
+	if n, ok := m.snapshot().NodeByName(name); ok {
+		ct.setState(n.State)
+	}
+	m.ops.Add(1)
+	go ct.attach()
+}
+
+// attach opens the console stream and copies it into the tab.
+func (ct *consoleTab) attach() {
+	defer ct.m.ops.Done()
+	s, err := ct.m.app.Backend().OpenConsole(ct.m.ctx, ct.name)
+	if err != nil {
+		ct.m.ui(func() {
+			ct.appendText("[no console: " + err.Error() + "]\n")
+			ct.m.showError("Could not open the console of "+ct.name, err)
+		})
+		return
+	}
+	ct.mu.Lock()
+	if ct.closed {
+		ct.mu.Unlock()
+		s.Close()
+		return
+	}
+	ct.stream = s
+	ct.mu.Unlock()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := s.Read(buf)
+			if n > 0 {
+				text := strings.ReplaceAll(string(buf[:n]), "\r", "")
+				ct.m.ui(func() { ct.appendText(text) })
+			}
+			if err != nil {
+				ct.m.ui(func() { ct.appendText("[console closed]\n") })
+				return
+			}
+		}
+	}()
+}
+
+// appendText adds console output, dropping the oldest beyond maxScrollback.
+func (ct *consoleTab) appendText(s string) {
+	ct.buf.WriteString(s)
+	if ct.buf.Len() > maxScrollback {
+		keep := ct.buf.String()[ct.buf.Len()-maxScrollback:]
+		if i := strings.IndexByte(keep, '\n'); i >= 0 {
+			keep = keep[i+1:]
+		}
+		ct.buf.Reset()
+		ct.buf.WriteString(keep)
+	}
+	ct.text.SetText(ct.buf.String())
+	ct.view.ScrollToBottom()
+}
+
+// Text is the console text shown, for tests.
+func (ct *consoleTab) Text() string { return ct.buf.String() }
+
+func (ct *consoleTab) setState(s string) { ct.state.SetText(ct.name + ": " + s) }
+
+// onSubmit sends the line and a newline to the VM.
+func (ct *consoleTab) onSubmit(line string) {
+	ct.mu.Lock()
+	s := ct.stream
+	ct.mu.Unlock()
+	if s == nil {
+		ct.m.showError("Console of "+ct.name, errNotConnected(ct.name))
+		return
+	}
+	ct.input.SetText("")
+	ct.m.do("type into "+ct.name, func(context.Context) error {
+		_, err := io.WriteString(s, line+"\n")
+		return err
+	})
+}
+
+func (ct *consoleTab) onCopy() {
+	ct.m.fa.Clipboard().SetContent(ct.buf.String())
+}
+
+func (ct *consoleTab) onClear() {
+	ct.buf.Reset()
+	ct.text.SetText("")
+}
+
+func (ct *consoleTab) onSave() {
+	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
+		if err != nil || w == nil {
+			return
+		}
+		defer w.Close()
+		if _, err := io.WriteString(w, ct.buf.String()); err != nil {
+			ct.m.showError("Could not save the log", err)
+		}
+	}, ct.m.win)
+	d.SetFileName(ct.name + "-console.log")
+	d.Show()
+}
+
+// saveLog writes the console text to path atomically (the save dialog's
+// work, without the dialog).
+func (ct *consoleTab) saveLog(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(ct.buf.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// close ends this tab's stream only.
+func (ct *consoleTab) close() {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	ct.closed = true
+	if ct.stream != nil {
+		ct.stream.Close()
+	}
+}
+
+type errNotConnected string
+
+func (e errNotConnected) Error() string {
+	return "the console of " + string(e) + " is not connected (is the node running?)"
+}

@@ -1,0 +1,123 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+
+	"gridlord/app"
+	"gridlord/engine/grid"
+)
+
+// wholeGrid is the Reset wizard's choice for every node.
+const wholeGrid = "(whole grid)"
+
+// resetWizard gives a node, or the whole grid, a new auth domain, host
+// owner and password (the old confighelper "r"): the grid model and the
+// nvram on the disks of stopped nodes.
+type resetWizard struct {
+	m        *MainWindow
+	node     *widget.Select
+	authDom  *widget.Entry
+	user     *widget.Entry
+	password *widget.Entry
+	confirm  *widget.Entry
+	fresh    *widget.Check
+	problem  *widget.Label
+	dlg      dialog.Dialog
+}
+
+func (m *MainWindow) showReset(node string) *resetWizard {
+	names := []string{wholeGrid}
+	for _, n := range m.snapshot().Nodes {
+		if !n.Embedded {
+			names = append(names, n.Name)
+		}
+	}
+	w := &resetWizard{
+		m: m, node: widget.NewSelect(names, nil),
+		authDom: widget.NewEntry(), user: widget.NewEntry(),
+		password: widget.NewPasswordEntry(), confirm: widget.NewPasswordEntry(),
+		problem: widget.NewLabel(""),
+		fresh:   widget.NewCheck("First recreate the disk from its seed (erases it)", nil),
+	}
+	w.authDom.SetText(grid.DefaultAuthDom)
+	w.user.SetText(grid.DefaultUser)
+	if n, ok := m.snapshot().NodeByName(node); ok && !n.Embedded {
+		w.node.SetSelected(node)
+		w.authDom.SetText(n.AuthDom)
+		w.user.SetText(n.User)
+	} else {
+		w.node.SetSelected(wholeGrid)
+	}
+	w.problem.Wrapping = fyne.TextWrapWord
+	w.password.OnChanged = func(string) { w.check() }
+	w.confirm.OnChanged = func(string) { w.check() }
+	form := widget.NewForm(
+		widget.NewFormItem("Machine", w.node),
+		widget.NewFormItem("Auth domain", w.authDom),
+		widget.NewFormItem("Host owner", w.user),
+		widget.NewFormItem("Password", w.password),
+		widget.NewFormItem("Again", w.confirm),
+		widget.NewFormItem("Disk", w.fresh),
+		widget.NewFormItem("", w.problem),
+	)
+	w.dlg = dialog.NewCustomConfirm("Reset machine identity", "Reset", "Cancel", form, func(ok bool) {
+		if ok {
+			w.submit()
+		}
+	}, m.win)
+	w.dlg.Resize(fyne.NewSize(520, 360))
+	w.dlg.Show()
+	return w
+}
+
+// check says what is wrong with the password so far.
+func (w *resetWizard) check() error {
+	err := app.CheckPassword(w.user.Text, w.password.Text)
+	if err == nil && w.password.Text != w.confirm.Text {
+		err = fmt.Errorf("the two passwords differ")
+	}
+	if err != nil {
+		w.problem.SetText(err.Error())
+	} else {
+		w.problem.SetText("")
+	}
+	return err
+}
+
+// submit checks the password and resets; a refusal changes nothing.
+func (w *resetWizard) submit() {
+	if err := w.check(); err != nil {
+		w.m.showError("Reset refused", err)
+		return
+	}
+	id := app.Identity{User: w.user.Text, AuthDom: w.authDom.Text, Password: w.password.Text, FreshDisk: w.fresh.Checked}
+	var names []string
+	if w.node.Selected != wholeGrid {
+		names = []string{w.node.Selected}
+	}
+	w.m.do("reset identity", func(ctx context.Context) error {
+		res, err := app.ResetIdentity(ctx, w.m.app.Backend(), id, names...)
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("identity %s@%s: nvram written on %s", id.User, id.AuthDom, orNone(res.Written))
+		if len(res.Deferred) > 0 {
+			msg += "; written when first started: " + strings.Join(res.Deferred, ", ")
+		}
+		w.m.ui(func() { w.m.detail.SetText(msg) })
+		return nil
+	})
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "no disk"
+	}
+	return strings.Join(s, ", ")
+}

@@ -412,3 +412,33 @@ func TestSeedArenasImported(t *testing.T) {
 		}
 	}
 }
+
+// TestModelEditVerbs runs the grid commands the window's wizards send
+// (identity, memory, ip, rename) and checks the saved grid.
+func TestModelEditVerbs(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newTestGrid(t)
+	for _, cmd := range [][]string{
+		{"identity", "cpu1", "glenda", "lab"},
+		{"memory", "cpu1", "384"},
+		{"ip", "cpu1", "10.0.9.77"},
+		{"rename", "cpu1", "cpu9"},
+	} {
+		if err := e.Ctl(ctx, cmd); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+	g, err := grid.Load(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := g.Node("cpu9")
+	if n == nil || n.User != "glenda" || n.AuthDom != "lab" || n.MemoryMB != 384 || n.IP.String() != "10.0.9.77" {
+		t.Fatalf("after the edits: %+v", n)
+	}
+	for _, bad := range [][]string{{"memory", "cpu9", "lots"}, {"ip", "cpu9", "nowhere"}, {"rename", "nosuch", "x"}, {"identity", "cpu9", "glenda"}} {
+		if err := e.Ctl(ctx, bad); err == nil {
+			t.Errorf("%v succeeded", bad)
+		}
+	}
+}

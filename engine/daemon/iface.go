@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,7 +63,7 @@ func (e *Engine) Nodes() []string {
 }
 
 // gridVerbs lists the grid commands for error messages.
-const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, move NODE X Y, arrange, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
+const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, move NODE X Y, arrange, identity NODE USER AUTHDOM, memory NODE MB, ip NODE ADDR, rename NODE NEWNAME, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
 
 // Ctl runs one grid command (see gridfs.Engine).
 func (e *Engine) Ctl(ctx context.Context, words []string) error {
@@ -122,6 +123,34 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 		return e.edit(func(g *grid.Grid) error { return g.Move(args[0], x, y) })
 	case "arrange":
 		return e.edit(func(g *grid.Grid) error { g.Arrange(); return nil })
+	case "identity":
+		if err := need(3); err != nil {
+			return err
+		}
+		return e.edit(func(g *grid.Grid) error { return g.SetIdentity(args[0], args[1], args[2]) })
+	case "memory":
+		if err := need(2); err != nil {
+			return err
+		}
+		mb, err := strconv.Atoi(args[1])
+		if err != nil {
+			return fmt.Errorf("memory %s: %q is not a number of MiB", args[0], args[1])
+		}
+		return e.edit(func(g *grid.Grid) error { return g.SetMemory(args[0], mb) })
+	case "ip":
+		if err := need(2); err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(args[1])
+		if err != nil {
+			return fmt.Errorf("ip %s: %w", args[0], err)
+		}
+		return e.edit(func(g *grid.Grid) error { return g.SetIP(args[0], ip) })
+	case "rename":
+		if err := need(2); err != nil {
+			return err
+		}
+		return e.edit(func(g *grid.Grid) error { return g.Rename(args[0], args[1]) })
 	case "seed":
 		if len(args) < 3 || args[0] != "import" {
 			return fmt.Errorf("usage: seed import NAME PATH [key=value ...]; verbs: %s", gridVerbs)

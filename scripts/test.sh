@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test tier: vet, unit tests, integration tests with real tools
-# (QEMU, qemu-img, mtools, Xvfb), then each fuzz target for a bounded time.
+# (QEMU, qemu-img, mtools, Xvfb and a real window), the race detector on the
+# concurrent engine packages, the Windows cross-build and Linux package, then
+# each fuzz target for a bounded time. Screenshots and builds land in artifacts/.
 # This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,10 @@ go test -count=1 -timeout 35m ./...
 
 echo "== race detector on the concurrent engine packages"
 go test -count=1 -race -timeout 15m ./engine/venti/... ./engine/console/... ./engine/gridfs/... ./engine/internal/...
+
+echo "== Windows cross-build of the GUI (mingw-w64, cgo) and the Linux desktop package"
+scripts/windows-build.sh artifacts/gridlord.exe
+scripts/package-linux.sh
 
 echo "== fuzz targets, $fuzztime each"
 scripts/fuzz.sh "$fuzztime"

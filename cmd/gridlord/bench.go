@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,12 +52,13 @@ func parseSize(s string) (int64, error) {
 }
 
 func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "bench venti", "[-size 256M] [-workers 64] [-store DIR] [-verify=true]")
+	fs := newFlags(env, "bench venti", "[-size 256M] [-workers 64] [-store DIR] [-verify=true] [-cpuprofile FILE]")
 	sizeFlag := fs.String("size", "256M", "bytes to write (8 KiB blocks), with an optional K, M or G suffix")
 	workers := fs.Int("workers", 64, "goroutines sharing the one client connection")
 	dir := fs.String("store", "", "empty or new store `directory` (default: a temporary directory, removed afterwards)")
 	verify := fs.Bool("verify", true, "server recomputes SHA-1 on every read (the client always does)")
 	mem := fs.Bool("mem", false, "serve an in-memory store instead of the disk store, to tell the disk store's cost from the protocol's")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured phases to `file`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -135,6 +137,17 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer c.Close()
 
+	if *profile != "" {
+		pf, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	scores := make([]venti.Score, n)
 	// phase runs fn for blocks 0..n-1 on the workers, then Tsync, and
 	// returns bytes per second and CPU time per block (client and server

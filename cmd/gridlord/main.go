@@ -89,7 +89,18 @@ func main() {
 		stderr: os.Stderr,
 		log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})),
 	}
-	os.Exit(runMain(ctx, env, os.Args[1:]))
+	args := os.Args[1:]
+	if len(args) == 0 || args[0] == "gui" {
+		// The window must run on the main goroutine, which Fyne's init
+		// locks to the main OS thread.
+		os.Exit(runMain(ctx, env, args))
+	}
+	// Every other command runs on a goroutine of its own: on the locked
+	// main thread each hand-off between the goroutines of a pipeline (vac,
+	// unvac, the venti client) would cost an OS thread switch.
+	code := make(chan int)
+	go func() { code <- runMain(ctx, env, args) }()
+	os.Exit(<-code)
 }
 
 func logLevel() slog.Level {

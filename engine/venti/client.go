@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,10 +81,7 @@ type Client struct {
 	br      *bufio.Reader
 	addr    string
 
-	wmu   sync.Mutex // guards bw, whead, werr
-	bw    *bufio.Writer
-	whead []byte
-	werr  error
+	out *connWriter // requests, after the handshake
 
 	tags  chan uint8 // free tags
 	calls [256]call
@@ -244,7 +240,6 @@ func newClient(ctx context.Context, c net.Conn, o clientOptions) (*Client, error
 	cl := &Client{
 		conn:       c,
 		br:         bufio.NewReaderSize(c, ioBufSize),
-		bw:         bufio.NewWriterSize(c, ioBufSize),
 		addr:       c.RemoteAddr().String(),
 		dead:       make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -268,6 +263,9 @@ func newClient(ctx context.Context, c net.Conn, o clientOptions) (*Client, error
 		cl.tags <- uint8(i)
 		cl.calls[i].ch = make(chan struct{}, 1)
 	}
+	cl.out = newConnWriter(c, func(err error) {
+		cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
+	})
 	go cl.readLoop()
 	return cl, nil
 }
@@ -295,10 +293,11 @@ func (cl *Client) handshake(o clientOptions) error {
 	cl.version = v
 	cl.sizeLen, _ = frameSizeLen(v)
 	hello := Message{Type: Thello, Version: v, UID: o.uid}
-	if err := WriteMessage(cl.bw, &hello, v); err != nil {
+	hb, err := hello.Marshal(v)
+	if err != nil {
 		return fmt.Errorf("write Thello: %w", err)
 	}
-	if err := cl.bw.Flush(); err != nil {
+	if _, err := cl.conn.Write(hb); err != nil {
 		return fmt.Errorf("write Thello: %w", err)
 	}
 	r, err := ReadMessage(cl.br, v)
@@ -467,36 +466,19 @@ func (cl *Client) rpc(ctx context.Context, req *Message, count int) (Message, er
 	}
 }
 
-// send writes one request. Requests are buffered and flushed in bursts:
-// with other calls in flight, send yields once before flushing so that
-// callers already runnable can add their requests to the same TCP write.
-// Every call ends with its request flushed, by itself or by another.
+// send queues one request on the connection's writer, which sends
+// requests in batches.
 func (cl *Client) send(m *Message) error {
-	cl.wmu.Lock()
-	err := cl.werr
-	if err == nil {
-		cl.whead, err = m.appendHead(cl.whead[:0], cl.version)
-		if err == nil {
-			_, err = cl.bw.Write(cl.whead)
-		}
-		if err == nil && len(m.Data) > 0 {
-			_, err = cl.bw.Write(m.Data)
-		}
-		cl.werr = err
-	}
-	cl.wmu.Unlock()
+	var arr [64]byte
+	head, err := m.appendHead(arr[:0], cl.version)
 	if err != nil {
 		return err
 	}
-	if cap(cl.tags)-len(cl.tags) > 1 {
-		runtime.Gosched()
+	var data []byte
+	if m.Type == Twrite {
+		data = m.Data
 	}
-	cl.wmu.Lock()
-	defer cl.wmu.Unlock()
-	if cl.werr == nil && cl.bw.Buffered() > 0 {
-		cl.werr = cl.bw.Flush()
-	}
-	return cl.werr
+	return cl.out.queue(head, data)
 }
 
 // Read implements Reader. It fetches the block with score s and type t,
@@ -586,11 +568,16 @@ func (cl *Client) Close() error {
 		case <-cl.dead:
 		default:
 			cl.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if err := cl.send(&Message{Type: Tgoodbye}); err != nil {
+			err := cl.send(&Message{Type: Tgoodbye})
+			if err == nil {
+				err = cl.out.flush()
+			}
+			if err != nil {
 				cl.closeErr = fmt.Errorf("venti goodbye to %s: %w", cl.addr, err)
 			}
 		}
 		cl.fail(ErrClientClosed)
+		cl.out.close()
 		<-cl.readerDone
 	})
 	return cl.closeErr

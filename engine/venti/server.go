@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -136,16 +135,16 @@ type srvConn struct {
 	sizeLen int
 	log     *slog.Logger
 
-	sem    chan struct{}   // one slot per request being processed
-	wg     sync.WaitGroup  // workers
-	writes *sync.WaitGroup // Twrites received since the last Tsync; reader-owned
-	ctx    context.Context // workers' context
-	cancel context.CancelFunc
+	sem      chan struct{}   // one slot per request being processed
+	wg       sync.WaitGroup  // requests being processed
+	work     chan srvJob     // requests for idle workers
+	nworkers int             // workers started; reader-owned
+	workers  sync.WaitGroup  // worker goroutines
+	writes   *sync.WaitGroup // Twrites received since the last Tsync; reader-owned
+	ctx      context.Context // workers' context
+	cancel   context.CancelFunc
 
-	wmu   sync.Mutex // guards bw, whead, werr
-	bw    *bufio.Writer
-	whead []byte
-	werr  error
+	out *connWriter // replies
 
 	scratch []byte // frame buffer for everything but Twrite; reader-owned
 }
@@ -166,18 +165,24 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		s:      s,
 		c:      c,
 		br:     bufio.NewReaderSize(c, ioBufSize),
-		bw:     bufio.NewWriterSize(c, ioBufSize),
 		log:    s.log.With("remote", c.RemoteAddr().String()),
 		sem:    make(chan struct{}, maxInFlight),
+		work:   make(chan srvJob),
 		writes: new(sync.WaitGroup),
 	}
 	sc.ctx, sc.cancel = context.WithCancel(ctx)
 	defer sc.cancel()
-	if err := sc.handshake(); err != nil {
-		return fmt.Errorf("venti connection from %v: %w", c.RemoteAddr(), err)
+	sc.out = newConnWriter(c, func(error) { c.Close() }) // a write error stops the reader
+	defer sc.out.close()
+	err := sc.handshake()
+	if err == nil {
+		sc.log.Debug("venti connection", "version", sc.version)
+		err = sc.serve()
 	}
-	sc.log.Debug("venti connection", "version", sc.version)
-	if err := sc.serve(); err != nil {
+	// Let the replies already queued (an Rerror saying why we close,
+	// those before a Tgoodbye) go out before c is closed.
+	sc.out.flush()
+	if err != nil {
 		return fmt.Errorf("venti connection from %v: %w", c.RemoteAddr(), err)
 	}
 	return nil
@@ -238,10 +243,7 @@ func (sc *srvConn) handshake() error {
 		return errors.New(bad)
 	}
 	sc.reply(&Message{Type: Rhello, SID: "anonymous"})
-	sc.wmu.Lock()
-	err = sc.werr
-	sc.wmu.Unlock()
-	if err != nil {
+	if err := sc.out.flush(); err != nil {
 		return fmt.Errorf("write Rhello: %w", err)
 	}
 	if err := sc.c.SetDeadline(time.Time{}); err != nil {
@@ -258,6 +260,8 @@ func (sc *srvConn) serve() (err error) {
 			sc.cancel() // abandon work whose reply cannot be sent
 		}
 		sc.wg.Wait()
+		close(sc.work)
+		sc.workers.Wait()
 	}()
 	for {
 		n, err := readFrameSize(sc.br, sc.sizeLen)
@@ -343,7 +347,7 @@ func (sc *srvConn) serve() (err error) {
 				sc.writes = new(sync.WaitGroup)
 			}
 			sc.wg.Add(1)
-			go sc.handle(m, pooled, batch)
+			sc.dispatch(srvJob{m: m, pooled: pooled, batch: batch})
 		default:
 			sc.reply(&Message{Type: Rerror, Tag: m.Tag, Error: fmt.Sprintf("unexpected %v: not a request", m.Type)})
 		}
@@ -353,6 +357,43 @@ func (sc *srvConn) serve() (err error) {
 func (sc *srvConn) putBuf(b *[]byte) {
 	if b != nil {
 		sc.s.bufs.Put(b)
+	}
+}
+
+// srvJob is one Tread, Twrite or Tsync for a worker.
+type srvJob struct {
+	m      Message
+	pooled *[]byte         // the Twrite body's buffer, returned once stored
+	batch  *sync.WaitGroup // Twrite: the batch it belongs to; Tsync: the batch it waits for
+}
+
+// dispatch hands j to an idle worker, or starts a new one while there are
+// fewer than maxInFlight. Workers live as long as the connection: a
+// goroutine per request would pay for its creation and, worse, for growing
+// its stack through SHA-1 and the store's I/O on every request. The sem
+// slot taken for j guarantees a worker frees up if all are busy.
+func (sc *srvConn) dispatch(j srvJob) {
+	select {
+	case sc.work <- j:
+		return
+	default:
+	}
+	if sc.nworkers < maxInFlight {
+		sc.nworkers++
+		sc.workers.Add(1)
+		go sc.worker(j)
+		return
+	}
+	sc.work <- j
+}
+
+// worker handles first, then whatever the reader hands it until the
+// connection ends.
+func (sc *srvConn) worker(first srvJob) {
+	defer sc.workers.Done()
+	sc.handle(first.m, first.pooled, first.batch)
+	for j := range sc.work {
+		sc.handle(j.m, j.pooled, j.batch)
 	}
 }
 
@@ -367,7 +408,9 @@ func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
 	switch m.Type {
 	case Tread:
 		r.Type = Rread
-		r.Data, err = sc.read(&m)
+		var rb *[]byte
+		r.Data, rb, err = sc.read(&m)
+		defer sc.putBuf(rb) // after the reply has been queued (copied)
 	case Twrite:
 		r.Type = Rwrite
 		r.Score, err = sc.write(&m)
@@ -387,25 +430,32 @@ func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
 }
 
 // read answers a Tread with the block's bytes or an error in p9p's words.
-func (sc *srvConn) read(m *Message) ([]byte, error) {
+// The data may be in a pooled buffer, returned too, which the caller puts
+// back once the reply is queued.
+func (sc *srvConn) read(m *Message) (data []byte, pooled *[]byte, err error) {
 	if !m.BlockType.Valid() {
-		return nil, fmt.Errorf("read %v: invalid block type %d", m.Score, uint8(m.BlockType))
+		return nil, nil, fmt.Errorf("read %v: invalid block type %d", m.Score, uint8(m.BlockType))
 	}
 	if m.Score == ZeroScore {
-		return nil, nil
+		return nil, nil, nil
 	}
-	data, err := sc.s.st.Read(sc.ctx, m.Score, m.BlockType, max(MaxBlock, int(m.Count)))
+	if ri, ok := sc.s.st.(ReaderInto); ok {
+		pooled = sc.s.bufs.Get().(*[]byte)
+		data, err = ri.ReadInto(sc.ctx, m.Score, m.BlockType, max(MaxBlock, int(m.Count)), *pooled)
+	} else {
+		data, err = sc.s.st.Read(sc.ctx, m.Score, m.BlockType, max(MaxBlock, int(m.Count)))
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("no block with score %v/%d exists", m.Score, uint8(m.BlockType))
+			return nil, pooled, fmt.Errorf("no block with score %v/%d exists", m.Score, uint8(m.BlockType))
 		}
 		sc.log.Warn("venti read failed", "score", m.Score.String(), "type", m.BlockType, "err", err)
-		return nil, err
+		return nil, pooled, err
 	}
 	if len(data) > int(m.Count) {
-		return nil, fmt.Errorf("read too small: asked for %d need at least %d", m.Count, len(data))
+		return nil, pooled, fmt.Errorf("read too small: asked for %d need at least %d", m.Count, len(data))
 	}
-	return data, nil
+	return data, pooled, nil
 }
 
 // write answers a Twrite with the block's score.
@@ -423,35 +473,25 @@ func (sc *srvConn) write(m *Message) (Score, error) {
 	return s, err
 }
 
-// reply sends m. Replies are buffered and flushed in bursts: when other
-// requests are being processed, reply yields once before flushing so that
-// those already runnable can add their replies to the same TCP write.
-// Every call ends with its reply flushed, by itself or by another. A write
-// error closes the connection, which stops the reader.
+// reply queues m on the connection's writer, which sends replies in
+// batches. A reply that cannot be encoded or a write error closes the
+// connection, which stops the reader.
 func (sc *srvConn) reply(m *Message) {
 	if m.Type == Rerror && len(m.Error) > MaxString {
 		m.Error = m.Error[:MaxString]
 	}
-	sc.wmu.Lock()
-	if sc.werr == nil {
-		sc.whead, sc.werr = m.appendHead(sc.whead[:0], sc.version)
-		if sc.werr == nil {
-			_, sc.werr = sc.bw.Write(sc.whead)
-		}
-		if sc.werr == nil && len(m.Data) > 0 {
-			_, sc.werr = sc.bw.Write(m.Data)
-		}
+	var arr [64]byte
+	head, err := m.appendHead(arr[:0], sc.version)
+	if err != nil {
+		sc.log.Warn("venti reply", "err", err)
+		sc.c.Close()
+		return
 	}
-	sc.wmu.Unlock()
-	if len(sc.sem) > 1 {
-		runtime.Gosched()
+	var data []byte
+	if m.Type == Rread {
+		data = m.Data
 	}
-	sc.wmu.Lock()
-	if sc.werr == nil && sc.bw.Buffered() > 0 {
-		sc.werr = sc.bw.Flush()
-	}
-	if sc.werr != nil {
+	if err := sc.out.queue(head, data); err != nil {
 		sc.c.Close()
 	}
-	sc.wmu.Unlock()
 }

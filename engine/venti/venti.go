@@ -172,6 +172,18 @@ type Reader interface {
 	Read(ctx context.Context, s Score, t Type, max int) ([]byte, error)
 }
 
+// ReaderInto is implemented by readers that can read a block into a
+// buffer the caller supplies, sparing an allocation per read (the server
+// reads with it into buffers it reuses). A type that embeds a ReaderInto
+// and overrides Read must override ReadInto as well, or the server will
+// bypass its Read.
+type ReaderInto interface {
+	// ReadInto is Read, except that the block may be read into buf; the
+	// result may then alias buf. A buf of MaxBlock+64 bytes is always
+	// large enough.
+	ReadInto(ctx context.Context, s Score, t Type, max int, buf []byte) ([]byte, error)
+}
+
 // Writer writes blocks.
 type Writer interface {
 	// Write stores data as a block of type t and returns its score. Empty

@@ -119,23 +119,11 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	ballast := newGCBallast() // as "venti serve" has
 	defer runtime.KeepAlive(ballast)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	c, stop, err := serveLoopback(ctx, served)
 	if err != nil {
 		return err
 	}
-	sctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		venti.NewServer(served).Serve(sctx, ln)
-	}()
-	defer func() { stop(); wg.Wait() }()
-	c, err := venti.Dial(ctx, ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer stop()
 
 	if *profile != "" {
 		pf, err := os.Create(*profile)
@@ -244,4 +232,27 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 			s.Blocks, s.DedupRatio, s.RAMPerBlock, s.Syncs, s.Fsyncs)
 	}
 	return nil
+}
+
+// serveLoopback serves st with the venti protocol on a free loopback port
+// and returns a client connected to it; stop closes the client and waits
+// for the server to finish. The benchmarks measure through it.
+func serveLoopback(ctx context.Context, st venti.Store) (c *venti.Client, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		venti.NewServer(st).Serve(sctx, ln)
+	}()
+	c, err = venti.Dial(ctx, ln.Addr().String())
+	if err != nil {
+		cancel()
+		<-done
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); cancel(); <-done }, nil
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -275,23 +274,11 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 	if st.Stats().Blocks != 0 {
 		return fmt.Errorf("store %s is not empty: give an empty or new -store directory", *dir)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	c, stop, err := serveLoopback(ctx, st)
 	if err != nil {
 		return err
 	}
-	sctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		venti.NewServer(st).Serve(sctx, ln)
-	}()
-	defer func() { stop(); wg.Wait() }()
-	c, err := venti.Dial(ctx, ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer stop()
 
 	// Each phase: wall-clock rate, and rate per CPU-second of this process
 	// (client, server and store together).

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"gridlord/engine/atomicfile"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -306,3 +308,7 @@ func (a *App) Clone(ctx context.Context, spec CloneSpec) (string, error) {
 	}
 	return name, nil
 }
+
+// WriteFile replaces the file at path with data atomically (temp file,
+// fsync, rename), as every file Gridlord writes is.
+func WriteFile(path string, data []byte) error { return atomicfile.Write(path, data, 0o644) }

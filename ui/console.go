@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"io"
-	"os"
 	"strings"
 	"sync"
 
@@ -12,6 +11,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"gridlord/app"
 )
 
 // maxScrollback is how much console text a tab keeps.
@@ -160,11 +161,7 @@ func (ct *consoleTab) onSave() {
 // saveLog writes the console text to path atomically (the save dialog's
 // work, without the dialog).
 func (ct *consoleTab) saveLog(path string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(ct.buf.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return app.WriteFile(path, []byte(ct.buf.String()))
 }
 
 // close ends this tab's stream only.

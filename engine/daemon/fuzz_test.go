@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/atomicfile"
 )
 
 func TestParseImportOptions(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 	"regexp"
 	"sort"
 
+	"gridlord/engine/atomicfile"
 	"gridlord/engine/grid"
-	"gridlord/engine/internal/atomicfile"
 	"gridlord/engine/plan9disk"
 	"gridlord/engine/qcow2"
 	"gridlord/engine/vac"

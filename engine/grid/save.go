@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/atomicfile"
 	"gridlord/images"
 )
 

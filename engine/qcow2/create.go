@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/atomicfile"
 )
 
 // DefaultClusterSize is the cluster size of images we create unless told

@@ -1,6 +1,8 @@
 package qemu
 
 import (
+	"gridlord/engine/atomicfile"
+
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -180,7 +182,7 @@ func ChooseAccel(ctx context.Context, binary, cacheDir string, log *slog.Logger)
 		}
 		cache[key] = rec
 		b, _ := json.MarshalIndent(cache, "", "\t")
-		if err := writeFileAtomic(cacheFile, b); err != nil {
+		if err := atomicfile.Write(cacheFile, b, 0o644); err != nil {
 			log.Warn("cannot cache the accelerator probe", "file", cacheFile, "err", err)
 		}
 	}
@@ -200,26 +202,4 @@ func probeKey(path, accel string) string {
 		h.Write(rel)
 	}
 	return accel + "-" + hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// writeFileAtomic writes b to path through a synced temporary file.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }

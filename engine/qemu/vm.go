@@ -1,6 +1,8 @@
 package qemu
 
 import (
+	"gridlord/engine/atomicfile"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -552,7 +554,7 @@ func writeRecord(dir string, rec record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, FileState), b)
+	return atomicfile.Write(filepath.Join(dir, FileState), b, 0o644)
 }
 
 func removeSockets(f Files) {

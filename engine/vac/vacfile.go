@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/atomicfile"
 	"gridlord/engine/venti"
 )
 

@@ -34,6 +34,8 @@
 package standin
 
 import (
+	"gridlord/engine/atomicfile"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -390,7 +392,7 @@ func initramfs(opts Options, kdir string, meta kernelMeta) (string, error) {
 	if err := w.Close(); err != nil {
 		return "", fmt.Errorf("build initramfs: %w", err)
 	}
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(path, buf.Bytes(), 0o644); err != nil {
 		return "", fmt.Errorf("write initramfs %s: %w", path, err)
 	}
 	return path, nil
@@ -406,30 +408,6 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o644)
-}
-
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 func readJSON(path string, v any) error {

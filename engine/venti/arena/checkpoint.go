@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/atomicfile"
 )
 
 // checkpoint records how far an import got through one arena. Clumps

@@ -13,7 +13,7 @@ import (
 	"slices"
 	"sync"
 
-	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/atomicfile"
 	"gridlord/engine/venti"
 )
 

@@ -55,7 +55,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gridlord/engine/internal/atomicfile"
+	"gridlord/engine/atomicfile"
 	"gridlord/engine/venti"
 )
 

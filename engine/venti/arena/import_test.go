@@ -48,6 +48,12 @@ func (c *countingStore) Write(ctx context.Context, t venti.Type, data []byte) (v
 	if err := ctx.Err(); err != nil {
 		return venti.Score{}, err
 	}
+	if c.cancel != nil && c.n.Load() >= c.cancelN {
+		// Past the limit: cancel and refuse, whatever the scheduling of
+		// the import's workers, so every run stops after cancelN writes.
+		c.cancel()
+		return venti.Score{}, context.Canceled
+	}
 	s, err := c.MemStore.Write(ctx, t, data)
 	if err == nil {
 		c.mu.Lock()

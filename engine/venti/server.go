@@ -342,9 +342,14 @@ func (sc *srvConn) serve() (err error) {
 				batch = sc.writes
 				batch.Add(1)
 			case Tsync:
-				// The sync covers every write received before it.
+				// The sync covers every write received before it: those
+				// of its own batch, and through the chain below those of
+				// every earlier batch, whose syncs may still be waiting.
 				batch = sc.writes
-				sc.writes = new(sync.WaitGroup)
+				next := new(sync.WaitGroup)
+				next.Add(1)
+				go func(prev *sync.WaitGroup) { prev.Wait(); next.Done() }(batch)
+				sc.writes = next
 			}
 			sc.wg.Add(1)
 			sc.dispatch(srvJob{m: m, pooled: pooled, batch: batch})

@@ -453,3 +453,46 @@ func TestWireHalfClose(t *testing.T) {
 		t.Fatalf("extra bytes % x", b)
 	}
 }
+
+// A second Tsync pipelined behind the first also waits for the write
+// before them both: it must not reply (or call the store's Sync) while that
+// write is still being stored.
+func TestWireSyncChain(t *testing.T) {
+	st := newGateStore()
+	r := helloRaw(t, serve(t, st), venti.Version04)
+	data := []byte("gated write before two syncs")
+	open := st.gate(venti.Sum(data))
+	defer open()
+	w, _ := (&venti.Message{Type: venti.Twrite, Tag: 1, BlockType: venti.DataType, Data: data}).Marshal("04")
+	s1, _ := (&venti.Message{Type: venti.Tsync, Tag: 2}).Marshal("04")
+	s2, _ := (&venti.Message{Type: venti.Tsync, Tag: 3}).Marshal("04")
+	p, _ := (&venti.Message{Type: venti.Tping, Tag: 4}).Marshal("04")
+	r.write(w, s1, s2, p)
+	<-st.entered
+	if m := r.recv(); m.Type != venti.Rping {
+		t.Fatalf("first reply %v tag %d, want Rping (the write and both syncs are blocked)", m.Type, m.Tag)
+	}
+	// Both syncs have been dispatched; give their workers a moment to
+	// (wrongly) reach the store before the write is let through.
+	for i := 0; i < 20 && st.syncs.Load() == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := st.syncs.Load(); n != 0 {
+		t.Fatalf("the store was synced %d times while the earlier write was still being stored", n)
+	}
+	open()
+	if m := r.recv(); m.Type != venti.Rwrite || m.Tag != 1 {
+		t.Fatalf("reply %v tag %d, want Rwrite tag 1", m.Type, m.Tag)
+	}
+	tags := map[uint8]bool{}
+	for i := 0; i < 2; i++ {
+		m := r.recv()
+		if m.Type != venti.Rsync {
+			t.Fatalf("reply %v tag %d, want Rsync", m.Type, m.Tag)
+		}
+		tags[m.Tag] = true
+	}
+	if !tags[2] || !tags[3] || st.badSyncs.Load() != 0 {
+		t.Fatalf("Rsync tags %v, %d syncs overlapping a write; want tags 2 and 3, none overlapping", tags, st.badSyncs.Load())
+	}
+}

@@ -166,6 +166,9 @@ func (h *Hub) pump(conn io.ReadWriteCloser, gen int, done chan struct{}) {
 func (h *Hub) publish(p []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return // the log is closed and the readers ended
+	}
 	h.totalBytes += int64(len(p))
 	h.scroll = appendBounded(h.scroll, p, h.opts.Scrollback)
 	if h.log != nil && !h.logFailed {

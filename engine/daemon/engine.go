@@ -116,6 +116,7 @@ type Engine struct {
 	ctx    context.Context // engine lifetime
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	ops    sync.WaitGroup // operations started by run; Close waits for them
 
 	store     *store.Store
 	ventiLn   net.Listener
@@ -260,10 +261,16 @@ func (e *Engine) Serve(ctx context.Context) error {
 func (e *Engine) Close() error {
 	var errs []error
 	e.closeOnce.Do(func() {
+		// Stop taking operations and let those under way finish (they see
+		// the cancelled context) before detaching from the VMs and closing
+		// the store they may still be using.
+		e.mu.Lock()
+		e.cancel()
+		e.mu.Unlock()
+		e.ops.Wait()
 		if e.sup != nil {
 			errs = append(errs, e.sup.Close())
 		}
-		e.cancel()
 		if e.ventiLn != nil {
 			e.ventiLn.Close()
 		}

@@ -30,9 +30,20 @@ func serveGridfs(ctx context.Context, e *Engine, sock string, log *slog.Logger) 
 // run runs op on the engine's context, so that it completes even when the
 // caller (a gridfs client that died, a cancelled CLI) stops waiting; the
 // caller's ctx only bounds the wait.
+// Close waits for every operation started here before it detaches.
 func (e *Engine) run(ctx context.Context, op func(context.Context) error) error {
+	e.mu.Lock()
+	if e.ctx.Err() != nil {
+		e.mu.Unlock()
+		return errors.New("the engine is shutting down; run the command again once it has restarted")
+	}
+	e.ops.Add(1)
+	e.mu.Unlock()
 	done := make(chan error, 1)
-	go func() { done <- op(e.ctx) }()
+	go func() {
+		defer e.ops.Done()
+		done <- op(e.ctx)
+	}()
 	select {
 	case err := <-done:
 		return err

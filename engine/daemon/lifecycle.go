@@ -149,6 +149,11 @@ func (e *Engine) startOne(ctx context.Context, name string) error {
 	}
 	e.forward(name)
 	if err := e.waitReady(ctx, r, vn, boot); err != nil {
+		if e.ctx.Err() != nil {
+			// The engine is closing, not the node failing: leave the VM
+			// running for the next engine to re-adopt.
+			return fmt.Errorf("start %s: %w", name, err)
+		}
 		e.log.Warn("node did not become ready; powering it off", "node", name, "err", err)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		e.sup.Stop(sctx, r.id.String(), 0)

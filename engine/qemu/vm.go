@@ -494,6 +494,11 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) error {
 	if wait(grace) {
 		return nil
 	}
+	if ctx.Err() != nil {
+		// The caller stopped waiting: do not escalate to quit and kill,
+		// which could lose what the guest has not flushed yet.
+		return fmt.Errorf("node %s: stop: %w (the VM is still shutting down; call Stop again to quit or kill it)", v.rec.Spec.Name, ctx.Err())
+	}
 	if err := v.mon.Quit(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("quit: %w", err))
 	}

@@ -465,7 +465,8 @@ func (v *VM) Resume(ctx context.Context) error { return v.mon.Resume(ctx) }
 
 // Stop shuts the VM down by the ladder: ACPI power button and up to grace
 // for the guest to power off, then QMP quit, then kill. It returns once
-// QEMU has exited, with the errors of the steps that failed joined.
+// QEMU has exited, with the errors of the steps that failed joined; if ctx
+// ends first it returns without escalating and the VM keeps shutting down.
 func (v *VM) Stop(ctx context.Context, grace time.Duration) error {
 	v.mu.Lock()
 	st := v.info.State

@@ -11,7 +11,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
-	"gridlord/engine/grid"
 )
 
 // cloneWizard adds a machine like another (confighelper "a"): source (a
@@ -106,7 +105,7 @@ func (w *cloneWizard) spec() (app.CloneSpec, error) {
 // onChanged recomputes the preview (on a copy of the grid: nothing changes).
 func (w *cloneWizard) onChanged() {
 	spec, err := w.spec()
-	var cfg *grid.NodeConfig
+	var cfg *app.NodeConfig
 	if err == nil {
 		cfg, err = w.m.app.PreviewClone(w.m.ctx, spec)
 	}
@@ -119,7 +118,7 @@ func (w *cloneWizard) onChanged() {
 
 // configText shows a node configuration: plan9.ini keys, identity, config
 // block lines.
-func configText(c *grid.NodeConfig) string {
+func configText(c *app.NodeConfig) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (%s, seed %s)\n", c.Name, c.Kind, c.Seed)
 	for _, kv := range c.Ini {

@@ -9,7 +9,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
-	"gridlord/engine/grid"
 	"gridlord/images"
 )
 
@@ -40,10 +39,10 @@ func (m *MainWindow) showNewGrid() *newGridWizard {
 	if m.snapshot().Dir != "" {
 		w.dir.SetText(filepath.Join(filepath.Dir(m.snapshot().Dir), "grid2"))
 	}
-	w.seed.SetSelected(grid.DefaultSeed)
+	w.seed.SetSelected(app.DefaultSeed)
 	w.file.SetPlaceHolder("optional: a local .qcow2 or raw image instead")
-	w.authDom.SetText(grid.DefaultAuthDom)
-	w.user.SetText(grid.DefaultUser)
+	w.authDom.SetText(app.DefaultAuthDom)
+	w.user.SetText(app.DefaultUser)
 	browse := widget.NewButton("Choose file…", func() {
 		dialog.ShowFileOpen(func(r fyne.URIReadCloser, err error) {
 			if err == nil && r != nil {

@@ -12,8 +12,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
-	"gridlord/engine/grid"
-	"gridlord/engine/gridfs"
 )
 
 // do runs fn off the UI goroutine; a failure is shown as an error dialog
@@ -79,19 +77,10 @@ func (m *MainWindow) offerEngine() {
 		}, m.win)
 }
 
-// summary is the one-line reason of err: a refused link's reason, the
-// engine's message for a refused command, else the first line.
+// summary is the one-line reason of err (see app.ErrorReason).
 func summary(err error) string {
-	var we *grid.WiringError
-	if errors.As(err, &we) {
-		return we.Reason
-	}
-	var ce *gridfs.CtlError
-	if errors.As(err, &ce) {
-		return ce.Msg
-	}
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
+	r, _ := app.ErrorReason(err)
+	return r
 }
 
 // details is the full error text and the chain of wrapped errors.
@@ -111,9 +100,8 @@ func (m *MainWindow) showError(title string, err error) {
 	m.mu.Lock()
 	m.lastErr = err
 	m.mu.Unlock()
-	text := summary(err)
-	var we *grid.WiringError
-	if errors.As(err, &we) {
+	text, refused := app.ErrorReason(err)
+	if refused {
 		text += "\n\nNothing was changed."
 	}
 	msg := widget.NewLabel(text)

@@ -10,7 +10,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
-	"gridlord/engine/grid"
 )
 
 // wholeGrid is the Reset wizard's choice for every node.
@@ -45,8 +44,8 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 		problem: widget.NewLabel(""),
 		fresh:   widget.NewCheck("First recreate the disk from its seed (erases it)", nil),
 	}
-	w.authDom.SetText(grid.DefaultAuthDom)
-	w.user.SetText(grid.DefaultUser)
+	w.authDom.SetText(app.DefaultAuthDom)
+	w.user.SetText(app.DefaultUser)
 	if n, ok := m.snapshot().NodeByName(node); ok && !n.Embedded {
 		w.node.SetSelected(node)
 		w.authDom.SetText(n.AuthDom)

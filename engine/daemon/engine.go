@@ -368,7 +368,7 @@ func (r *switchRef) AcceptQEMU(ctx context.Context, conn net.Conn) error {
 	r.mu.Unlock()
 	if sw == nil {
 		conn.Close()
-		return errors.New("no switch")
+		return errors.New("the grid network is not running (is the engine closing?); restart the engine to reconnect the VM")
 	}
 	return sw.AcceptQEMU(ctx, conn)
 }

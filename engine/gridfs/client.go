@@ -266,7 +266,7 @@ func (c *Client) NodeCtl(ctx context.Context, node, line string) error {
 
 func checkNodeName(node string) error {
 	if node == "" || node == "." || node == ".." || strings.ContainsAny(node, "/\x00") {
-		return fmt.Errorf("gridfs: bad node name %q", node)
+		return fmt.Errorf("gridfs: bad node name %q: a node name is not empty, \".\" or \"..\" and has no '/' or NUL", node)
 	}
 	return nil
 }

@@ -240,9 +240,12 @@ func Start(ctx context.Context, spec Spec, dir string, opts Options) (*VM, error
 		mon.Disconnect()
 		return fail(fmt.Errorf("node %s: start CPUs: %w", spec.Name, err))
 	}
-	if st, err := mon.Status(ctx); err != nil || st != "running" {
+	if st, err := mon.Status(ctx); err != nil {
 		mon.Disconnect()
-		return fail(fmt.Errorf("node %s: QEMU status %q after cont: %v", spec.Name, st, err))
+		return fail(fmt.Errorf("node %s: QEMU status after starting its CPUs: %w", spec.Name, err))
+	} else if st != "running" {
+		mon.Disconnect()
+		return fail(fmt.Errorf("node %s: QEMU is %q after starting its CPUs, not running; see its log", spec.Name, st))
 	}
 	v.setState(func(i *Info) { i.State = Running })
 	go v.watch()

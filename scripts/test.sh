@@ -18,6 +18,10 @@ go vet ./...
 echo "== tests (unit + integration)"
 go test -count=1 -timeout 35m ./...
 
+echo "== Linux kernel mount of gridfs on this host (skips, with its reason, where the kernel has no 9p)"
+out=$(go test -count=1 -v -run 'TestKernelMount$' ./engine/gridfs 2>&1) || { echo "$out"; exit 1; }
+grep -E -- '--- (PASS|SKIP)|NOT TESTED' <<<"$out" || true
+
 echo "== race detector on the concurrent engine packages"
 go test -count=1 -race -timeout 15m ./engine/venti/... ./engine/console/... ./engine/gridfs/... ./engine/atomicfile/...
 

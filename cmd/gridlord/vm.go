@@ -60,7 +60,7 @@ func runVMRun(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 		defer sw.Close()
-		fmt.Fprintf(env.stderr, "gridlord: %s is %s on %s; host services at %s\n",
+		fmt.Fprintf(env.stderr, "gridlord: %s is %s on %s; the host (no services exposed) is %s\n",
 			spec.Name, members[0].IP, sw.Config().Subnet, sw.Config().HostIP)
 	}
 	cache := ""

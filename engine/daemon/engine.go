@@ -59,10 +59,10 @@ const (
 	DiskName   = "disk.qcow2"
 )
 
-// DefaultVentiAddr is where the embedded venti listens unless
+// DefaultVentiAddr is where the embedded venti listens on the host unless
 // Options.VentiAddr says otherwise. Guests reach it at the grid's host
-// address, which the switch NATs to the host's 127.0.0.1, so only a venti on
-// 127.0.0.1:17034 is reachable from guests.
+// address on port network.VentiPort (17034), whatever the address here: the
+// switch exposes the embedded venti there and nothing else of the host.
 const DefaultVentiAddr = "127.0.0.1:17034"
 
 // Options configures Open. The zero value is ready to use.
@@ -407,6 +407,10 @@ func (e *Engine) rebuildSwitch() error {
 	sw, err := network.New(cfg, ms, e.opts.Log)
 	if err != nil {
 		return fmt.Errorf("grid network: %w", err)
+	}
+	if err := sw.ExposeHost(network.VentiPort, e.ventiLn.Addr().String()); err != nil {
+		sw.Close()
+		return fmt.Errorf("grid network: embedded venti for guests: %w", err)
 	}
 	set := make(map[string]network.Member, len(ms))
 	for _, m := range ms {

@@ -31,9 +31,9 @@
 // # Network and identity conventions
 //
 // The grid's subnet (default 10.0.9.0/24) has the switch's gateway at its
-// first address and the host address at its last usable one (.254): the
-// switch must NAT the host address to the host's 127.0.0.1, where the
-// embedded venti listens on 17034. VM nodes get fixed addresses from .10
+// first address and the host address at its last usable one (.254), where
+// the switch exposes the embedded venti to guests on port 17034 (and no
+// other host service). VM nodes get fixed addresses from .10
 // up (NextIP) and MACs derived from their UUIDs (DeriveMAC: 52:54:00 plus 3
 // bytes of a hash, locally administered unicast); Leases lists them for the
 // switch's DHCP server. Node names are Plan 9 sysnames, except that a node
@@ -215,9 +215,9 @@ type Network struct {
 	// Gateway is the switch's own address: DHCP, DNS, default route
 	// (default .1).
 	Gateway netip.Addr `json:"gateway"`
-	// Host is the address at which the switch reaches the host's loopback
-	// (NAT to 127.0.0.1): the embedded venti and other host services
-	// (default .254, gvisor-tap-vsock's convention).
+	// Host is the address at which guests reach the host services the
+	// switch exposes, the embedded venti on 17034 (default .254,
+	// gvisor-tap-vsock's convention).
 	Host netip.Addr `json:"host"`
 	// StaticBoot makes 4e/9legacy cpu nodes configure their address in
 	// plan9.ini (nobootprompt=tcp -g GW ether /net/ether0 IP MASK) instead

@@ -77,7 +77,7 @@ type Lease struct {
 
 // Leases returns the static DHCP leases of every VM node, in grid order.
 // The switch must hand out exactly these; the embedded venti has none (it
-// is the host address, NATed to the host's loopback).
+// is served at the host address, which the switch exposes).
 func (g *Grid) Leases() []Lease {
 	var out []Lease
 	for _, n := range g.Nodes {

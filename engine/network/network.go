@@ -6,6 +6,11 @@
 // host address, and host-to-guest port forwards on loopback for drawterm and
 // 9fs.
 //
+// Only the host services exposed with Switch.ExposeHost answer at the host
+// address; nothing else of the host's loopback is reachable from guests.
+// (Guests still reach other addresses, such as the LAN and the internet,
+// through the gateway's NAT, as gvisor-tap-vsock does by default.)
+//
 // QEMU attaches with -netdev stream,server=on: each NIC is a socket server
 // inside QEMU, and the engine dials it and hands the connection to
 // Switch.AcceptQEMU. So a restarted engine can dial the NICs again (see
@@ -39,8 +44,9 @@ type Config struct {
 	Subnet string `json:"subnet,omitempty"`
 	// GatewayIP answers DHCP and DNS (default: host 1 of the subnet).
 	GatewayIP string `json:"gatewayIP,omitempty"`
-	// HostIP is the address at which guests reach services on the host's
-	// loopback, such as the embedded venti (default: host 254).
+	// HostIP is the address at which guests reach the host services the
+	// switch exposes (see Switch.ExposeHost), such as the embedded venti
+	// (default: host 254).
 	HostIP string `json:"hostIP,omitempty"`
 	// MTU of the virtual links (default 1500).
 	MTU int `json:"mtu,omitempty"`
@@ -152,6 +158,10 @@ type Forward struct {
 // cpu), 17019 (rcpu), 567 (auth ticket) and 564 (9fs).
 var StandardPorts = []int{17010, 17019, 567, 564}
 
+// VentiPort is the port at which guests find the embedded venti on the
+// host address, whatever port it listens on in the host.
+const VentiPort = 17034
+
 // Switch is a running virtual network. Its methods are safe for concurrent
 // use. There is one Switch per grid; members are fixed at New, because the
 // DHCP server's static leases are.
@@ -167,6 +177,13 @@ type Switch struct {
 
 	mu       sync.Mutex
 	forwards map[string][]*forward
+	exposed  map[int]*exposure
+}
+
+// exposure is one host service exposed on the host address.
+type exposure struct {
+	hostAddr string
+	ln       net.Listener
 }
 
 type forward struct {
@@ -218,8 +235,11 @@ func New(cfg Config, members []Member, log *slog.Logger) (*Switch, error) {
 		GatewayIP:         cfg.GatewayIP,
 		GatewayMacAddress: "5a:94:ef:e4:0c:dd",
 		DHCPStaticLeases:  leases,
-		// Guests reach the host's loopback services at HostIP.
-		NAT:               map[string]string{cfg.HostIP: "127.0.0.1"},
+		// No NAT from HostIP to the host's loopback: that would open every
+		// loopback port of the host to guests. HostIP answers ARP, and
+		// ExposeHost listens on chosen ports of it inside the virtual
+		// stack; connections to its other ports go to the library's
+		// forwarder, which dials HostIP itself on the host's network.
 		GatewayVirtualIPs: []string{cfg.HostIP},
 		Protocol:          types.QemuProtocol,
 	})
@@ -228,7 +248,7 @@ func New(cfg Config, members []Member, log *slog.Logger) (*Switch, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Switch{cfg: cfg, vn: vn, log: log, members: byName, ctx: ctx, cancel: cancel,
-		forwards: make(map[string][]*forward)}, nil
+		forwards: make(map[string][]*forward), exposed: make(map[int]*exposure)}, nil
 }
 
 // Config is the switch's configuration with defaults filled in.
@@ -316,18 +336,81 @@ func (s *Switch) Forward(node string, guestPort, hostPort int) (Forward, error) 
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				s.splice(c, target)
+				s.splice(c, func(ctx context.Context) (net.Conn, error) { return s.DialGuest(ctx, target) })
 			}()
 		}
 	}()
 	return f.Forward, nil
 }
 
-// splice copies between a host connection and a new guest connection
+// ExposeHost makes a host service reachable from guests at the host address
+// (Config.HostIP) on port: the switch listens on HostIP:port inside the
+// virtual network and carries each connection to hostAddr ("IP:PORT", on
+// the host's loopback as a rule). Only TCP is carried. Exposing a port
+// twice is an error.
+func (s *Switch) ExposeHost(port int, hostAddr string) error {
+	if port <= 0 || port > 65535 {
+		return fmt.Errorf("expose host service %s: bad guest port %d", hostAddr, port)
+	}
+	if _, _, err := net.SplitHostPort(hostAddr); err != nil {
+		return fmt.Errorf("expose host service on port %d: host address %q: %w", port, hostAddr, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return fmt.Errorf("expose host service %s: the switch is closed", hostAddr)
+	}
+	if e, dup := s.exposed[port]; dup {
+		return fmt.Errorf("expose host service %s: port %d of the host address already carries %s", hostAddr, port, e.hostAddr)
+	}
+	addr := net.JoinHostPort(s.cfg.HostIP, strconv.Itoa(port))
+	ln, err := s.vn.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("expose host service %s at %s: %w", hostAddr, addr, err)
+	}
+	s.exposed[port] = &exposure{hostAddr: hostAddr, ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				s.log.Debug("exposed host service accept", "addr", addr, "err", err)
+				continue
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.splice(c, func(ctx context.Context) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "tcp", hostAddr)
+				})
+			}()
+		}
+	}()
+	s.log.Debug("host service exposed", "guests", addr, "host", hostAddr)
+	return nil
+}
+
+// Exposed returns the exposed host services, guest port -> host address.
+func (s *Switch) Exposed() map[int]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]string, len(s.exposed))
+	for p, e := range s.exposed {
+		out[p] = e.hostAddr
+	}
+	return out
+}
+
+// splice copies between an accepted connection and a new one made by dial
 // until both directions end.
-func (s *Switch) splice(host net.Conn, target string) {
+func (s *Switch) splice(host net.Conn, dial func(context.Context) (net.Conn, error)) {
 	defer host.Close()
-	guest, err := s.DialGuest(s.ctx, target)
+	guest, err := dial(s.ctx)
 	if err != nil {
 		s.log.Debug("forward", "err", err)
 		return
@@ -391,7 +474,8 @@ func (s *Switch) Forwards(node string) []Forward {
 	return out
 }
 
-// Close stops the forwards and ends every AcceptQEMU. The gVisor stack's
+// Close stops the forwards and exposed host services and ends every
+// AcceptQEMU. The gVisor stack's
 // own DHCP and DNS goroutines cannot be stopped through the library and
 // stay until the process exits; make one Switch per grid, not per test step.
 func (s *Switch) Close() error {
@@ -403,6 +487,10 @@ func (s *Switch) Close() error {
 		}
 	}
 	s.forwards = map[string][]*forward{}
+	for _, e := range s.exposed {
+		e.ln.Close()
+	}
+	s.exposed = map[int]*exposure{}
 	s.mu.Unlock()
 	s.wg.Wait()
 	return nil

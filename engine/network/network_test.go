@@ -154,3 +154,111 @@ func readFrame(c net.Conn) ([]byte, error) {
 	_, err := io.ReadFull(c, f)
 	return f, err
 }
+
+// TestExposeHost checks ExposeHost's bookkeeping: bad ports and host
+// addresses are refused, a port is exposed once, and Close withdraws
+// every exposure. (A guest's connection through an exposure, and the
+// refusal of unexposed host ports, are proved with real guests in
+// testing/vmtest TestNetwork.)
+func TestExposeHost(t *testing.T) {
+	sw, err := New(Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		port int
+		addr string
+	}{{0, "127.0.0.1:1"}, {70000, "127.0.0.1:1"}, {VentiPort, "no-port"}} {
+		if err := sw.ExposeHost(bad.port, bad.addr); err == nil {
+			t.Errorf("ExposeHost(%d, %q) accepted", bad.port, bad.addr)
+		}
+	}
+	if err := sw.ExposeHost(VentiPort, "127.0.0.1:40001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.ExposeHost(VentiPort, "127.0.0.1:40002"); err == nil || !strings.Contains(err.Error(), "127.0.0.1:40001") {
+		t.Errorf("second exposure of port %d: %v", VentiPort, err)
+	}
+	if got := sw.Exposed(); len(got) != 1 || got[VentiPort] != "127.0.0.1:40001" {
+		t.Errorf("Exposed() = %v", got)
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sw.Exposed(); len(got) != 0 {
+		t.Errorf("after Close, Exposed() = %v", got)
+	}
+	if err := sw.ExposeHost(564, "127.0.0.1:40003"); err == nil {
+		t.Error("ExposeHost on a closed switch accepted")
+	}
+}
+
+// TestNoHostLoopbackEscape plays a guest that sends raw TCP SYNs (QEMU
+// framing over net.Pipe) to a port on which the host listens on 127.0.0.1
+// but which the switch does not expose: at the host address, at 127.0.0.1
+// itself and at 0.0.0.0 (which the host's kernel would take for itself).
+// None may reach the host's listener.
+func TestNoHostLoopbackEscape(t *testing.T) {
+	ms := []Member{{Name: "a", MAC: "52:54:00:00:00:0a", IP: "192.168.127.10"}}
+	sw, err := New(Config{}, ms, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	hidden, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hidden.Close()
+	reached := make(chan net.Addr, 4)
+	go func() {
+		for {
+			c, err := hidden.Accept()
+			if err != nil {
+				return
+			}
+			reached <- c.RemoteAddr()
+			c.Close()
+		}
+	}()
+	port := hidden.Addr().(*net.TCPAddr).Port
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	vm, swEnd := net.Pipe()
+	defer vm.Close()
+	go sw.AcceptQEMU(ctx, swEnd)
+	go func() { // drain the switch's answers so it never blocks
+		buf := make([]byte, 65536)
+		for {
+			if _, err := vm.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	mac, _ := net.ParseMAC(ms[0].MAC)
+	gw, _ := net.ParseMAC("5a:94:ef:e4:0c:dd")
+	for i, dst := range []string{sw.Config().HostIP, "127.0.0.1", "0.0.0.0"} {
+		eth := &layers.Ethernet{SrcMAC: mac, DstMAC: gw, EthernetType: layers.EthernetTypeIPv4}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP,
+			SrcIP: net.ParseIP(ms[0].IP).To4(), DstIP: net.ParseIP(dst).To4()}
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(40000 + i), DstPort: layers.TCPPort(port), Seq: 1000, SYN: true, Window: 65535}
+		tcp.SetNetworkLayerForChecksum(ip)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp); err != nil {
+			t.Fatal(err)
+		}
+		frame := buf.Bytes()
+		hdr := make([]byte, 4)
+		binary.BigEndian.PutUint32(hdr, uint32(len(frame)))
+		vm.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := vm.Write(append(hdr, frame...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case from := <-reached:
+		t.Fatalf("a guest's SYN reached the host's unexposed 127.0.0.1:%d (from %v)", port, from)
+	case <-time.After(2 * time.Second):
+	}
+}

@@ -46,7 +46,7 @@ type SupervisorOptions struct {
 // and NICs, because all three are servers inside QEMU. Limits: console
 // output printed while no engine is connected is not captured, frames sent
 // while no switch is connected are dropped, TCP connections the guest had
-// through the gateway's NAT (to host services) break, and the switch must be
+// through the switch (to exposed host services) break, and the switch must be
 // recreated with the same configuration so the guests' fixed leases stay
 // valid. Guest-to-guest traffic and the guests' addresses survive.
 type Supervisor struct {

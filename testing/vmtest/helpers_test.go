@@ -141,12 +141,28 @@ func shell(t testing.TB, e *console.Expecter, cmd string, want *regexp.Regexp) [
 	return m
 }
 
-// hostVenti is a venti service on the host's loopback, as the guests see
-// it through the switch's host address.
+// hostVenti is a venti service on the host's loopback, which guests see
+// at the switch's host address on network.VentiPort once exposed there.
 type hostVenti struct {
-	Port int
+	// Addr is where it listens on the host, 127.0.0.1:<random port>.
+	Addr string
 	// Banner matches the server's version line as the guest prints it.
 	Banner *regexp.Regexp
+}
+
+// expose makes v reachable from sw's guests at the host address on
+// network.VentiPort, as the engine does with its embedded venti.
+func (v hostVenti) expose(t testing.TB, sw *network.Switch) {
+	t.Helper()
+	if err := sw.ExposeHost(network.VentiPort, v.Addr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// probe is a guest shell command that sends a venti version line to the
+// venti at sw's host address; its output matches Banner when it works.
+func (v hostVenti) probe(sw *network.Switch) string {
+	return fmt.Sprintf("echo venti-02:04-libventi | nc -w 10 %s %d", sw.Config().HostIP, network.VentiPort)
 }
 
 // embeddedVenti serves the real embedded venti (the disk store behind the
@@ -169,7 +185,7 @@ func embeddedVenti(t testing.TB) hostVenti {
 	go func() { venti.NewServer(st).Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; st.Close() })
 	return hostVenti{
-		Port:   ln.Addr().(*net.TCPAddr).Port,
+		Addr:   ln.Addr().String(),
 		Banner: regexp.MustCompile(`venti-04:02-gridlord`),
 	}
 }

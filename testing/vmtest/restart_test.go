@@ -93,6 +93,7 @@ func TestReadoptAcrossProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Close()
+	venti.expose(t, sw)
 	sup := newSupervisor(t, dir, sw)
 	defer sup.Close()
 	nodes, err := sup.AdoptAll(ctx)
@@ -106,7 +107,7 @@ func TestReadoptAcrossProcess(t *testing.T) {
 	e := console.NewExpecter(n.Console, false)
 	defer e.Close()
 	shell(t, e, "echo reborn-$((50+5))", regexp.MustCompile(`reborn-55`))
-	shell(t, e, fmt.Sprintf("echo venti-02:04-libventi | nc -w 10 %s %d", sw.Config().HostIP, venti.Port), venti.Banner)
+	shell(t, e, venti.probe(sw), venti.Banner)
 	if err := sup.Stop(ctx, "phoenix", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

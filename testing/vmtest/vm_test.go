@@ -96,7 +96,8 @@ func TestBootConsolePowerdownKill(t *testing.T) {
 }
 
 // TestNetwork: three guests on one switch take their fixed addresses by
-// DHCP, reach each other over TCP and reach the host's venti address; a
+// DHCP, reach each other over TCP and reach the host's venti exposed at
+// the host address, but not an unexposed port of the host's loopback; a
 // host->guest forward carries a TCP connection to a guest listener.
 func TestNetwork(t *testing.T) {
 	im := image(t)
@@ -108,6 +109,7 @@ func TestNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Close()
+	venti.expose(t, sw)
 	sup := newSupervisor(t, shortTempDir(t), sw)
 	defer sup.Close()
 
@@ -146,8 +148,35 @@ func TestNetwork(t *testing.T) {
 	}
 
 	// Guest to the host's venti at the fixed host address.
-	host := sw.Config().HostIP
-	shell(t, cons["fossil"], fmt.Sprintf("echo venti-02:04-libventi | nc -w 10 %s %d", host, venti.Port), venti.Banner)
+	shell(t, cons["fossil"], venti.probe(sw), venti.Banner)
+
+	// Nothing else of the host: a listener on the host's loopback whose
+	// port is not exposed must not be reachable at the host address.
+	hidden, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hidden.Close()
+	reached := make(chan net.Addr, 1)
+	go func() {
+		if c, err := hidden.Accept(); err == nil {
+			reached <- c.RemoteAddr()
+			c.Close()
+		}
+	}()
+	hiddenPort := hidden.Addr().(*net.TCPAddr).Port
+	got := shell(t, cons["fossil"], fmt.Sprintf("echo secret | nc -w 5 %s %d; echo nc-exit-$?-$((3*3))", sw.Config().HostIP, hiddenPort),
+		regexp.MustCompile(`nc-exit-([0-9]+)-9`))
+	select {
+	case from := <-reached:
+		t.Fatalf("a guest reached the host's 127.0.0.1:%d (not exposed) at the host address, from %v", hiddenPort, from)
+	case <-time.After(time.Second):
+	}
+	if got[1] == "0" {
+		t.Fatalf("a guest's nc to %s:%d (not exposed) succeeded", sw.Config().HostIP, hiddenPort)
+	}
+	// The exposed port still works after the refused attempt.
+	shell(t, cons["fossil"], venti.probe(sw), venti.Banner)
 
 	// Host to guest through a loopback forward.
 	fwd, err := sw.Forward("cpu", 17019, 0)
@@ -218,6 +247,7 @@ func TestReadopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Close()
+	venti.expose(t, sw)
 	dir := shortTempDir(t)
 	sup1 := newSupervisor(t, dir, sw)
 	n := start(t, sup1, spec(im, "solo", members[0].MAC))
@@ -237,6 +267,7 @@ func TestReadopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Close()
+	venti.expose(t, sw)
 
 	sup2 := newSupervisor(t, dir, sw)
 	defer sup2.Close()
@@ -254,7 +285,7 @@ func TestReadopt(t *testing.T) {
 	e2 := console.NewExpecter(n2.Console, false)
 	defer e2.Close()
 	shell(t, e2, "echo adopted-$((40+2))", regexp.MustCompile(`adopted-42`))
-	shell(t, e2, fmt.Sprintf("echo venti-02:04-libventi | nc -w 10 %s %d", sw.Config().HostIP, venti.Port), venti.Banner)
+	shell(t, e2, venti.probe(sw), venti.Banner)
 	if err := sup2.Stop(context.Background(), "solo", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

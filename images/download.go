@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"gridlord/engine/atomicfile"
 )
 
 // Progress is told how many bytes of a download have arrived and how many
@@ -21,9 +22,9 @@ type Progress func(done, total int64)
 func (s *Seed) FileName() string { return s.Name + "." + string(s.Format) }
 
 // Download fetches seed s from s.URL into dir/s.FileName() and returns that
-// path. The bytes go to a temporary file in dir that is hashed as it is
-// written; only when the SHA-256 matches s.SHA256 is it synced and renamed
-// into place, so a failed or tampered download never leaves a file that
+// path. The bytes go to a temporary file in dir (engine/atomicfile) that is
+// hashed as it is written; only when the SHA-256 matches s.SHA256 is it
+// synced and renamed into place, so a failed or tampered download never leaves a file that
 // looks complete. A seed without a recorded checksum is refused unless
 // allowUnverified is set; its checksum is then only reported in the error
 // of a later mismatch. client may be nil (http.DefaultClient).
@@ -53,42 +54,19 @@ func Download(ctx context.Context, client *http.Client, s Seed, dir string, allo
 		return "", fmt.Errorf("download seed %s: %w", s.Name, err)
 	}
 	dst := filepath.Join(dir, s.FileName())
-	tmp, err := os.CreateTemp(dir, "."+s.FileName()+".*.part")
+	err = atomicfile.WriteFunc(dst, 0o644, func(f *os.File) error {
+		h := sha256.New()
+		pw := &progressWriter{total: resp.ContentLength, progress: progress}
+		if _, err := io.Copy(io.MultiWriter(f, h, pw), resp.Body); err != nil {
+			return fmt.Errorf("from %s: %w", s.URL, err)
+		}
+		if sum := hex.EncodeToString(h.Sum(nil)); s.SHA256 != "" && sum != s.SHA256 {
+			return fmt.Errorf("from %s: SHA-256 is %s, the catalog says %s; the file was discarded", s.URL, sum, s.SHA256)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", fmt.Errorf("download seed %s: %w", s.Name, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	h := sha256.New()
-	pw := &progressWriter{total: resp.ContentLength, progress: progress}
-	if _, err := io.Copy(io.MultiWriter(tmp, h, pw), resp.Body); err != nil {
-		return "", fmt.Errorf("download seed %s from %s: %w", s.Name, s.URL, err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if s.SHA256 != "" && sum != s.SHA256 {
-		return "", fmt.Errorf("download seed %s from %s: SHA-256 is %s, the catalog says %s; the file was discarded", s.Name, s.URL, sum, s.SHA256)
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", fmt.Errorf("download seed %s: %w", s.Name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("download seed %s: %w", s.Name, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("download seed %s: %w", s.Name, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return "", fmt.Errorf("download seed %s: sync %s: %w", s.Name, dir, err)
-		}
 	}
 	return dst, nil
 }

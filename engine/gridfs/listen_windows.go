@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"gridlord/engine/atomicfile"
 )
 
 // Listen listens on a loopback TCP port and writes its address into the
@@ -27,19 +28,7 @@ func Listen(sockPath string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gridfs: listen on loopback: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(sockPath), ".engine-addr-*")
-	if err == nil {
-		_, err = tmp.WriteString(ln.Addr().String() + "\n")
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), sockPath)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}
+	err = atomicfile.Write(sockPath, []byte(ln.Addr().String()+"\n"), 0o600)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("gridfs: write address file %s: %w", sockPath, err)

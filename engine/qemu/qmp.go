@@ -122,13 +122,9 @@ func newMonitor(ctx context.Context, conn net.Conn, timeout time.Duration) (*Mon
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	conn.SetReadDeadline(time.Now().Add(timeout))
-	line, err := readLine(br)
+	msg, err := readGreeting(br)
 	if err != nil {
-		return nil, fmt.Errorf("read greeting: %w (QEMU serves one QMP client at a time: is another Gridlord engine attached to this VM?)", err)
-	}
-	msg, err := parseQMPLine(line)
-	if err != nil || msg.QMP == nil {
-		return nil, fmt.Errorf("no QMP greeting (got %.80q); is this a QMP socket?", line)
+		return nil, err
 	}
 	conn.SetReadDeadline(time.Time{})
 	m.Version, m.Capabilities = msg.QMP.Version, msg.QMP.Capabilities
@@ -140,6 +136,28 @@ func newMonitor(ctx context.Context, conn net.Conn, timeout time.Duration) (*Mon
 		return nil, fmt.Errorf("capabilities handshake: %w", err)
 	}
 	return m, nil
+}
+
+// maxEventsBeforeGreeting bounds the events readGreeting skips. When a
+// client reattaches, QEMU can flush events queued for the previous client
+// (NETDEV_STREAM_DISCONNECTED, for one) ahead of the new greeting.
+const maxEventsBeforeGreeting = 64
+
+// readGreeting reads QEMU's QMP greeting, skipping stale events first.
+func readGreeting(br *bufio.Reader) (qmpMessage, error) {
+	for i := 0; ; i++ {
+		line, err := readLine(br)
+		if err != nil {
+			return qmpMessage{}, fmt.Errorf("read greeting: %w (QEMU serves one QMP client at a time: is another Gridlord engine attached to this VM?)", err)
+		}
+		msg, err := parseQMPLine(line)
+		if err == nil && msg.QMP != nil {
+			return msg, nil
+		}
+		if err != nil || msg.Event == "" || i >= maxEventsBeforeGreeting {
+			return qmpMessage{}, fmt.Errorf("no QMP greeting (got %.80q); is this a QMP socket?", line)
+		}
+	}
 }
 
 func readLine(br *bufio.Reader) ([]byte, error) {

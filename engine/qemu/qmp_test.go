@@ -17,11 +17,18 @@ func errorsIs(err, target error) bool { return errors.Is(err, target) }
 // An event is sent right before the capabilities reply, to provoke the
 // handshake race go-qemu's SocketMonitor gets wrong.
 func fakeQEMU(t *testing.T, reply func(w *bufio.Writer, cmd, id string)) net.Conn {
+	return fakeQEMUAfter(t, "", reply)
+}
+
+// fakeQEMUAfter is fakeQEMU sending stale before its greeting, as QEMU does
+// with events queued for a client that has gone.
+func fakeQEMUAfter(t *testing.T, stale string, reply func(w *bufio.Writer, cmd, id string)) net.Conn {
 	t.Helper()
 	client, server := net.Pipe()
 	go func() {
 		defer server.Close()
 		w := bufio.NewWriter(server)
+		w.WriteString(stale)
 		w.WriteString(`{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}` + "\n")
 		w.Flush()
 		sc := bufio.NewScanner(server)
@@ -147,6 +154,28 @@ func TestMonitorEventsNeverBlockReplies(t *testing.T) {
 	}
 	if m.DroppedEvents() == 0 {
 		t.Error("no events counted as dropped")
+	}
+}
+
+func TestMonitorSkipsStaleEventsBeforeGreeting(t *testing.T) {
+	stale := `{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "NETDEV_STREAM_DISCONNECTED", "data": {"netdev-id": "net0"}}` + "\n"
+	conn := fakeQEMUAfter(t, stale+stale, func(w *bufio.Writer, cmd, id string) {
+		w.WriteString(`{"return": {}, "id": ` + id + "}\n")
+	})
+	m, err := newMonitor(context.Background(), conn, 5*time.Second)
+	if err != nil {
+		t.Fatalf("greeting after stale events: %v", err)
+	}
+	defer m.Disconnect()
+	if m.Version.QEMU.Major != 7 {
+		t.Errorf("version = %+v", m.Version)
+	}
+
+	many := strings.Repeat(stale, maxEventsBeforeGreeting+2)
+	conn = fakeQEMUAfter(t, many, func(w *bufio.Writer, cmd, id string) {})
+	defer conn.Close()
+	if _, err := newMonitor(context.Background(), conn, 5*time.Second); err == nil || !strings.Contains(err.Error(), "no QMP greeting") {
+		t.Fatalf("endless events before greeting: %v", err)
 	}
 }
 

@@ -419,8 +419,10 @@ func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
 	case Twrite:
 		r.Type = Rwrite
 		r.Score, err = sc.write(&m)
-		batch.Done()
 		sc.putBuf(pooled)
+		// Released once the reply is queued, so a later Rsync always
+		// follows this Rwrite on the wire.
+		defer batch.Done()
 	case Tsync:
 		r.Type = Rsync
 		batch.Wait()

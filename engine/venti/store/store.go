@@ -60,14 +60,16 @@ import (
 )
 
 const (
-	wbufSize   = 256 << 10
-	lockName   = "lock"
-	arenaGlob  = "arena.*"
-	arenaFmt   = "arena.%06d"
-	defArena   = 512 << 20
-	defCkpt    = 1 << 30
-	minArena   = arenaHeaderSize + 2*recHeaderSize + venti.MaxBlock
-	ckptFactor = 4 // checkpoint at most after ckptFactor × index-file bytes of new log
+	wbufSize  = 256 << 10
+	lockName  = "lock"
+	arenaGlob = "arena.*"
+	arenaFmt  = "arena.%06d"
+	// newArenaSuffix marks an arena file still being created.
+	newArenaSuffix = ".new"
+	defArena       = 512 << 20
+	defCkpt        = 1 << 30
+	minArena       = arenaHeaderSize + 2*recHeaderSize + venti.MaxBlock
+	ckptFactor     = 4 // checkpoint at most after ckptFactor × index-file bytes of new log
 )
 
 // ErrLocked is wrapped by Open's error when another process has the store open.
@@ -296,21 +298,29 @@ func (s *Store) createArena(num int) (*arena, error) {
 		}
 		magic = binary.BigEndian.Uint32(mb[:])
 	}
+	// The header is made durable under a temporary name first and renamed
+	// into place, so a crash never leaves an arena file without a header.
 	path := filepath.Join(s.dir, fmt.Sprintf(arenaFmt, num))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create arena: %w", err)
-	}
+	tmp := path + newArenaSuffix
 	h := arenaHeader{num: num, magic: magic, size: s.opts.arenaSize}
-	if _, err := f.WriteAt(h.encode(), 0); err == nil {
-		err = datasync(f)
+	if err := writeArenaHeader(tmp, h); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("create arena %s: %w", path, err)
 	}
+	if _, err := os.Stat(path); err == nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("create arena %s: it already exists", path)
+	}
+	err := os.Rename(tmp, path)
 	if err == nil {
 		err = atomicfile.SyncDir(s.dir)
 	}
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(path, os.O_RDWR, 0)
+	}
 	if err != nil {
-		f.Close()
-		os.Remove(path)
+		os.Remove(tmp)
 		return nil, fmt.Errorf("create arena %s: %w", path, err)
 	}
 	s.opts.log.Info("venti store: new arena", "path", path)
@@ -319,7 +329,28 @@ func (s *Store) createArena(num int) (*arena, error) {
 	return a, nil
 }
 
+// writeArenaHeader creates path holding h's header, durably.
+func writeArenaHeader(path string, h arenaHeader) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err = f.WriteAt(h.encode(), 0); err == nil {
+		err = datasync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 func (s *Store) open() error {
+	// An arena whose creation a crash interrupted holds no records.
+	stale, _ := filepath.Glob(filepath.Join(s.dir, arenaGlob+newArenaSuffix))
+	for _, p := range stale {
+		s.opts.log.Info("venti store: removing half-created arena", "path", p)
+		os.Remove(p)
+	}
 	nums, err := listArenas(s.dir)
 	if err != nil {
 		return err

@@ -496,6 +496,34 @@ func TestArenaRollover(t *testing.T) {
 	readAll(t, st, ws)
 }
 
+// A crash while an arena is being created leaves only its temporary file
+// (the header is made durable before the rename), which the next open
+// removes; the arena is then created afresh.
+func TestHalfCreatedArena(t *testing.T) {
+	dir := t.TempDir()
+	st := openT(t, dir, WithArenaSize(minArena))
+	ws := writeN(t, st, 0, 3)
+	st.Sync(ctx)
+	n := st.Stats().Arenas
+	st.Close()
+	half := filepath.Join(dir, fmt.Sprintf(arenaFmt, n)+newArenaSuffix)
+	if err := os.WriteFile(half, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st = openT(t, dir, WithArenaSize(minArena))
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Fatalf("half-created arena %s left behind: %v", half, err)
+	}
+	ws = append(ws, writeN(t, st, 3, 40)...)
+	st.Sync(ctx)
+	if st.Stats().Arenas <= n {
+		t.Fatalf("no arena created after the half-created one was removed")
+	}
+	readAll(t, st, ws)
+	st.Close()
+	checkClean(t, dir)
+}
+
 func TestBadOptions(t *testing.T) {
 	if _, err := Open(t.TempDir(), WithArenaSize(10)); err == nil {
 		t.Fatal("tiny arena size accepted")

@@ -140,7 +140,9 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 	// phase runs fn for blocks 0..n-1 on the workers, then Tsync, and
 	// returns bytes per second and CPU time per block (client and server
 	// together: they share this process).
-	phase := func(fn func(i int, buf []byte) error) (float64, time.Duration, error) {
+	// Each worker has its own read buffer, as a real client reusing
+	// buffers would.
+	phase := func(fn func(i int, buf, rbuf []byte) error) (float64, time.Duration, error) {
 		cpu0, _ := processCPU()
 		var next atomic.Int64
 		var firstErr atomic.Value
@@ -151,13 +153,14 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 			go func() {
 				defer pw.Done()
 				buf := bytes.Clone(base)
+				rbuf := make([]byte, benchBlockSize)
 				for {
 					i := int(next.Add(1) - 1)
 					if i >= n || firstErr.Load() != nil {
 						return
 					}
 					binary.LittleEndian.PutUint64(buf, uint64(i))
-					if err := fn(i, buf); err != nil {
+					if err := fn(i, buf, rbuf); err != nil {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}
@@ -175,7 +178,7 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 		cpu1, _ := processCPU()
 		return rate, (cpu1 - cpu0) / time.Duration(n), nil
 	}
-	write := func(i int, buf []byte) error {
+	write := func(i int, buf, _ []byte) error {
 		s, err := c.Write(ctx, venti.DataType, buf)
 		scores[i] = s
 		return err
@@ -188,8 +191,8 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("dedup writes: %w", err)
 	}
-	reads, readsCPU, err := phase(func(i int, buf []byte) error {
-		got, err := c.Read(ctx, scores[i], venti.DataType, venti.MaxBlock)
+	reads, readsCPU, err := phase(func(i int, buf, rbuf []byte) error {
+		got, err := c.ReadInto(ctx, scores[i], venti.DataType, venti.MaxBlock, rbuf)
 		if err == nil && !bytes.Equal(got, buf) {
 			err = fmt.Errorf("block %d read back wrong", i)
 		}

@@ -63,10 +63,22 @@ func newStreamReader(st venti.Reader, e Entry, name string) (*streamReader, erro
 // read reads one block and checks it fits in max bytes, naming the file,
 // score and type on error.
 func (r *streamReader) read(ctx context.Context, s venti.Score, t venti.Type, max int) ([]byte, error) {
+	return r.readInto(ctx, s, t, max, nil)
+}
+
+// readInto is read, reading into buf when the store can (the result may
+// then alias buf).
+func (r *streamReader) readInto(ctx context.Context, s venti.Score, t venti.Type, max int, buf []byte) ([]byte, error) {
 	if s == venti.ZeroScore {
 		return nil, nil
 	}
-	b, err := r.st.Read(ctx, s, t, max)
+	var b []byte
+	var err error
+	if ri, ok := r.st.(venti.ReaderInto); ok && buf != nil {
+		b, err = ri.ReadInto(ctx, s, t, max, buf)
+	} else {
+		b, err = r.st.Read(ctx, s, t, max)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %v block %v: %w", r.name, t, s, err)
 	}
@@ -226,7 +238,8 @@ func (f *FileReader) WriteTo(w io.Writer) (int64, error) {
 	return f.sr.copyTo(f.ctx, &plainSink{w: w}, f.opts)
 }
 
-// sink receives a file's contents in order.
+// sink receives a file's contents in order. b is only valid during the
+// call: it is reused for a later block.
 type sink interface {
 	data(off int64, b []byte, n int) error // b zero-extended to n bytes
 	zeros(off int64, n int64) error
@@ -265,6 +278,7 @@ type fetchJob struct {
 	s     venti.Score
 	zeros uint64 // > 0: a run of zero leaves, nothing to fetch
 	b     []byte
+	buf   []byte // from copyTo's free list: what b may alias
 	err   error
 	done  chan struct{}
 }
@@ -281,13 +295,21 @@ func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64,
 	defer cancel()
 	ordered := make(chan *fetchJob, 4*workers)
 	jobs := make(chan *fetchJob)
+	// Leaf buffers go round a free list: reused, they stay in cache, and
+	// the garbage collector has nothing to do.
+	free := make(chan []byte, 5*workers+1)
 	var wg sync.WaitGroup
 	wg.Add(workers)
 	for i := 0; i < workers; i++ {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				j.b, j.err = r.read(ctx, j.s, r.e.leafType(), r.e.DSize)
+				select {
+				case j.buf = <-free:
+				default:
+					j.buf = make([]byte, r.e.DSize)
+				}
+				j.b, j.err = r.readInto(ctx, j.s, r.e.leafType(), r.e.DSize, j.buf)
 				close(j.done)
 			}
 		}()
@@ -326,6 +348,11 @@ func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64,
 				err = out.data(off, b, int(n))
 				written += n
 			}
+			select {
+			case free <- j.buf:
+			default:
+			}
+			j.b, j.buf = nil, nil
 		}
 		if err != nil {
 			cancel()

@@ -111,6 +111,7 @@ type call struct {
 	state callState
 	want  MsgType       // request type; the reply must be want+1 or Rerror
 	count int           // Tread count: the most data the reply may carry
+	dst   []byte        // Tread: the caller's buffer for the data, if it fits
 	rep   Message       // the reply, valid after a receive on ch
 	ch    chan struct{} // signalled (under mu) when rep is set
 }
@@ -340,9 +341,8 @@ func (cl *Client) deadErr() error {
 // readLoop reads replies and hands each to the caller waiting on its tag.
 func (cl *Client) readLoop() {
 	defer close(cl.readerDone)
-	var scratch []byte
 	for {
-		if err := cl.readReply(&scratch); err != nil {
+		if err := cl.readReply(); err != nil {
 			if cl.closing.Load() {
 				err = ErrClientClosed // the server hung up after our Tgoodbye
 			}
@@ -355,7 +355,7 @@ func (cl *Client) readLoop() {
 // maxSmallReply bounds every reply but Rread (Rerror: 2+2+1024 bytes).
 const maxSmallReply = 2 + 2 + MaxString + 64
 
-func (cl *Client) readReply(scratch *[]byte) error {
+func (cl *Client) readReply() error {
 	n, err := readFrameSize(cl.br, cl.sizeLen)
 	if err != nil {
 		if err == io.EOF {
@@ -381,26 +381,26 @@ func (cl *Client) readReply(scratch *[]byte) error {
 	if state == callReplied {
 		return fmt.Errorf("second reply %v with tag %d", typ, tag)
 	}
-	var buf []byte
-	if typ == Rread && want == Tread {
+	rread := typ == Rread && want == Tread
+	if rread {
 		if n-2 > count {
 			return fmt.Errorf("Rread of %d bytes for a Tread of at most %d", n-2, count)
 		}
-		buf = make([]byte, n) // the data goes to the caller
-	} else {
-		if n > maxSmallReply {
-			return fmt.Errorf("%v reply of %d bytes is too large", typ, n)
-		}
-		if cap(*scratch) < n {
-			*scratch = make([]byte, maxSmallReply)
-		}
-		buf = (*scratch)[:n]
+	} else if n > maxSmallReply {
+		return fmt.Errorf("%v reply of %d bytes is too large", typ, n)
 	}
-	if _, err := io.ReadFull(cl.br, buf); err != nil {
+	// The frame is decoded in place in the reader's buffer (a frame is at
+	// most MaxMessage, the buffer's size); Rread data is copied out under
+	// c.mu, so a caller that has given up never has its buffer written.
+	frame, err := cl.br.Peek(n)
+	if err != nil {
 		return fmt.Errorf("read reply of %d bytes: %w", n, err)
 	}
+	defer cl.br.Discard(n)
 	var m Message
-	if err := m.Unmarshal(buf, cl.version); err != nil {
+	if rread {
+		m = Message{Type: Rread, Tag: tag}
+	} else if err := m.Unmarshal(frame, cl.version); err != nil {
 		return err
 	}
 	if m.Type != want+1 && m.Type != Rerror {
@@ -409,9 +409,18 @@ func (cl *Client) readReply(scratch *[]byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == callAbandoned {
-		c.state = callIdle
+		c.state, c.dst = callIdle, nil
 		cl.tags <- tag // never blocks: the channel holds every tag
 		return nil
+	}
+	if rread {
+		data := frame[2:]
+		if cap(c.dst) >= len(data) {
+			m.Data = c.dst[:len(data)]
+		} else {
+			m.Data = make([]byte, len(data))
+		}
+		copy(m.Data, data)
 	}
 	c.rep, c.state = m, callReplied
 	c.ch <- struct{}{} // never blocks: one reply per request
@@ -419,8 +428,9 @@ func (cl *Client) readReply(scratch *[]byte) error {
 }
 
 // rpc sends req on a free tag and waits for its reply. count is the Tread
-// count (the most data an Rread may carry).
-func (cl *Client) rpc(ctx context.Context, req *Message, count int) (Message, error) {
+// count (the most data an Rread may carry); the data goes into dst if it
+// fits.
+func (cl *Client) rpc(ctx context.Context, req *Message, count int, dst []byte) (Message, error) {
 	var tag uint8
 	select {
 	case tag = <-cl.tags:
@@ -435,7 +445,7 @@ func (cl *Client) rpc(ctx context.Context, req *Message, count int) (Message, er
 	}
 	c := &cl.calls[tag]
 	c.mu.Lock()
-	c.state, c.want, c.count = callWaiting, req.Type, count
+	c.state, c.want, c.count, c.dst = callWaiting, req.Type, count, dst
 	c.mu.Unlock()
 	req.Tag = tag
 	if err := cl.send(req); err != nil {
@@ -446,7 +456,7 @@ func (cl *Client) rpc(ctx context.Context, req *Message, count int) (Message, er
 	case <-c.ch:
 		c.mu.Lock()
 		m := c.rep
-		c.rep, c.state = Message{}, callIdle
+		c.rep, c.state, c.dst = Message{}, callIdle, nil
 		c.mu.Unlock()
 		cl.tags <- tag
 		return m, nil
@@ -454,7 +464,7 @@ func (cl *Client) rpc(ctx context.Context, req *Message, count int) (Message, er
 		c.mu.Lock()
 		if c.state == callReplied { // the reply came after all
 			<-c.ch
-			c.rep, c.state = Message{}, callIdle
+			c.rep, c.state, c.dst = Message{}, callIdle, nil
 			cl.tags <- tag
 		} else { // the reader frees the tag when the reply comes
 			c.state = callAbandoned
@@ -485,6 +495,13 @@ func (cl *Client) send(m *Message) error {
 // at most max bytes, and checks that the data hashes to s. The zero score
 // reads as empty without asking the server, as libventi does.
 func (cl *Client) Read(ctx context.Context, s Score, t Type, maxBytes int) ([]byte, error) {
+	return cl.ReadInto(ctx, s, t, maxBytes, nil)
+}
+
+// ReadInto implements ReaderInto: Read, except that the data is read into
+// buf when it fits in cap(buf), and the result then aliases buf. Reusing
+// buf spares an allocation per block and keeps the copy in cache.
+func (cl *Client) ReadInto(ctx context.Context, s Score, t Type, maxBytes int, buf []byte) ([]byte, error) {
 	if !t.Valid() {
 		return nil, fmt.Errorf("venti read %v: invalid block type %d", s, uint8(t))
 	}
@@ -496,7 +513,7 @@ func (cl *Client) Read(ctx context.Context, s Score, t Type, maxBytes int) ([]by
 		limit = 0xFFFF - 2
 	}
 	count := max(min(maxBytes, limit), 0)
-	r, err := cl.rpc(ctx, &Message{Type: Tread, Score: s, BlockType: t, Count: uint32(count)}, count)
+	r, err := cl.rpc(ctx, &Message{Type: Tread, Score: s, BlockType: t, Count: uint32(count)}, count, buf)
 	if err == nil && r.Type == Rerror {
 		err = &ServerError{Text: r.Error}
 	}
@@ -523,7 +540,7 @@ func (cl *Client) Write(ctx context.Context, t Type, data []byte) (Score, error)
 		return ZeroScore, nil
 	}
 	want := Sum(data)
-	r, err := cl.rpc(ctx, &Message{Type: Twrite, BlockType: t, Data: data}, 0)
+	r, err := cl.rpc(ctx, &Message{Type: Twrite, BlockType: t, Data: data}, 0, nil)
 	if err == nil && r.Type == Rerror {
 		err = &ServerError{Text: r.Error}
 	}
@@ -548,7 +565,7 @@ func (cl *Client) Ping(ctx context.Context) error {
 }
 
 func (cl *Client) simple(ctx context.Context, t MsgType, what string) error {
-	r, err := cl.rpc(ctx, &Message{Type: t}, 0)
+	r, err := cl.rpc(ctx, &Message{Type: t}, 0, nil)
 	if err == nil && r.Type == Rerror {
 		err = &ServerError{Text: r.Error}
 	}

@@ -132,8 +132,9 @@ func TestClientCancel(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	abandoned := bytes.Repeat([]byte{0xEE}, 100)
 	go func() {
-		_, err := c.Read(cctx, slow, venti.DataType, 100)
+		_, err := c.ReadInto(cctx, slow, venti.DataType, 100, abandoned)
 		done <- err
 	}()
 	<-st.entered
@@ -158,6 +159,34 @@ func TestClientCancel(t *testing.T) {
 			t.Fatalf("read %d: %q %v", i, got, err)
 		}
 	}
+	// The late reply went nowhere: not into the abandoned caller's buffer.
+	if !bytes.Equal(abandoned, bytes.Repeat([]byte{0xEE}, 100)) {
+		t.Fatalf("a cancelled ReadInto's buffer was written after it returned: %q", abandoned[:16])
+	}
+}
+
+func TestClientReadInto(t *testing.T) {
+	ctx := context.Background()
+	c := dial(t, serve(t, venti.NewMemStore()))
+	data := bytes.Repeat([]byte("venti"), 300)
+	s, err := c.Write(ctx, venti.DataType, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 0, 4096)
+	got, err := c.ReadInto(ctx, s, venti.DataType, venti.MaxBlock, buf)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadInto: %d bytes, %v", len(got), err)
+	}
+	if &got[0] != &buf[:1][0] {
+		t.Error("ReadInto with room in buf did not read into it")
+	}
+	small := make([]byte, 10)
+	got, err = c.ReadInto(ctx, s, venti.DataType, venti.MaxBlock, small)
+	if err != nil || !bytes.Equal(got, data) || !bytes.Equal(small, make([]byte, 10)) {
+		t.Fatalf("ReadInto with a small buf: %d bytes, %v; buf %q", len(got), err, small)
+	}
+	var _ venti.ReaderInto = c
 }
 
 // In tag-0 mode a cancelled call keeps the only tag busy until its reply
@@ -172,8 +201,9 @@ func TestClientCancelSerial(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	abandoned := bytes.Repeat([]byte{0xEE}, 100)
 	go func() {
-		_, err := c.Read(cctx, slow, venti.DataType, 100)
+		_, err := c.ReadInto(cctx, slow, venti.DataType, 100, abandoned)
 		done <- err
 	}()
 	<-st.entered

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"gridlord/engine/grid"
+	"gridlord/engine/daemon"
 	"gridlord/engine/gridfs"
 )
 
@@ -38,8 +38,9 @@ type Remote struct {
 	errMu    sync.Mutex
 	err      error // why the event stream ended, if it did
 
-	// EnginePID is the process id of the engine daemon Connect started, 0
-	// when it attached to one already running.
+	// EnginePID is the process id of the engine daemon Connect started (or
+	// that a concurrent start put in its place), 0 when it attached to one
+	// already running.
 	EnginePID int
 }
 
@@ -198,7 +199,7 @@ type ConnectOptions struct {
 	Engine string
 	// EngineArgs are extra arguments for that command.
 	EngineArgs []string
-	// Wait is how long to wait for a started engine to answer (default 20s).
+	// Wait is how long to wait for a started engine to answer (default 60s).
 	Wait time.Duration
 	// Logger receives progress (default: discarded).
 	Logger *slog.Logger
@@ -211,9 +212,6 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Remote, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Wait == 0 {
-		opts.Wait = 20 * time.Second
-	}
 	r, err := DialRemote(ctx, opts.GridDir)
 	if err == nil || opts.Engine == "" {
 		return r, err
@@ -221,49 +219,11 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Remote, error) {
 	if err := os.MkdirAll(opts.GridDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
-	logf, err := os.OpenFile(filepath.Join(opts.GridDir, "engine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	c, pid, err := daemon.Spawn(ctx, opts.GridDir, daemon.SpawnOptions{Exe: opts.Engine, Args: opts.EngineArgs, Wait: opts.Wait, Logger: opts.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("start engine: %w", err)
+		return nil, err
 	}
-	defer logf.Close()
-	args := append([]string{"engine", "-grid", opts.GridDir}, opts.EngineArgs...)
-	cmd := exec.Command(opts.Engine, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	detach(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start engine %s: %w", opts.Engine, err)
-	}
-	opts.Logger.Info("started engine daemon", "pid", cmd.Process.Pid, "grid", opts.GridDir)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.NewTimer(opts.Wait)
-	defer deadline.Stop()
-	for {
-		r, err := DialRemote(ctx, opts.GridDir)
-		if err == nil {
-			r.EnginePID = cmd.Process.Pid
-			return r, nil
-		}
-		select {
-		case werr := <-exited:
-			tail, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("the engine exited (%v) before answering; its log %s ends:\n%s", werr, logf.Name(), lastLines(tail, 10))
-		case <-deadline.C:
-			return nil, fmt.Errorf("the engine started (pid %d) but did not answer on %s within %v: %w", cmd.Process.Pid, filepath.Join(opts.GridDir, SocketName), opts.Wait, err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// lastLines returns the last n lines of b.
-func lastLines(b []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return &Remote{dir: opts.GridDir, c: c, stop: func() {}, EnginePID: pid}, nil
 }
 
 // StartEngine moves the App from the in-process backend to the engine

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -146,51 +145,12 @@ func dialEngine(ctx context.Context, env *cmdEnv, dir string) (*gridfs.Client, e
 	if err != nil {
 		return nil, fmt.Errorf("start the engine: %w", err)
 	}
-	logPath := filepath.Join(dir, daemon.LogName)
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	c, pid, err := daemon.Spawn(ctx, dir, daemon.SpawnOptions{Exe: exe})
 	if err != nil {
-		return nil, fmt.Errorf("start the engine: %w", err)
+		return nil, err
 	}
-	cmd := exec.Command(exe, "engine", "-grid", dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	detach(cmd)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start the engine: %w", err)
-	}
-	logf.Close()
-	fmt.Fprintf(env.stderr, "gridlord: started engine pid %d for %s (log %s)\n", cmd.Process.Pid, dir, logPath)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		c, err := gridfs.Dial(dctx, sock)
-		cancel()
-		if err == nil {
-			return c, nil
-		}
-		select {
-		case werr := <-exited:
-			return nil, fmt.Errorf("the engine exited (%v); its log %s ends:\n%s", werr, logPath, logTail(logPath, 10))
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the engine does not answer on %s: %v; see %s", sock, err, logPath)
-		}
-	}
-}
-
-// logTail returns the last n lines of a file.
-func logTail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	fmt.Fprintf(env.stderr, "gridlord: engine pid %d serves %s (log %s)\n", pid, dir, filepath.Join(dir, daemon.LogName))
+	return c, nil
 }
 
 // withEngine parses -grid (and the flags fs already has), connects to the

@@ -461,3 +461,46 @@ func expectCons(t *testing.T, r io.Reader, want string, timeout time.Duration) b
 		return false
 	}
 }
+
+// TestConcurrentCLIsShareOneEngine runs several CLI commands at once on a
+// grid with no engine: each starts one, one engine takes the grid, and
+// every command is served by it instead of failing with the losers.
+func TestConcurrentCLIsShareOneEngine(t *testing.T) {
+	testenv.Integration(t)
+	t.Setenv(envRunMain, "1")
+	t.Setenv(envVentiAddr, "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base, err := os.MkdirTemp("", "glc") // short: the socket path is bounded
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "g")
+	t.Cleanup(func() { cleanupGrid(t, dir); os.RemoveAll(base) })
+	if _, _, code := runCLI(t, ctx, "init", dir); code != 0 {
+		t.Fatal("init failed")
+	}
+	const n = 4
+	outs := make([]bytes.Buffer, n)
+	cmds := make([]*exec.Cmd, n)
+	for i := range cmds {
+		cmds[i] = cliProcess("status", "-grid", dir)
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("status %d: %v\n%s", i, err, outs[i].String())
+		} else if !strings.Contains(outs[i].String(), "fossil1") {
+			t.Errorf("status %d printed no fossil1:\n%s", i, outs[i].String())
+		}
+	}
+	pid := enginePid(t, dir)
+	for i := range outs {
+		if want := fmt.Sprintf("engine pid %d ", pid); !strings.Contains(outs[i].String(), want) {
+			t.Errorf("status %d does not report the serving engine (%q):\n%s", i, want, outs[i].String())
+		}
+	}
+}

@@ -43,3 +43,14 @@ func (l *gridLock) release() error {
 	l.path = ""
 	return err
 }
+
+// EngineRunning reports whether an engine holds the lock of the grid in
+// dir (its lock file exists), and its pid (0 if unreadable).
+func EngineRunning(dir string) (pid int, running bool) {
+	b, err := os.ReadFile(filepath.Join(dir, LockName))
+	if err != nil {
+		return 0, false
+	}
+	pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid, true
+}

@@ -54,3 +54,21 @@ func (l *gridLock) release() error {
 	l.f = nil
 	return err
 }
+
+// EngineRunning reports whether an engine holds the lock of the grid in
+// dir, and its pid (0 if unreadable).
+func EngineRunning(dir string) (pid int, running bool) {
+	path := filepath.Join(dir, LockName)
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return 0, false
+	}
+	b, _ := os.ReadFile(path)
+	pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid, true
+}

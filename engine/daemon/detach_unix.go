@@ -1,12 +1,12 @@
 //go:build unix
 
-package app
+package daemon
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// detach makes cmd a session leader of its own, so it outlives the window
+// detach makes cmd a session leader of its own, so it outlives its starter
 // and is not killed by the terminal's signals.
 func detach(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} }

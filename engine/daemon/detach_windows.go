@@ -1,6 +1,6 @@
 //go:build windows
 
-package app
+package daemon
 
 import (
 	"os/exec"
@@ -8,7 +8,7 @@ import (
 )
 
 // detach starts cmd without a console, in a process group of its own, so it
-// outlives the window.
+// outlives its starter.
 func detach(cmd *exec.Cmd) {
 	const detachedProcess = 0x00000008
 	cmd.SysProcAttr = &syscall.SysProcAttr{CreationFlags: syscall.CREATE_NEW_PROCESS_GROUP | detachedProcess}

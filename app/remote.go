@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"gridlord/engine/grid"
 	"gridlord/engine/daemon"
+	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 )
 

@@ -58,8 +58,9 @@ type Supervisor struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	nodes map[string]*Node
+	mu       sync.Mutex
+	nodes    map[string]*Node
+	starting map[string]bool // names a Start is bringing up
 }
 
 // Node is a VM together with its console hub.
@@ -84,7 +85,8 @@ func NewSupervisor(stateDir string, sw Switch, opts SupervisorOptions) (*Supervi
 		return nil, fmt.Errorf("supervisor state directory: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Supervisor{dir: stateDir, sw: sw, opts: opts, ctx: ctx, cancel: cancel, nodes: make(map[string]*Node)}, nil
+	return &Supervisor{dir: stateDir, sw: sw, opts: opts, ctx: ctx, cancel: cancel,
+		nodes: make(map[string]*Node), starting: make(map[string]bool)}, nil
 }
 
 // NodeDir is the directory of the node called name.
@@ -122,14 +124,20 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) (*Node, error) {
 	if _, err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	// The name is reserved until Start returns, so two concurrent Starts
+	// of one node cannot both launch a QEMU.
 	s.mu.Lock()
-	if n := s.nodes[spec.Name]; n != nil {
-		if st := n.VM.Info().State; st != Stopped && st != Failed {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("node %s: %w", spec.Name, ErrAlreadyRunning)
-		}
+	if n := s.nodes[spec.Name]; s.starting[spec.Name] || n != nil && n.VM.Info().State != Stopped && n.VM.Info().State != Failed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("node %s: %w", spec.Name, ErrAlreadyRunning)
 	}
+	s.starting[spec.Name] = true
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.starting, spec.Name)
+		s.mu.Unlock()
+	}()
 	dir := s.NodeDir(spec.Name)
 	_, statErr := os.Stat(dir)
 	created := errors.Is(statErr, os.ErrNotExist)

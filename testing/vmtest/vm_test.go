@@ -382,6 +382,38 @@ func BenchmarkBootToReady(b *testing.B) {
 	}
 }
 
+// TestConcurrentStart: two Starts of one node at the same moment launch
+// one QEMU; the other is told the node is already running.
+func TestConcurrentStart(t *testing.T) {
+	im := image(t)
+	sup := newSupervisor(t, shortTempDir(t), nil)
+	defer sup.Close()
+	a := spec(im, "twice")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { _, err := sup.Start(ctx, a); errs <- err }()
+	}
+	var ok, running int
+	for i := 0; i < 2; i++ {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, qemu.ErrAlreadyRunning):
+			running++
+		default:
+			t.Errorf("concurrent start: %v", err)
+		}
+	}
+	if ok != 1 || running != 1 {
+		t.Fatalf("%d starts succeeded and %d were refused as already running; want 1 and 1", ok, running)
+	}
+	if err := sup.Stop(context.Background(), "twice", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestInUse: a second start of a running node and a second VM on a disk
 // another QEMU holds both fail clearly, leaving nothing behind.
 func TestInUse(t *testing.T) {

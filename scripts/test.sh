@@ -12,8 +12,14 @@ scripts/setup.sh
 export GRIDLORD_INTEGRATION=1
 fuzztime=${GRIDLORD_FUZZTIME:-6s}
 
-echo "== go vet"
+echo "== go vet, gofmt"
 go vet ./...
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "not gofmt-formatted (run gofmt -w on them):"
+	echo "$unformatted"
+	exit 1
+fi
 
 echo "== tests (unit + integration)"
 go test -count=1 -timeout 35m ./...

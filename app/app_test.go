@@ -169,7 +169,7 @@ func addDisk(t *testing.T, b app.Backend, node string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, app.DiskNames[0])
+	p := filepath.Join(dir, app.DiskNames()[0])
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,10 @@ import (
 	"gridlord/engine/qcow2"
 )
 
-// DiskNames are the file names, in a node's directory (grid.NodeDir), that
+// DiskNames returns the file names, in a node's directory (grid.NodeDir), that
 // the engine gives a node's disk, in the order they are looked for: the
 // qcow2 linked clone of its seed, or a raw copy.
-var DiskNames = []string{"disk.qcow2", "disk.img", "disk.raw"}
+func DiskNames() []string { return []string{"disk.qcow2", "disk.img", "disk.raw"} }
 
 // NodeDir is node n's directory in the grid directory gridDir (what
 // grid.NodeDir says for a grid loaded from there).
@@ -33,7 +33,7 @@ func NodeDisk(gridDir string, n *grid.Node) string {
 	if !n.HasVM() || gridDir == "" {
 		return ""
 	}
-	for _, name := range DiskNames {
+	for _, name := range DiskNames() {
 		p := filepath.Join(NodeDir(gridDir, n), name)
 		if _, err := os.Stat(p); err == nil {
 			return p

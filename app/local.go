@@ -388,8 +388,10 @@ func (l *Local) Ctl(ctx context.Context, words ...string) error {
 	return l.edit(func(g *grid.Grid) error { return ApplyCtl(g, words...) })
 }
 
-// EditVerbs are the grid commands that only edit the model (ApplyCtl).
-var EditVerbs = []string{"add", "arrange", "clone", "identity", "ip", "memory", "move", "remove", "rename", "unwire", "wire"}
+// EditVerbs returns the grid commands that only edit the model (ApplyCtl).
+func EditVerbs() []string {
+	return []string{"add", "arrange", "clone", "identity", "ip", "memory", "move", "remove", "rename", "unwire", "wire"}
+}
 
 // ApplyCtl applies one model-editing grid command (see Backend.Ctl and
 // EditVerbs) to g. It is how Local edits its grid, and how wizards preview
@@ -476,7 +478,7 @@ func ApplyCtl(g *grid.Grid, words ...string) error {
 		}
 		return g.Rename(args[0], args[1])
 	}
-	verbs := append([]string{"up", "down"}, EditVerbs...)
+	verbs := append([]string{"up", "down"}, EditVerbs()...)
 	slices.Sort(verbs)
 	return fmt.Errorf("unknown grid command %q: want one of %s", verb, strings.Join(verbs, ", "))
 }

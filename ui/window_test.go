@@ -429,7 +429,7 @@ func TestResetWizardWritesNvram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	disk := filepath.Join(dir, app.DiskNames[0])
+	disk := filepath.Join(dir, app.DiskNames()[0])
 	if err := os.WriteFile(disk, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -41,8 +41,8 @@ type Binary struct {
 	Flavor Flavor
 }
 
-// Names are searched on PATH in this order.
-var Names = []string{"drawterm-9front", "drawterm"}
+// Names returns the drawterm binaries searched for on PATH, in order.
+func Names() []string { return []string{"drawterm-9front", "drawterm"} }
 
 // InstallHint tells how to install drawterm on this OS.
 func InstallHint() string {
@@ -67,12 +67,12 @@ func Find(ctx context.Context, path string) (Binary, error) {
 		}
 		return Binary{Path: p, Flavor: detectFlavor(ctx, p)}, nil
 	}
-	for _, n := range Names {
+	for _, n := range Names() {
 		if p, err := exec.LookPath(n); err == nil {
 			return Binary{Path: p, Flavor: detectFlavor(ctx, p)}, nil
 		}
 	}
-	return Binary{}, fmt.Errorf("%w on PATH (looked for %s); %s", ErrNotFound, strings.Join(Names, ", "), InstallHint())
+	return Binary{}, fmt.Errorf("%w on PATH (looked for %s); %s", ErrNotFound, strings.Join(Names(), ", "), InstallHint())
 }
 
 // detectFlavor asks the binary for its usage message (drawterm prints it

@@ -24,35 +24,39 @@ type Verb struct {
 	Usage string
 }
 
-// GridVerbs is the table of commands /ctl accepts (the Engine may still
+// GridVerbs returns the table of commands /ctl accepts (the Engine may still
 // refuse one it does not implement). identity, memory, ip and rename are the
 // model edits the GUI sends.
-var GridVerbs = []Verb{
-	{"up", 0, 0, "up"},
-	{"down", 0, 0, "down"},
-	{"add", 2, 3, "add KIND NAME [SEED]"},
-	{"remove", 1, 1, "remove NAME"},
-	{"clone", 2, 2, "clone NODE NEWNAME"},
-	{"wire", 2, 2, "wire FROM TO"},
-	{"unwire", 2, 2, "unwire FROM TO"},
-	{"move", 3, 3, "move NODE X Y"},
-	{"arrange", 0, 0, "arrange"},
-	{"seed", 1, -1, "seed import NAME PATH [OPTION=VALUE...]"},
-	{"identity", 3, 3, "identity NODE USER AUTHDOM"},
-	{"memory", 2, 2, "memory NODE MB"},
-	{"ip", 2, 2, "ip NODE ADDR"},
-	{"rename", 2, 2, "rename NODE NEWNAME"},
+func GridVerbs() []Verb {
+	return []Verb{
+		{"up", 0, 0, "up"},
+		{"down", 0, 0, "down"},
+		{"add", 2, 3, "add KIND NAME [SEED]"},
+		{"remove", 1, 1, "remove NAME"},
+		{"clone", 2, 2, "clone NODE NEWNAME"},
+		{"wire", 2, 2, "wire FROM TO"},
+		{"unwire", 2, 2, "unwire FROM TO"},
+		{"move", 3, 3, "move NODE X Y"},
+		{"arrange", 0, 0, "arrange"},
+		{"seed", 1, -1, "seed import NAME PATH [OPTION=VALUE...]"},
+		{"identity", 3, 3, "identity NODE USER AUTHDOM"},
+		{"memory", 2, 2, "memory NODE MB"},
+		{"ip", 2, 2, "ip NODE ADDR"},
+		{"rename", 2, 2, "rename NODE NEWNAME"},
+	}
 }
 
-// NodeVerbs is the table of commands /nodes/NAME/ctl accepts.
-var NodeVerbs = []Verb{
-	{"start", 0, 0, "start"},
-	{"stop", 0, 0, "stop"},
-	{"poweroff", 0, 0, "poweroff"},
-	{"reset", 0, 0, "reset"},
-	{"wire", 1, 1, "wire TARGET"},
-	{"unwire", 1, 1, "unwire TARGET"},
-	{"clone", 1, 1, "clone NEWNAME"},
+// NodeVerbs returns the table of commands /nodes/NAME/ctl accepts.
+func NodeVerbs() []Verb {
+	return []Verb{
+		{"start", 0, 0, "start"},
+		{"stop", 0, 0, "stop"},
+		{"poweroff", 0, 0, "poweroff"},
+		{"reset", 0, 0, "reset"},
+		{"wire", 1, 1, "wire TARGET"},
+		{"unwire", 1, 1, "unwire TARGET"},
+		{"clone", 1, 1, "clone NEWNAME"},
+	}
 }
 
 // verbTable is an explicit lookup table of ctl verbs.

@@ -46,7 +46,7 @@ func TestParseCtl(t *testing.T) {
 }
 
 func TestVerbTable(t *testing.T) {
-	g := newVerbTable(GridVerbs)
+	g := newVerbTable(GridVerbs())
 	for _, tc := range []struct {
 		words []string
 		err   string
@@ -66,7 +66,7 @@ func TestVerbTable(t *testing.T) {
 			t.Errorf("check(%q) = %v, want %q", tc.words, err, tc.err)
 		}
 	}
-	if u := newVerbTable(NodeVerbs).usage(); u != "clone NEWNAME\npoweroff\nreset\nstart\nstop\nunwire TARGET\nwire TARGET\n" {
+	if u := newVerbTable(NodeVerbs()).usage(); u != "clone NEWNAME\npoweroff\nreset\nstart\nstop\nunwire TARGET\nwire TARGET\n" {
 		t.Errorf("node usage:\n%s", u)
 	}
 }
@@ -81,7 +81,7 @@ func FuzzParseCtl(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	g, n := newVerbTable(GridVerbs), newVerbTable(NodeVerbs)
+	g, n := newVerbTable(GridVerbs()), newVerbTable(NodeVerbs())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		words, err := ParseCtl(b)
 		if err != nil {

@@ -32,7 +32,7 @@ func TestGuestKernelMount(t *testing.T) {
 	qemuBin := testenv.Tool(t, "qemu-system-x86_64")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	im, err := standin.Build(ctx, standin.Options{Modules: append(slices.Clone(standin.DefaultModules), "9p", "9pnet_fd")})
+	im, err := standin.Build(ctx, standin.Options{Modules: append(standin.DefaultModules(), "9p", "9pnet_fd")})
 	if err != nil {
 		t.Fatalf("build stand-in guest with the 9p module: %v", err)
 	}

@@ -61,8 +61,8 @@ func newFsys(e Engine, opts ...Option) *fsys {
 		e:         e,
 		ctx:       context.Background(),
 		log:       slog.New(slog.DiscardHandler),
-		gridVerbs: newVerbTable(GridVerbs),
-		nodeVerbs: newVerbTable(NodeVerbs),
+		gridVerbs: newVerbTable(GridVerbs()),
+		nodeVerbs: newVerbTable(NodeVerbs()),
 		events:    &notifier{e: e},
 	}
 	for _, o := range opts {

@@ -154,9 +154,9 @@ type Forward struct {
 	Host string `json:"host"`
 }
 
-// StandardPorts are forwarded for every cpu/auth/file server: 17010 (old
+// StandardPorts returns the ports forwarded for every cpu/auth/file server: 17010 (old
 // cpu), 17019 (rcpu), 567 (auth ticket) and 564 (9fs).
-var StandardPorts = []int{17010, 17019, 567, 564}
+func StandardPorts() []int { return []int{17010, 17019, 567, 564} }
 
 // VentiPort is the port at which guests find the embedded venti on the
 // host address, whatever port it listens on in the host.
@@ -438,7 +438,7 @@ func (s *Switch) splice(host net.Conn, dial func(context.Context) (net.Conn, err
 // numbers on the host plus offset (0 to let the OS choose every port).
 func (s *Switch) ForwardStandard(node string, offset int) ([]Forward, error) {
 	var out []Forward
-	for _, p := range StandardPorts {
+	for _, p := range StandardPorts() {
 		hp := 0
 		if offset > 0 {
 			hp = p + offset

@@ -69,10 +69,10 @@ var initScript []byte
 //go:embed udhcpc.script
 var udhcpcScript []byte
 
-// DefaultModules are the kernel modules the guest loads, in addition to
+// DefaultModules returns the kernel modules the guest loads, in addition to
 // their dependencies: the e1000 NIC, the ACPI power button and evdev (to
 // read the button's events).
-var DefaultModules = []string{"e1000", "button", "evdev"}
+func DefaultModules() []string { return []string{"e1000", "button", "evdev"} }
 
 // Options configures Build. The zero value is ready to use.
 type Options struct {
@@ -125,7 +125,7 @@ func Build(ctx context.Context, opts Options) (*Image, error) {
 		opts.Busybox = "/bin/busybox"
 	}
 	if opts.Modules == nil {
-		opts.Modules = DefaultModules
+		opts.Modules = DefaultModules()
 	}
 	if opts.KernelDeb == "" {
 		opts.KernelDeb = os.Getenv("GRIDLORD_STANDIN_KERNEL_DEB")

@@ -70,7 +70,7 @@ func TestGuestReadsOurOverlay(t *testing.T) {
 	// A stand-in with the IDE disk drivers.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	im, err := standin.Build(ctx, standin.Options{Modules: append(standin.DefaultModules[:len(standin.DefaultModules):len(standin.DefaultModules)], "ata_piix", "sd_mod")})
+	im, err := standin.Build(ctx, standin.Options{Modules: append(standin.DefaultModules(), "ata_piix", "sd_mod")})
 	if err != nil {
 		t.Fatalf("build stand-in guest with disk drivers: %v", err)
 	}

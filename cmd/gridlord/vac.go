@@ -76,7 +76,7 @@ func runUnvac(ctx context.Context, env *cmdEnv, args []string) error {
 	list := fs.Bool("t", false, "list the archive instead of restoring")
 	verbose := fs.Bool("v", false, "with -t: print mode, owner, group, size and mtime too")
 	dir := fs.String("C", ".", "restore below this `directory`")
-	workers := fs.Int("workers", 32, "blocks fetched ahead")
+	workers := fs.Int("workers", vac.DefaultFetchAhead, "blocks fetched ahead")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -216,10 +216,10 @@ func (p *progressBar) done() {
 // random file into an embedded venti over loopback TCP, a second vac of the
 // same file (every block a duplicate), and unvac to /dev/null and to a file.
 func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "bench vac", "[-size 1G] [-store DIR] [-out DIR] [-workers 32] [-cpuprofile FILE]")
+	fs := newFlags(env, "bench vac", "[-size 1G] [-store DIR] [-out DIR] [-workers N] [-cpuprofile FILE]")
 	sizeFlag := fs.String("size", "1G", "size of the random file, with an optional K, M or G suffix")
 	dir := fs.String("store", "", "empty or new store `directory` (default: a temporary directory, removed afterwards)")
-	workers := fs.Int("workers", 32, "block writes in flight (vac) and blocks fetched ahead (unvac)")
+	workers := fs.Int("workers", 0, "block writes in flight (vac) and blocks fetched ahead (unvac); 0: each one's default")
 	outFlag := fs.String("out", "", "`directory` to unvac the file into (default: the temporary directory)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured phases to `file`")
 	if err := parseFlags(fs, args); err != nil {
@@ -366,8 +366,12 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 
-	fmt.Fprintf(env.stdout, "vac over loopback TCP into an embedded venti: %d MiB random file, 8 KiB blocks, %d in flight; %s\n",
-		size>>20, *workers, vac.FormatScore(score))
+	inFlight := "default requests in flight"
+	if *workers > 0 {
+		inFlight = fmt.Sprintf("%d requests in flight", *workers)
+	}
+	fmt.Fprintf(env.stdout, "vac over loopback TCP into an embedded venti: %d MiB random file, 8 KiB blocks, %s; %s\n",
+		size>>20, inFlight, vac.FormatScore(score))
 	fmt.Fprintf(env.stdout, "rates: wall clock (ratio to SHA-1's wall-clock rate) and bytes per CPU-second of this whole process,\n"+
 		"client+server+store (ratio to SHA-1 bytes per CPU-second; stays meaningful on a loaded machine)\n")
 	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -402,7 +406,7 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// writeRandomFile writes size pseudo-random bytes to name.
+// writeRandomFile writes size pseudo-random bytes to name, durably.
 func writeRandomFile(name string, size int64) error {
 	f, err := os.Create(name)
 	if err != nil {
@@ -418,6 +422,12 @@ func writeRandomFile(name string, size int64) error {
 			return err
 		}
 		left -= n
+	}
+	// On disk before the measurements start, so the kernel's writeback of
+	// it does not compete with them for the CPU.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
 	}
 	return f.Close()
 }

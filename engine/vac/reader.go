@@ -272,6 +272,13 @@ func (s *plainSink) zeros(off, n int64) error {
 	return nil
 }
 
+// DefaultFetchAhead is how many leaves a restore fetches ahead by default:
+// enough requests in flight to keep both ends of a loopback connection
+// busy on two cores ("gridlord bench vac -size 512M -workers N", unvac to
+// /dev/null: 32 gave 904 MB/s, 128 gave 1035 MB/s, 250 gave 1001 MB/s).
+// A venti connection has 256 tags.
+const DefaultFetchAhead = 128
+
 // fetchJob is one leaf being fetched.
 type fetchJob struct {
 	bn    uint64
@@ -289,7 +296,7 @@ type fetchJob struct {
 func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64, error) {
 	workers := o.workers
 	if workers <= 0 {
-		workers = 32
+		workers = DefaultFetchAhead
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -22,7 +22,8 @@ type RestoreOptions struct {
 	// arguments do) or, if it contains glob characters, every path it
 	// matches with path.Match, again with everything below.
 	Patterns []string
-	// Workers is the number of blocks fetched ahead; 0 means 32.
+	// Workers is the number of blocks fetched ahead; 0 means
+	// DefaultFetchAhead.
 	Workers int
 	// Progress, if set, is called with the bytes restored so far and the
 	// total, at least every MiB and once at the end. Calls are never

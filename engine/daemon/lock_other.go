@@ -45,12 +45,21 @@ func (l *gridLock) release() error {
 }
 
 // EngineRunning reports whether an engine holds the lock of the grid in
-// dir (its lock file exists), and its pid (0 if unreadable).
+// dir: its lock file names a process that exists (on Windows FindProcess
+// opens the process, so it fails for one that has gone).
 func EngineRunning(dir string) (pid int, running bool) {
 	b, err := os.ReadFile(filepath.Join(dir, LockName))
 	if err != nil {
 		return 0, false
 	}
-	pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return 0, false
+	}
+	p.Release()
 	return pid, true
 }

@@ -56,7 +56,9 @@ func (l *gridLock) release() error {
 }
 
 // EngineRunning reports whether an engine holds the lock of the grid in
-// dir, and its pid (0 if unreadable).
+// dir, and its pid (0 if unreadable). It probes with a shared flock that
+// it drops at once; an engine starting in that instant could find the
+// grid locked, so it is only for callers whose own engine just gave up.
 func EngineRunning(dir string) (pid int, running bool) {
 	path := filepath.Join(dir, LockName)
 	f, err := os.Open(path)

@@ -158,6 +158,28 @@ func TestSecondEngineRefused(t *testing.T) {
 // byte-identical; a node disk (linked clone + configuration) comes back
 // byte-identical after the guest scribbles on it and the node is reset;
 // a clone's disk equals its source's outside the configuration it gets.
+// EngineRunning sees the grid lock only while an engine holds it.
+func TestEngineRunning(t *testing.T) {
+	dir := t.TempDir()
+	if _, ok := EngineRunning(dir); ok {
+		t.Fatal("an engine runs on a grid nobody locked")
+	}
+	lk, err := lockGrid(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, ok := EngineRunning(dir); !ok || pid != os.Getpid() {
+		t.Errorf("while locked: pid %d running %v, want %d true", pid, ok, os.Getpid())
+	}
+	if _, err := lockGrid(dir); err == nil {
+		t.Error("the probe took the lock for itself")
+	}
+	lk.release()
+	if _, ok := EngineRunning(dir); ok {
+		t.Error("an engine still runs after the lock was released")
+	}
+}
+
 func TestSeedRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	e, img := newTestGrid(t)

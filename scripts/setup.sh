@@ -18,6 +18,8 @@ packages=(
 	gcc-mingw-w64-x86-64
 	# drawterm (the terminal for cpu nodes; tests launch it)
 	drawterm-9front
+	# an rc shell (Plan 9 rc's syntax): tests run the lines typed at consoles
+	rc
 	# misc
 	ca-certificates git
 )

@@ -177,7 +177,8 @@ func TestGridEndToEnd(t *testing.T) {
 		"--kernel", im.Kernel, "--initrd", im.Initrd, "--append", im.Append("{name}"),
 		"--ready", standin.ReadyLine+` name=\S+ ip=10\.[\s\S]*`+standin.Prompt,
 		"--nic", "e1000", "--arch", "amd64",
-		"--setup", "fossil+auth:"+listen, "--setup", "fossil:"+listen)
+		"--setup", "fossil+auth:"+listen, "--setup", "fossil+auth:mkdir -p /lib/ndb && echo stock >/lib/ndb/local",
+		"--setup", "fossil:"+listen)
 	if code != 0 {
 		t.Fatal("init failed")
 	}
@@ -358,6 +359,21 @@ func TestGridEndToEnd(t *testing.T) {
 		t.Fatal("cpu1 did not reach the embedded venti at the host address")
 	}
 	cons.Close()
+
+	// fossil1 boots its own root: the engine typed the grid's section into
+	// its /lib/ndb/local, after the stock lines, so it knows its peers.
+	if logOrder(log, "wrote the grid's ndb entries", "node=fossil1", "file=/lib/ndb/local") < 0 {
+		t.Error("the engine log does not say fossil1's ndb entries were written")
+	}
+	fcons, err := c.OpenCons(ctx, "fossil1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(fcons, "grep -c -e stock -e 'sys=cpu1 ip=%s' /lib/ndb/local | sed s/^/ndblines=/\n", g.Node("cpu1").IP)
+	if !expectCons(t, fcons, "\nndblines=2", 30*time.Second) {
+		t.Error("fossil1's /lib/ndb/local lacks the stock line or cpu1's entry")
+	}
+	fcons.Close()
 
 	// Link changes while cpu1 runs leave it pending; down writes them.
 	if _, _, code := runCLI(t, ctx, "unwire", "-grid", dir, "cpu1", "fossil1"); code != 0 {

@@ -160,6 +160,7 @@ func (e *Engine) startOne(ctx context.Context, name string) error {
 		cancel()
 		return fail(err)
 	}
+	e.writeNdb(ctx, name, vn)
 	e.setState(r.id, StateRunning, "")
 	e.log.Info("node ready", "node", name)
 	return nil

@@ -1,0 +1,118 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"gridlord/engine/console"
+	"gridlord/engine/qemu"
+)
+
+// Peers in ndb. A node that boots its own root keeps /lib/ndb/local (and an
+// auth server /lib/ndb/auth) inside its file system, which cannot be written
+// offline (plan9-grid-roles.md §8). So once such a node is ready the engine
+// types the grid's sections (grid.NodeConfig.Ndb and AuthNdb) in at its
+// console, replacing the previous ones, as the old confighelper's ndb
+// updater did. The lines work in rc and in sh (a stand-in guest's shell).
+
+// NdbLocal and NdbAuth are the ndb files the engine keeps a section of.
+const (
+	NdbLocal = "/lib/ndb/local"
+	NdbAuth  = "/lib/ndb/auth"
+)
+
+// ndbResult matches the line the console prints after a section is
+// written.
+var ndbResult = regexp.MustCompile(`(?m)^gridlord-ndb-(ok|failed)\r?$`)
+
+// ndbWait bounds the wait for one file's result.
+const ndbWait = 30 * time.Second
+
+// ndbTmp is the scratch file the new contents are built in.
+const ndbTmp = "/tmp/gridlord.ndb"
+
+// ndbLines returns the console lines that replace section (whose first and
+// last lines are its markers, see grid.ReplaceSection) in file, ending with
+// a line that prints gridlord-ndb-ok or gridlord-ndb-failed.
+func ndbLines(file, section string) ([]string, error) {
+	lines := strings.Split(strings.TrimRight(section, "\n"), "\n")
+	if len(lines) < 2 {
+		return nil, fmt.Errorf("ndb section for %s has no markers", file)
+	}
+	for _, l := range lines {
+		// rc and sh quote a quote differently; ndb values never need one.
+		if strings.ContainsAny(l, "'\r") {
+			return nil, fmt.Errorf("ndb line %q for %s cannot be typed: it holds a quote", l, file)
+		}
+	}
+	out := []string{fmt.Sprintf("sed '/^%s$/,/^%s$/d' %s >%s", sedQuote(lines[0]), sedQuote(lines[len(lines)-1]), file, ndbTmp)}
+	for _, l := range lines {
+		out = append(out, fmt.Sprintf("echo '%s' >>%s", l, ndbTmp))
+	}
+	// The result is typed in capitals and printed in lower case, so the
+	// echo of the typed line cannot match ndbResult, however a terminal
+	// wraps it.
+	out = append(out, fmt.Sprintf("cat %s >%s && echo GRIDLORD-NDB-OK | tr A-Z a-z || echo GRIDLORD-NDB-FAILED | tr A-Z a-z", ndbTmp, file),
+		"rm -f "+ndbTmp)
+	return out, nil
+}
+
+// sedQuote escapes s for a sed regular expression between slashes.
+func sedQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\/.*[]^$`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// writeNdb types the node's ndb sections at its console. A failure is
+// logged, not returned: the node runs, and boot never needs ndb.
+func (e *Engine) writeNdb(ctx context.Context, name string, vn *qemu.Node) {
+	e.mu.Lock()
+	cfg, err := e.g.Config(name)
+	e.mu.Unlock()
+	if err != nil || cfg.Ndb == "" {
+		return
+	}
+	files := []struct{ path, section string }{{NdbLocal, cfg.Ndb}}
+	if cfg.AuthNdb != "" {
+		files = append(files, struct{ path, section string }{NdbAuth, cfg.AuthNdb})
+	}
+	ex := console.NewExpecter(vn.Console, false)
+	defer ex.Close()
+	for _, f := range files {
+		if err := typeNdb(ctx, ex, f.path, f.section); err != nil {
+			e.log.Warn("could not write the grid's ndb entries; programs on the node that look up peers by name may fail", "node", name, "file", f.path, "err", err)
+			continue
+		}
+		e.log.Info("wrote the grid's ndb entries", "node", name, "file", f.path)
+	}
+}
+
+// typeNdb replaces section in file through ex and waits for the result.
+func typeNdb(ctx context.Context, ex *console.Expecter, file, section string) error {
+	lines, err := ndbLines(file, section)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if err := ex.SendLine(l); err != nil {
+			return err
+		}
+	}
+	m, err := ex.Expect(ctx, ndbResult, ndbWait)
+	if err != nil {
+		return err
+	}
+	if m[1] != "ok" {
+		return fmt.Errorf("the node's shell could not write %s", file)
+	}
+	return nil
+}

@@ -93,7 +93,7 @@ func gridFlags(fs *flag.FlagSet) *string {
 func runEngine(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "engine", "[-grid DIR]")
 	dirFlag := gridFlags(fs)
-	ventiAddr := fs.String("venti-addr", "", "embedded venti listen address (default $"+envVentiAddr+", else "+daemon.DefaultVentiAddr+")")
+	ventiAddr := fs.String("venti-addr", "", "embedded venti listen address (default $"+envVentiAddr+", else "+daemon.DefaultVentiAddr+", or a free loopback port if another grid has that)")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long a node may take to boot to readiness")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err

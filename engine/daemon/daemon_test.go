@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,6 +153,39 @@ func TestSecondEngineRefused(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	e2.Close()
+}
+
+// Two grids at once: with the venti port taken, an engine given no venti
+// address serves its venti on another loopback port; one given that
+// address explicitly is refused.
+func TestVentiPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", DefaultVentiAddr)
+	if err != nil {
+		t.Logf("%s is already taken here (%v): the fallback is exercised anyway", DefaultVentiAddr, err)
+	} else {
+		defer taken.Close()
+	}
+	dir := shortDir(t)
+	if _, err := grid.New(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), dir, Options{VentiAddr: DefaultVentiAddr}); err == nil || !strings.Contains(err.Error(), "give another address") {
+		t.Fatalf("explicit taken address: %v", err)
+	}
+	e, err := Open(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	addr := e.VentiAddr()
+	if addr == DefaultVentiAddr || !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("venti address with %s taken: %s", DefaultVentiAddr, addr)
+	}
+	c, err := venti.Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatalf("the fallback venti does not answer: %v", err)
+	}
+	c.Close()
 }
 
 // TestSeedRoundTrip: a seed imported into the venti materialises

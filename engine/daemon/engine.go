@@ -70,8 +70,9 @@ type Options struct {
 	// VentiStore is the embedded venti's store directory (default
 	// GRIDDIR/venti).
 	VentiStore string
-	// VentiAddr is the embedded venti's listen address (default
-	// DefaultVentiAddr; tests use 127.0.0.1:0).
+	// VentiAddr is the embedded venti's listen address. The default is
+	// DefaultVentiAddr, or a free loopback port when that one is taken;
+	// an address given here must be free. Tests use 127.0.0.1:0.
 	VentiAddr string
 	// CacheDir holds materialised seeds (default GRIDDIR/cache); it may be
 	// shared by grids.
@@ -149,9 +150,6 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 	if opts.VentiStore == "" {
 		opts.VentiStore = filepath.Join(dir, "venti")
 	}
-	if opts.VentiAddr == "" {
-		opts.VentiAddr = DefaultVentiAddr
-	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = filepath.Join(dir, "cache")
 	}
@@ -175,9 +173,10 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 		sw: &switchRef{},
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	opened := e // the error returns below set e to nil
 	defer func() {
 		if err != nil {
-			e.Close()
+			opened.Close()
 		}
 	}()
 	if e.boot, err = loadBoot(dir); err != nil {
@@ -186,8 +185,8 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 	if e.store, err = store.Open(opts.VentiStore, store.WithLogger(opts.Log)); err != nil {
 		return nil, fmt.Errorf("open the grid's venti store %s: %w", opts.VentiStore, err)
 	}
-	if e.ventiLn, err = net.Listen("tcp", opts.VentiAddr); err != nil {
-		return nil, fmt.Errorf("embedded venti: listen on %s: %w (is another venti running? give another address)", opts.VentiAddr, err)
+	if e.ventiLn, err = e.listenVenti(opts.VentiAddr); err != nil {
+		return nil, err
 	}
 	e.ventiSrv = venti.NewServer(e.store, venti.WithLogger(opts.Log))
 	e.wg.Add(1)
@@ -244,6 +243,31 @@ func (e *Engine) adopted(n *qemu.Node) {
 
 // Dir returns the grid directory.
 func (e *Engine) Dir() string { return e.dir }
+
+// listenVenti listens for the embedded venti on addr; with no addr, on
+// DefaultVentiAddr or, when another venti (another grid's, say) has that
+// port, on a free loopback port: guests reach the venti on 17034 through
+// the switch whatever the host port, and VentiAddr tells host tools.
+func (e *Engine) listenVenti(addr string) (net.Listener, error) {
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("embedded venti: listen on %s: %w (is another venti running? give another address)", addr, err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", DefaultVentiAddr)
+	if err == nil {
+		return ln, nil
+	}
+	ln, err2 := net.Listen("tcp", "127.0.0.1:0")
+	if err2 != nil {
+		return nil, fmt.Errorf("embedded venti: listen on %s: %w; on a free loopback port: %v", DefaultVentiAddr, err, err2)
+	}
+	e.log.Warn("the venti port is taken (another grid's engine or a venti runs); the embedded venti listens on another loopback port, guests still reach it on 17034",
+		"taken", DefaultVentiAddr, "addr", ln.Addr().String(), "err", err)
+	return ln, nil
+}
 
 // VentiAddr returns the address the embedded venti listens on.
 func (e *Engine) VentiAddr() string { return e.ventiLn.Addr().String() }

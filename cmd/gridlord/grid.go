@@ -413,7 +413,19 @@ func printStatus(ctx context.Context, env *cmdEnv, c *gridfs.Client, asJSON bool
 		details := strings.TrimSpace(strings.TrimPrefix(s.Status, s.State))
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.State, s.IP, details)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Where host tools (vac -h, venti read -h) reach the grid's venti: not
+	// always 17034 (see daemon.Engine.VentiAddr).
+	if b, err := c.ReadFile(ctx, "venti/stats"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if addr, ok := strings.CutPrefix(l, "addr "); ok {
+				fmt.Fprintf(env.stdout, "embedded venti: %s\n", addr)
+			}
+		}
+	}
+	return nil
 }
 
 // runGridStatus prints the grid's state.

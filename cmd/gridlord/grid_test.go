@@ -509,8 +509,8 @@ func TestConcurrentCLIsShareOneEngine(t *testing.T) {
 	for i, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("status %d: %v\n%s", i, err, outs[i].String())
-		} else if !strings.Contains(outs[i].String(), "fossil1") {
-			t.Errorf("status %d printed no fossil1:\n%s", i, outs[i].String())
+		} else if !strings.Contains(outs[i].String(), "fossil1") || !strings.Contains(outs[i].String(), "embedded venti: 127.0.0.1:") {
+			t.Errorf("status %d printed no fossil1 or no venti address:\n%s", i, outs[i].String())
 		}
 	}
 	pid := enginePid(t, dir)

@@ -188,10 +188,6 @@ func TestVentiPortTaken(t *testing.T) {
 	c.Close()
 }
 
-// TestSeedRoundTrip: a seed imported into the venti materialises
-// byte-identical; a node disk (linked clone + configuration) comes back
-// byte-identical after the guest scribbles on it and the node is reset;
-// a clone's disk equals its source's outside the configuration it gets.
 // EngineRunning sees the grid lock only while an engine holds it.
 func TestEngineRunning(t *testing.T) {
 	dir := t.TempDir()
@@ -214,6 +210,10 @@ func TestEngineRunning(t *testing.T) {
 	}
 }
 
+// TestSeedRoundTrip: a seed imported into the venti materialises
+// byte-identical; a node disk (linked clone + configuration) comes back
+// byte-identical after the guest scribbles on it and the node is reset;
+// a clone's disk equals its source's outside the configuration it gets.
 func TestSeedRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	e, img := newTestGrid(t)

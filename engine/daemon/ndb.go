@@ -24,9 +24,11 @@ const (
 	NdbAuth  = "/lib/ndb/auth"
 )
 
-// ndbResult matches the line the console prints after a section is
-// written.
-var ndbResult = regexp.MustCompile(`(?m)^gridlord-ndb-(ok|failed)\r?$`)
+// ndbResult matches what the console prints after a section is written.
+// It is not anchored: Plan 9's rc prints its prompt on the same line as a
+// command's output when lines are typed ahead. The command is typed in
+// capitals, so its echo never matches, however a terminal wraps it.
+var ndbResult = regexp.MustCompile(`gridlord-ndb-(ok|failed)`)
 
 // ndbWait bounds the wait for one file's result.
 const ndbWait = 30 * time.Second
@@ -35,41 +37,59 @@ const ndbWait = 30 * time.Second
 const ndbTmp = "/tmp/gridlord.ndb"
 
 // ndbLines returns the console lines that replace section (whose first and
-// last lines are its markers, see grid.ReplaceSection) in file, ending with
-// a line that prints gridlord-ndb-ok or gridlord-ndb-failed.
+// last lines are its markers, see grid.ReplaceSection) in file and print
+// gridlord-ndb-ok, or leave file as it was and print gridlord-ndb-failed.
+// Each step runs only if the one before worked (one line of && steps), so
+// a file that cannot be read is never overwritten with the section alone.
 func ndbLines(file, section string) ([]string, error) {
 	lines := strings.Split(strings.TrimRight(section, "\n"), "\n")
 	if len(lines) < 2 {
 		return nil, fmt.Errorf("ndb section for %s has no markers", file)
 	}
+	begin, err := markerRegexp(lines[0])
+	if err != nil {
+		return nil, err
+	}
+	end, err := markerRegexp(lines[len(lines)-1])
+	if err != nil {
+		return nil, err
+	}
+	steps := []string{"touch " + file, fmt.Sprintf("sed '/^%s/,/^%s/d' %s >%s", begin, end, file, ndbTmp)}
 	for _, l := range lines {
 		// rc and sh quote a quote differently; ndb values never need one.
+		// A tab would make a line-editing shell complete; ndb takes any
+		// leading white space for a continuation line.
+		l = strings.ReplaceAll(l, "\t", "    ")
 		if strings.ContainsAny(l, "'\r") {
 			return nil, fmt.Errorf("ndb line %q for %s cannot be typed: it holds a quote", l, file)
 		}
+		steps = append(steps, fmt.Sprintf("echo '%s' >>%s", l, ndbTmp))
 	}
-	out := []string{fmt.Sprintf("sed '/^%s$/,/^%s$/d' %s >%s", sedQuote(lines[0]), sedQuote(lines[len(lines)-1]), file, ndbTmp)}
-	for _, l := range lines {
-		out = append(out, fmt.Sprintf("echo '%s' >>%s", l, ndbTmp))
-	}
-	// The result is typed in capitals and printed in lower case, so the
-	// echo of the typed line cannot match ndbResult, however a terminal
-	// wraps it.
-	out = append(out, fmt.Sprintf("cat %s >%s && echo GRIDLORD-NDB-OK | tr A-Z a-z || echo GRIDLORD-NDB-FAILED | tr A-Z a-z", ndbTmp, file),
-		"rm -f "+ndbTmp)
-	return out, nil
+	steps = append(steps, fmt.Sprintf("cat %s >%s", ndbTmp, file))
+	return []string{
+		strings.Join(steps, " && ") + " && echo GRIDLORD-NDB-OK | tr A-Z a-z || echo GRIDLORD-NDB-FAILED | tr A-Z a-z",
+		"rm -f " + ndbTmp,
+	}, nil
 }
 
-// sedQuote escapes s for a sed regular expression between slashes.
-func sedQuote(s string) string {
+// markerRegexp returns a sed regular expression for a section marker
+// line's start ("# gridlord grid NAME: begin"), valid for GNU sed and for
+// Plan 9's (regexp(6)): the metacharacters a grid name may hold are put in
+// brackets, where both read them literally.
+func markerRegexp(marker string) (string, error) {
+	prefix, _, _ := strings.Cut(marker, " (")
 	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`\/.*[]^$`, r) {
-			b.WriteByte('\\')
+	for _, r := range prefix {
+		switch {
+		case strings.ContainsRune(".*+?()|{}$", r):
+			b.WriteString("[" + string(r) + "]")
+		case strings.ContainsRune(`\/[]^'`, r):
+			return "", fmt.Errorf("ndb section marker %q cannot be matched by sed: it holds %q", marker, r)
+		default:
+			b.WriteRune(r)
 		}
-		b.WriteRune(r)
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 // writeNdb types the node's ndb sections at its console. A failure is

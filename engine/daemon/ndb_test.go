@@ -13,17 +13,21 @@ import (
 
 // The lines typed at a node's console replace the grid's ndb section in
 // place, keep every other line, and say whether they worked — run here by
-// sh (a stand-in guest's shell) and by rc (Plan 9's syntax).
+// sh (a stand-in guest's shell), by rc (Plan 9's syntax), and by sh with
+// sed -E, whose extended expressions read ( ) | + ? as operators the way
+// Plan 9's sed (regexp(6)) does.
 func TestNdbLinesInShells(t *testing.T) {
-	g, err := grid.Default()
+	g, err := grid.Default(grid.WithName("lab.grid-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	section := g.Ndb()
 	stock := "# stock\nauth=sources.cs.bell-labs.com authdom=outside.plan9.bell-labs.com\n"
-	for _, shell := range []string{"sh", "rc"} {
-		t.Run(shell, func(t *testing.T) {
-			sh := testenv.Tool(t, shell)
+	for _, variant := range []struct{ name, shell, sed string }{
+		{"sh", "sh", "sed"}, {"rc", "rc", "sed"}, {"regexp6", "sh", "sed -E"},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			sh := testenv.Tool(t, variant.shell)
 			dir := t.TempDir()
 			file := filepath.Join(dir, "local")
 			// An old section (another cpu) between the stock lines and a
@@ -38,16 +42,17 @@ func TestNdbLinesInShells(t *testing.T) {
 					t.Fatal(err)
 				}
 				script := strings.ReplaceAll(strings.Join(lines, "\n"), ndbTmp, filepath.Join(dir, "tmp")) + "\n"
+				script = strings.Replace(script, " sed '", " "+variant.sed+" '", 1)
 				cmd := exec.Command(sh)
 				cmd.Stdin = strings.NewReader(script)
 				out, err := cmd.CombinedOutput()
 				if err != nil {
-					t.Fatalf("%s: %v\n%s", shell, err, out)
+					t.Fatalf("%s: %v\n%s", variant.shell, err, out)
 				}
 				return string(out)
 			}
 			for i := 0; i < 2; i++ { // a second run changes nothing
-				if out := run(section); !ndbResult.MatchString(out) || !strings.Contains(out, "gridlord-ndb-ok") {
+				if out := run(section); ndbResult.FindString(out) != "gridlord-ndb-ok" {
 					t.Fatalf("run %d printed %q, want gridlord-ndb-ok", i, out)
 				}
 				got, _ := os.ReadFile(file)
@@ -55,13 +60,25 @@ func TestNdbLinesInShells(t *testing.T) {
 					t.Fatalf("run %d: file is\n%s\nwant\n%s", i, got, want)
 				}
 			}
-			// A file the shell cannot write (its directory is missing):
-			// it says so.
+			// A file the shell cannot write (its directory is missing),
+			// and one sed cannot read (a directory): it says so, and
+			// nothing is overwritten.
 			file = filepath.Join(dir, "missing", "local")
 			if out := run(section); !strings.Contains(out, "gridlord-ndb-failed") {
 				t.Errorf("unwritable file: printed %q, want gridlord-ndb-failed", out)
 			}
+			file = filepath.Join(dir, "adir")
+			os.Mkdir(file, 0o755)
+			if out := run(section); !strings.Contains(out, "gridlord-ndb-failed") {
+				t.Errorf("unreadable file: printed %q, want gridlord-ndb-failed", out)
+			}
 		})
+	}
+	// An auth server's speaks-for lines are continuation lines: typed with
+	// spaces, not a tab a line-editing shell would complete on.
+	auth, err := ndbLines(NdbAuth, "# gridlord grid g: begin\nhostid=glenda\n\tuid=!sys uid=*\n# gridlord grid g: end\n")
+	if err != nil || !strings.Contains(auth[0], "echo '    uid=!sys uid=*'") || strings.Contains(auth[0], "\t") {
+		t.Errorf("speaks-for lines typed as %q (%v)", auth, err)
 	}
 	// The console echoes what is typed, wrapped wherever the terminal
 	// likes: no echo may look like a result.

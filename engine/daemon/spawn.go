@@ -62,6 +62,11 @@ func Spawn(ctx context.Context, dir string, o SpawnOptions) (*gridfs.Client, int
 		c, err := gridfs.Dial(dctx, sock)
 		cancel()
 		if err == nil {
+			// The engine that answers holds the lock and has written its
+			// pid: ours, or a concurrent start's that won.
+			if p, ok := EngineRunning(dir); ok && p > 0 {
+				pid = p
+			}
 			return c, pid, nil
 		}
 		select {
@@ -74,7 +79,7 @@ func Spawn(ctx context.Context, dir string, o SpawnOptions) (*gridfs.Client, int
 			}
 			return nil, 0, fmt.Errorf("the engine exited (%v) before answering; its log %s ends:\n%s", werr, logPath, logTail(logPath, 10))
 		case <-deadline.C:
-			return nil, 0, fmt.Errorf("the engine (pid %d) did not answer on %s within %v: %w; see %s", pid, sock, o.Wait, err, logPath)
+			return nil, 0, fmt.Errorf("the engine (pid %d) did not answer on %s within %v: %w; its log %s ends:\n%s", pid, sock, o.Wait, err, logPath, logTail(logPath, 10))
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
 		case <-time.After(100 * time.Millisecond):

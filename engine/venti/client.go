@@ -449,6 +449,7 @@ func (cl *Client) rpc(ctx context.Context, req *Message, count int, dst []byte) 
 	c.mu.Unlock()
 	req.Tag = tag
 	if err := cl.send(req); err != nil {
+		c.giveUp()
 		cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
 		return Message{}, cl.deadErr()
 	}
@@ -472,8 +473,20 @@ func (cl *Client) rpc(ctx context.Context, req *Message, count int, dst []byte) 
 		c.mu.Unlock()
 		return Message{}, ctx.Err()
 	case <-cl.dead:
+		c.giveUp()
 		return Message{}, cl.deadErr()
 	}
+}
+
+// giveUp marks a call whose caller returns on a dead connection: the
+// reader may still decode replies it had buffered, and must not write
+// into the caller's buffer once the call has returned.
+func (c *call) giveUp() {
+	c.mu.Lock()
+	if c.state == callWaiting {
+		c.state, c.dst = callAbandoned, nil
+	}
+	c.mu.Unlock()
 }
 
 // send queues one request on the connection's writer, which sends

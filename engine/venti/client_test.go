@@ -220,6 +220,11 @@ func TestClientCancelSerial(t *testing.T) {
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("ping after the late reply: %v", err)
 	}
+	// The late reply has been read (tag 0 was free for the ping), and went
+	// nowhere: not into the cancelled caller's buffer.
+	if !bytes.Equal(abandoned, bytes.Repeat([]byte{0xEE}, 100)) {
+		t.Fatalf("a cancelled ReadInto's buffer was written after it returned: %q", abandoned[:16])
+	}
 }
 
 // 256 requests may be in flight; the 257th waits for a free tag.

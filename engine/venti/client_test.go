@@ -126,22 +126,8 @@ func TestClientCancel(t *testing.T) {
 	ctx := context.Background()
 	st := newGateStore()
 	c := dial(t, serve(t, st))
-	slow, _ := st.MemStore.Write(ctx, venti.DataType, []byte("slow block"))
-	open := st.gate(slow)
+	abandoned, open := cancelGatedRead(t, st, c)
 	defer open()
-
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	abandoned := bytes.Repeat([]byte{0xEE}, 100)
-	go func() {
-		_, err := c.ReadInto(cctx, slow, venti.DataType, 100, abandoned)
-		done <- err
-	}()
-	<-st.entered
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled read: %v, want context.Canceled", err)
-	}
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("ping after cancel: %v", err)
 	}
@@ -160,7 +146,38 @@ func TestClientCancel(t *testing.T) {
 		}
 	}
 	// The late reply went nowhere: not into the abandoned caller's buffer.
-	if !bytes.Equal(abandoned, bytes.Repeat([]byte{0xEE}, 100)) {
+	checkUntouched(t, abandoned)
+}
+
+// cancelGatedRead starts a ReadInto of a block the store holds back,
+// cancels it once the server has the request and checks that it returns
+// context.Canceled. It returns the caller's buffer, which the late reply
+// must never reach (see checkUntouched), and the gate's opener.
+func cancelGatedRead(t *testing.T, st *gateStore, c *venti.Client) (abandoned []byte, open func()) {
+	t.Helper()
+	ctx := context.Background()
+	slow, _ := st.MemStore.Write(ctx, venti.DataType, []byte("slow block"))
+	open = st.gate(slow)
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	abandoned = bytes.Repeat([]byte{0xEE}, 100)
+	go func() {
+		_, err := c.ReadInto(cctx, slow, venti.DataType, 100, abandoned)
+		done <- err
+	}()
+	<-st.entered
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		open()
+		t.Fatalf("cancelled read: %v, want context.Canceled", err)
+	}
+	return abandoned, open
+}
+
+// checkUntouched fails if a buffer from cancelGatedRead was written.
+func checkUntouched(t *testing.T, abandoned []byte) {
+	t.Helper()
+	if !bytes.Equal(abandoned, bytes.Repeat([]byte{0xEE}, len(abandoned))) {
 		t.Fatalf("a cancelled ReadInto's buffer was written after it returned: %q", abandoned[:16])
 	}
 }
@@ -195,22 +212,8 @@ func TestClientCancelSerial(t *testing.T) {
 	ctx := context.Background()
 	st := newGateStore()
 	c := dial(t, serve(t, st), venti.WithSerialTag0(), venti.WithVersions(venti.Version02))
-	slow, _ := st.MemStore.Write(ctx, venti.DataType, []byte("slow block"))
-	open := st.gate(slow)
+	abandoned, open := cancelGatedRead(t, st, c)
 	defer open()
-
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	abandoned := bytes.Repeat([]byte{0xEE}, 100)
-	go func() {
-		_, err := c.ReadInto(cctx, slow, venti.DataType, 100, abandoned)
-		done <- err
-	}()
-	<-st.entered
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled read: %v", err)
-	}
 	tctx, tcancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer tcancel()
 	if err := c.Ping(tctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -222,9 +225,7 @@ func TestClientCancelSerial(t *testing.T) {
 	}
 	// The late reply has been read (tag 0 was free for the ping), and went
 	// nowhere: not into the cancelled caller's buffer.
-	if !bytes.Equal(abandoned, bytes.Repeat([]byte{0xEE}, 100)) {
-		t.Fatalf("a cancelled ReadInto's buffer was written after it returned: %q", abandoned[:16])
-	}
+	checkUntouched(t, abandoned)
 }
 
 // 256 requests may be in flight; the 257th waits for a free tag.

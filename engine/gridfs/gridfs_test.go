@@ -173,19 +173,7 @@ func TestReadFiles(t *testing.T) {
 // TestTree lists directories and checks modes through a raw p9 client.
 func TestTree(t *testing.T) {
 	s := startServer(t)
-	conn, err := net.Dial("unix", s.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pc, err := p9.NewClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := pc.Attach("/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := rawRoot(t, s)
 	list := func(names ...string) []string {
 		t.Helper()
 		_, d, err := root.Walk(names)
@@ -315,19 +303,7 @@ func TestCtl(t *testing.T) {
 // that wrote it and is reported once.
 func TestCtlErrorPerFid(t *testing.T) {
 	s := startServer(t)
-	conn, err := net.Dial("unix", s.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pc, err := p9.NewClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := pc.Attach("/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := rawRoot(t, s)
 	open := func() p9.File {
 		_, f, err := root.Walk([]string{"ctl"})
 		if err != nil {
@@ -513,8 +489,8 @@ func TestCons(t *testing.T) {
 	}
 }
 
-// rawFile walks to and opens path on a raw p9 connection.
-func rawFile(t *testing.T, s *server, mode p9.OpenFlags, names ...string) p9.File {
+// rawRoot attaches to s on a raw p9 connection, closed when the test ends.
+func rawRoot(t *testing.T, s *server) p9.File {
 	t.Helper()
 	conn, err := net.Dial("unix", s.sock)
 	if err != nil {
@@ -529,6 +505,13 @@ func rawFile(t *testing.T, s *server, mode p9.OpenFlags, names ...string) p9.Fil
 	if err != nil {
 		t.Fatal(err)
 	}
+	return root
+}
+
+// rawFile walks to and opens path on a raw p9 connection.
+func rawFile(t *testing.T, s *server, mode p9.OpenFlags, names ...string) p9.File {
+	t.Helper()
+	root := rawRoot(t, s)
 	_, f, err := root.Walk(names)
 	if err != nil {
 		t.Fatal(err)
@@ -626,19 +609,7 @@ func TestEvents(t *testing.T) {
 	}
 
 	// Raw line format and sequence numbers.
-	conn, err := net.Dial("unix", s.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pc, err := p9.NewClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := pc.Attach("/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := rawRoot(t, s)
 	_, f, err := root.Walk([]string{"events"})
 	if err != nil {
 		t.Fatal(err)

@@ -125,17 +125,11 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer stop()
 
-	if *profile != "" {
-		pf, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	scores := make([]venti.Score, n)
 	// phase runs fn for blocks 0..n-1 on the workers, then Tsync, and
 	// returns bytes per second and CPU time per block (client and server
@@ -235,6 +229,23 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 			s.Blocks, s.DedupRatio, s.RAMPerBlock, s.Syncs, s.Fsyncs)
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile into the file path ("" starts
+// none); stop ends it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("CPU profile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // serveLoopback serves st with the venti protocol on a free loopback port

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -26,7 +25,7 @@ import (
 
 func runVac(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "vac", "[-h venti] [-d prev.vac] [-o out.vac] [-b blocksize] PATH...")
-	host := fs.String("h", "", "venti `address` (default $venti, else "+defaultVentiAddr+")")
+	host := hostFlag(fs)
 	prev := fs.String("d", "", "previous `archive` (.vac file or vac:score): unchanged files (same size and mtime) are not re-read")
 	out := fs.String("o", "", "also write vac:<score> to this `file` (atomically)")
 	bsize := fs.Int("b", vac.DefaultBlockSize, "block `size` in bytes")
@@ -71,7 +70,7 @@ func runVac(ctx context.Context, env *cmdEnv, args []string) error {
 
 func runUnvac(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "unvac", "[-h venti] [-c] [-t [-v]] [-C dir] FILE.vac [pattern...]")
-	host := fs.String("h", "", "venti `address` (default $venti, else "+defaultVentiAddr+")")
+	host := hostFlag(fs)
 	toStdout := fs.Bool("c", false, "write the selected files' data to standard output")
 	list := fs.Bool("t", false, "list the archive instead of restoring")
 	verbose := fs.Bool("v", false, "with -t: print mode, owner, group, size and mtime too")
@@ -294,17 +293,11 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		return r, nil
 	}
-	if *profile != "" {
-		pf, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var score venti.Score
 	opts := vac.Options{Workers: *workers}
 	vacRate, err := timed(func() (err error) {

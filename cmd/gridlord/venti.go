@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,16 @@ func newGCBallast() []byte { return make([]byte, gcBallastSize) }
 // defaultVentiAddr is where "venti serve" listens and the clients dial
 // when neither -addr/-h nor $venti says otherwise: loopback only.
 const defaultVentiAddr = "127.0.0.1:17034"
+
+// hostFlag adds the client subcommands' -h flag; see ventiHost.
+func hostFlag(fs *flag.FlagSet) *string {
+	return fs.String("h", "", "venti `address` (default $venti, else "+defaultVentiAddr+")")
+}
+
+// typeFlag adds the -t flag of the block subcommands; see parseType.
+func typeFlag(fs *flag.FlagSet) *string {
+	return fs.String("t", "data", "block `type`: data, dir, root, pointer0..pointer6, or a wire type number")
+}
 
 // ventiHost returns the address the client subcommands dial: the -h flag,
 // else $venti (as plan9port's tools read it), else the default.
@@ -219,8 +230,8 @@ func runVentiWrite(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "venti write", "[-h host] [-t type] < data\n"+
 		"Stores standard input (at most 56 KiB) as one block exactly as given (no zero truncation),\n"+
 		"syncs, and prints its score. Type numbers are venti(7) wire types: root 1, dir 2, pointer0..6 3..9, data 13.")
-	host := fs.String("h", "", "venti `address` (default $venti, else "+defaultVentiAddr+")")
-	typ := fs.String("t", "data", "block `type`: data, dir, root, pointer0..pointer6, or a wire type number")
+	host := hostFlag(fs)
+	typ := typeFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -257,8 +268,8 @@ func runVentiWrite(ctx context.Context, env *cmdEnv, args []string) error {
 func runVentiRead(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "venti read", "[-h host] [-t type] SCORE > data\n"+
 		"Prints the stored bytes of the block (SCORE is 40 hex digits, optionally venti:-prefixed).")
-	host := fs.String("h", "", "venti `address` (default $venti, else "+defaultVentiAddr+")")
-	typ := fs.String("t", "data", "block `type`: data, dir, root, pointer0..pointer6, or a wire type number")
+	host := hostFlag(fs)
+	typ := typeFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

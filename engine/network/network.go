@@ -321,26 +321,32 @@ func (s *Switch) Forward(node string, guestPort, hostPort int) (Forward, error) 
 	s.forwards[node] = append(s.forwards[node], f)
 	s.mu.Unlock()
 	target := net.JoinHostPort(m.IP, strconv.Itoa(guestPort))
+	s.spliceAccepted(ln, "forward to "+node, func(ctx context.Context) (net.Conn, error) { return s.DialGuest(ctx, target) })
+	return f.Forward, nil
+}
+
+// spliceAccepted carries every connection ln accepts to one dial makes,
+// until ln is closed (what names the listener in logs).
+func (s *Switch) spliceAccepted(ln net.Listener, what string, dial func(context.Context) (net.Conn, error)) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
+				if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 					return
 				}
-				s.log.Debug("forward accept", "node", node, "err", err)
+				s.log.Debug("accept", "listener", what, "err", err)
 				continue
 			}
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				s.splice(c, func(ctx context.Context) (net.Conn, error) { return s.DialGuest(ctx, target) })
+				s.splice(c, dial)
 			}()
 		}
 	}()
-	return f.Forward, nil
 }
 
 // ExposeHost makes a host service reachable from guests at the host address
@@ -369,28 +375,10 @@ func (s *Switch) ExposeHost(port int, hostAddr string) error {
 		return fmt.Errorf("expose host service %s at %s: %w", hostAddr, addr, err)
 	}
 	s.exposed[port] = &exposure{hostAddr: hostAddr, ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-					return
-				}
-				s.log.Debug("exposed host service accept", "addr", addr, "err", err)
-				continue
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.splice(c, func(ctx context.Context) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, "tcp", hostAddr)
-				})
-			}()
-		}
-	}()
+	s.spliceAccepted(ln, "host service at "+addr, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", hostAddr)
+	})
 	s.log.Debug("host service exposed", "guests", addr, "host", hostAddr)
 	return nil
 }

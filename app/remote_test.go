@@ -59,24 +59,9 @@ func runStandInEngine() int {
 	return 0
 }
 
-// serve runs a stand-in engine daemon in this process: a Local grid with
-// the fake runner, served over a real gridfs unix socket.
+// serve runs a stand-in engine daemon in this process (apptest.Serve).
 func serve(t *testing.T) (dir string, r *apptest.Runner) {
-	t.Helper()
-	dir = t.TempDir()
-	r = apptest.NewRunner(10 * time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := app.OpenLocal(ctx, app.LocalOptions{DataDir: t.TempDir(), GridDir: dir, VentiAddr: "127.0.0.1:0", Runner: r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := gridfs.Listen(filepath.Join(dir, app.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { gridfs.Serve(ctx, ln, &apptest.Engine{L: l, R: r}, nil); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; l.Close() })
+	dir, _, r = apptest.Serve(t, 10*time.Millisecond)
 	return dir, r
 }
 

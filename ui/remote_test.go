@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,26 +12,14 @@ import (
 	"gridlord/app"
 	"gridlord/app/apptest"
 	"gridlord/engine/grid"
-	"gridlord/engine/gridfs"
 )
 
 // TestWindowOverGridfs drives the window against an engine reached the way
 // the real one is: over its gridfs 9P socket (app.Remote), with the
 // engine side a real grid directory and apptest's fake runner.
 func TestWindowOverGridfs(t *testing.T) {
-	dir := t.TempDir()
-	r := apptest.NewRunner(20 * time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := app.OpenLocal(ctx, app.LocalOptions{DataDir: t.TempDir(), GridDir: dir, VentiAddr: "127.0.0.1:0", Runner: r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := gridfs.Listen(filepath.Join(dir, app.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { gridfs.Serve(ctx, ln, &apptest.Engine{L: l, R: r}, nil); close(served) }()
+	dir, l, r := apptest.Serve(t, 20*time.Millisecond)
+	ctx := context.Background()
 	rb, err := app.DialRemote(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -45,9 +32,6 @@ func TestWindowOverGridfs(t *testing.T) {
 		f.m.Close()
 		f.m.Wait()
 		rb.Close()
-		cancel()
-		<-served
-		l.Close()
 	})
 
 	cpu := f.card("cpu1")

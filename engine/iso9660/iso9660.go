@@ -833,7 +833,7 @@ func (f *FS) Lstat(name string) (fs.FileInfo, error) { return f.Stat(name) }
 // info is a node's fs.FileInfo.
 type info struct{ n *node }
 
-func (i info) Name() string      { return i.n.name }
+func (i info) Name() string       { return i.n.name }
 func (i info) Size() int64        { return i.n.stat.Size }
 func (i info) ModTime() time.Time { return i.n.stat.Mtime }
 func (i info) IsDir() bool        { return i.n.dir }

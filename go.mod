@@ -9,11 +9,11 @@ require (
 	github.com/google/gopacket v1.1.19
 	github.com/google/uuid v1.6.0
 	github.com/hugelgupf/p9 v0.4.1
+	github.com/klauspost/compress v1.20.4
 	golang.org/x/sys v0.43.0
 )
 
 require (
-	9fans.net/go v0.0.8-0.20250307142834-96bdba94b63f
 	fyne.io/systray v1.11.1-0.20250603113521-ca66a66d8b58 // indirect
 	github.com/BurntSushi/toml v1.5.0 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect

@@ -314,8 +314,8 @@ func runVentiCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "store %s: %d arenas, %d good records (%d bytes), %d index entries\n",
-		rep.Dir, rep.Arenas, rep.Records, rep.Bytes, rep.IndexEntries)
+	fmt.Fprintf(env.stdout, "store %s: %d arenas, %d good records (%d bytes of blocks; %d records compressed, %d bytes stored), %d index entries\n",
+		rep.Dir, rep.Arenas, rep.Records, rep.Bytes, rep.Compressed, rep.StoredBytes, rep.IndexEntries)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(env.stdout, "note: %s\n", n)
 	}
@@ -377,8 +377,12 @@ func runVentiStats(ctx context.Context, env *cmdEnv, args []string) error {
 func printStats(w io.Writer, s store.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "blocks\t%d\n", s.Blocks)
-	fmt.Fprintf(tw, "stored bytes\t%d\n", s.StoredBytes)
-	fmt.Fprintf(tw, "log bytes\t%d\t(%d arenas)\n", s.LogBytes, s.Arenas)
+	fmt.Fprintf(tw, "stored bytes\t%d\t(the blocks' logical size)\n", s.StoredBytes)
+	ratio := ""
+	if s.LogBytes > 0 {
+		ratio = fmt.Sprintf(", %.2f× smaller than the blocks", float64(s.StoredBytes)/float64(s.LogBytes))
+	}
+	fmt.Fprintf(tw, "log bytes\t%d\t(on disk, compressed, record headers included; %d arenas%s)\n", s.LogBytes, s.Arenas, ratio)
 	fmt.Fprintf(tw, "client writes\t%d\n", s.ClientWrites)
 	fmt.Fprintf(tw, "client bytes\t%d\n", s.ClientBytes)
 	fmt.Fprintf(tw, "dedup ratio\t%.2f\n", s.DedupRatio)

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"log/slog"
@@ -282,17 +283,24 @@ func TestVentiCorruptByte(t *testing.T) {
 	}
 	srv.stop(t)
 
-	// Flip a byte in the middle of the block's record.
+	// Flip a byte in the middle of the block's record (stored compressed:
+	// find it by the score in its header, the payload size after the type
+	// and flags bytes; see engine/venti/store/record.go).
 	arena := filepath.Join(dir, "arena.000000")
 	b, err := os.ReadFile(arena)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(b, []byte("corrupt me corrupt me"))
-	if i < 0 {
+	sum := venti.Sum(data)
+	i := bytes.Index(b, sum[:])
+	if i < 8 {
 		t.Fatal("block not found in the arena file")
 	}
-	b[i+1000] ^= 0x01
+	rec := b[i-8:]
+	if rec[5] != 1 {
+		t.Fatalf("record flags %d: the block was not stored compressed", rec[5])
+	}
+	b[i-8+36+int(binary.BigEndian.Uint16(rec[6:]))/2] ^= 0x01
 	if err := os.WriteFile(arena, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

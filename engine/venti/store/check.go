@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +40,9 @@ type CheckReport struct {
 	Dir          string
 	Arenas       int
 	Records      int   // good records in the log
-	Bytes        int64 // block bytes in them
+	Bytes        int64 // block bytes in them (uncompressed)
+	Compressed   int   // good records stored compressed
+	StoredBytes  int64 // bytes of those records' payloads on disk (after compression)
 	IndexEntries int   // entries in the index file
 	// Problems is damage: bad records, unreadable log, index entries that
 	// point nowhere, records the index should hold but does not.
@@ -54,7 +57,8 @@ type CheckReport struct {
 func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
 
 // Check verifies a store that no process has open: every record's
-// checksums and SHA-1, and that the index file holds exactly the records
+// checksums, that compressed ones decode to their block, every block's
+// SHA-1, and that the index file holds exactly the records
 // before the log address it covers. It changes nothing. The error is
 // for a store that cannot be checked at all (missing, in use); damage goes
 // in the report.
@@ -145,27 +149,36 @@ func Check(ctx context.Context, dir string) (*CheckReport, error) {
 			return nil, fmt.Errorf("check %s: %w", a.path, err)
 		}
 		last := i == len(as)-1
+		block := make([]byte, venti.MaxBlock)
 		res, err := scanLog(a.f, fi.Size(), a.magic, arenaHeaderSize, func(r scanRec) error {
-			loc := makeLoc(a.num, r.off, r.h.size)
+			size := r.h.size
 			bad := func(msg string) {
 				rep.Problems = append(rep.Problems, Problem{File: a.path, Offset: r.off, Score: r.h.score, Type: r.h.typ, HasScore: true, Msg: msg})
 			}
-			switch {
-			case r.status == recCorrupt:
+			if r.status == recCorrupt {
 				bad("damaged block: checksum mismatch (a read of it fails; writing the block again stores a fresh copy)")
-			case venti.Sum(r.data) != r.h.score:
-				bad(fmt.Sprintf("block hashes to %v", venti.Sum(r.data)))
-			default:
+			} else if data, err := decodePayload(r.h, r.data, block); err != nil {
+				bad(err.Error() + " (a read of it fails; writing the block again stores a fresh copy)")
+			} else if sum := venti.Sum(data); sum != r.h.score {
+				bad(fmt.Sprintf("block hashes to %v", sum))
+			} else {
+				size = len(data)
 				rep.Records++
-				rep.Bytes += int64(r.h.size)
+				rep.Bytes += int64(size)
+				rep.StoredBytes += int64(r.h.size)
+				if r.h.flags != flagRaw {
+					rep.Compressed++
+				}
 			}
+			loc := makeLoc(a.num, r.off, size)
 			if !haveIndex {
 				return nil
 			}
 			if locAddr(loc) >= covered {
 				unindexed++
 				unindexedBytes += int64(r.h.size)
-			} else if _, found := slices.BinarySearch(locs, loc); !found {
+			} else if _, found := slices.BinarySearchFunc(locs, locAddr(loc), func(l, addr uint64) int { return cmp.Compare(locAddr(l), addr) }); !found {
+				// By address: checkEntry has compared the sizes.
 				bad("record is missing from the index (delete the index file to rebuild it)")
 			}
 			return nil
@@ -203,19 +216,22 @@ func checkEntry(as []*arena, e entry) (Problem, bool) {
 		p.Msg = fmt.Sprintf("entry points at arena %d, which is missing or unreadable", n)
 		return p, false
 	}
-	hb := make([]byte, recHeaderSize)
-	if _, err := as[n].f.ReadAt(hb, off); err != nil {
-		p.Msg = fmt.Sprintf("entry points at %s offset %d: %v", as[n].path, off, err)
-		return p, false
+	hb := make([]byte, recHeaderSize+compPrefix)
+	var h recHeader
+	var err error
+	if _, rerr := as[n].f.ReadAt(hb[:recHeaderSize], off); rerr != nil {
+		err = rerr
+	} else if h, err = decodeRecHeader(hb, as[n].magic); err == nil && h.flags != flagRaw {
+		// The block size is in the compressed payload's prefix.
+		_, err = as[n].f.ReadAt(hb[recHeaderSize:], off+recHeaderSize)
 	}
-	h, err := decodeRecHeader(hb, as[n].magic)
 	if err != nil {
 		p.Msg = fmt.Sprintf("entry points at %s offset %d: %v", as[n].path, off, err)
 		return p, false
 	}
-	if indexKey(h.score, h.typ) != e.key || h.size != size {
+	if bs := blockSize(h, hb[recHeaderSize:]); indexKey(h.score, h.typ) != e.key || bs != size {
 		p.Score, p.Type, p.HasScore = h.score, h.typ, true
-		p.Msg = fmt.Sprintf("entry (key %016x, %d bytes) points at %s offset %d, which holds another block of %d bytes", e.key, size, as[n].path, off, h.size)
+		p.Msg = fmt.Sprintf("entry (key %016x, %d bytes) points at %s offset %d, which holds another block of %d bytes", e.key, size, as[n].path, off, bs)
 		return p, false
 	}
 	return p, true

@@ -11,12 +11,17 @@ import (
 
 const fuzzMagic = 0x5eed1e55
 
-// fuzzArena returns arena bytes (header included) holding n records.
+// fuzzArena returns arena bytes (header included) holding n records,
+// compressed ones (odd i) and raw ones.
 func fuzzArena(n int, end bool) []byte {
-	b := arenaHeader{num: 0, magic: fuzzMagic, size: 1 << 20}.encode()
+	b := arenaHeader{version: arenaVersion, num: 0, magic: fuzzMagic, size: 1 << 20}.encode()
 	for i := 0; i < n; i++ {
-		d := bytes.Repeat([]byte{byte(i + 1)}, 10+i*7)
-		b = append(b, encodeRecord(make([]byte, recHeaderSize+len(d)), fuzzMagic, venti.DataType, venti.Sum(d), d)...)
+		d := bytes.Repeat([]byte{byte(i + 1)}, 10+i*70)
+		flags, payload := byte(flagRaw), d
+		if i%2 == 1 {
+			flags, payload = compressBlock(make([]byte, compBufSize), d)
+		}
+		b = append(b, encodeRecord(make([]byte, recHeaderSize+len(payload)), fuzzMagic, venti.DataType, venti.Sum(d), flags, payload)...)
 	}
 	if end {
 		b = append(b, encodeEnd(fuzzMagic)...)
@@ -27,7 +32,8 @@ func fuzzArena(n int, end bool) []byte {
 // FuzzScanLog feeds arbitrary bytes to the recovery scanner as an arena
 // file: it must not panic, must report only records that lie inside the
 // file and match their checksums, and must place the log end inside the
-// file.
+// file. Decoding a good record's payload (as Check and Read do) must not
+// panic either, and a block it yields must match its size and checksum.
 func FuzzScanLog(f *testing.F) {
 	good := fuzzArena(4, false)
 	f.Add(good)
@@ -57,6 +63,9 @@ func FuzzScanLog(f *testing.F) {
 					t.Fatalf("good record at %d after one at %d", r.off, last)
 				}
 				last = r.off
+				if d, err := decodePayload(r.h, r.data, nil); err == nil && len(d) != blockSize(r.h, r.data) {
+					t.Fatalf("record at %d decodes to %d bytes, names %d", r.off, len(d), blockSize(r.h, r.data))
+				}
 			}
 			if _, err := decodeRecHeader(rec, fuzzMagic); err != nil {
 				t.Fatalf("record at %d has a bad header: %v", r.off, err)
@@ -107,6 +116,39 @@ func FuzzReadIndex(f *testing.F) {
 		})
 		if err == nil && (n != h.count || int64(len(b)) != indexHdrSize+int64(n)*indexEntrySz) {
 			t.Fatalf("accepted %d entries, header says %d, file %d bytes", n, h.count, len(b))
+		}
+	})
+}
+
+// FuzzDecodePayload feeds arbitrary bytes to the decoder of compressed
+// record payloads: it must not panic or allocate beyond MaxBlock, it must
+// accept only payloads whose block matches the size and CRC32C they name,
+// and what compressBlock produces must decode to the block.
+func FuzzDecodePayload(f *testing.F) {
+	buf := make([]byte, compBufSize)
+	for _, d := range [][]byte{bytes.Repeat([]byte("venti "), 1000), block(3), make([]byte, 100)} {
+		_, p := compressBlock(buf, d)
+		f.Add(bytes.Clone(p), true)
+	}
+	f.Add([]byte{0, 10, 0, 0, 0, 0, 10}, false)
+	f.Fuzz(func(t *testing.T, b []byte, asBlock bool) {
+		h := recHeader{typ: venti.DataType, flags: flagS2, size: len(b)}
+		if d, err := decodePayload(h, b, nil); err == nil {
+			if len(d) != blockSize(h, b) || len(d) > venti.MaxBlock {
+				t.Fatalf("decoded %d bytes, payload names %d", len(d), blockSize(h, b))
+			}
+		}
+		if !asBlock || len(b) > venti.MaxBlock {
+			return
+		}
+		// b as a block: whatever compressBlock makes of it reads back.
+		flags, p := compressBlock(buf, b)
+		d, err := decodePayload(recHeader{flags: flags, size: len(p)}, p, nil)
+		if err != nil || !bytes.Equal(d, b) {
+			t.Fatalf("block of %d bytes (flags %d) does not round-trip: %v", len(b), flags, err)
+		}
+		if len(p) > len(b) {
+			t.Fatalf("payload of %d bytes for a block of %d", len(p), len(b))
 		}
 	})
 }

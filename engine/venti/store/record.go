@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 
+	"github.com/klauspost/compress/s2"
+
 	"gridlord/engine/venti"
 )
 
@@ -14,7 +16,7 @@ import (
 // An arena file (arena.NNNNNN) starts with a 64-byte header:
 //
 //	0  [8]  "GLVARENA"
-//	8  u32  format version (1)
+//	8  u32  format version: 1, or 2 once the arena may hold compressed records
 //	12 u32  arena number (the NNNNNN of the file name)
 //	16 u32  record magic: random, chosen when the arena is created
 //	20 u64  arena size limit in bytes (informational)
@@ -25,11 +27,26 @@ import (
 //
 //	0  u32  record magic (the arena's)
 //	4  u8   block type (wire numbering); 0 marks the end of a full arena
-//	5  u8   flags (0; reserved for encodings such as compression)
-//	6  u16  block size in bytes
-//	8  [20] score (SHA-1 of the block)
-//	28 u32  data checksum: CRC32C of header bytes 0..27 and the block
+//	5  u8   flags: the encoding of the payload (0 raw, 1 S2-compressed)
+//	6  u16  payload size in bytes (for a raw record, the block size)
+//	8  [20] score (SHA-1 of the uncompressed block)
+//	28 u32  data checksum: CRC32C of header bytes 0..27 and the payload
 //	32 u32  header checksum: CRC32C of header bytes 0..31
+//
+// The payload of a raw record is the block. That of a compressed record is
+//
+//	0  u16  block size in bytes (uncompressed)
+//	2  u32  CRC32C of the uncompressed block
+//	6       the block in S2's block format (github.com/klauspost/compress/s2)
+//
+// so the data checksum guards the bytes on disk (a scan checks it without
+// decoding), while the block checksum and the score guard the block that
+// decoding yields. Records are compressed only when that saves space, so a
+// payload is never larger than its block. Stores written before records
+// were compressed (flags 0 everywhere, arena version 1) read unchanged;
+// the store moves an arena to version 2 before it appends the first
+// compressed record, so that an older gridlord refuses the arena instead of
+// taking the record for a torn tail.
 //
 // The header checksum lets a scanner trust a record's size and score even
 // when the block bytes are damaged, so it can step over a corrupt record and
@@ -40,23 +57,32 @@ const (
 	arenaHeaderSize = 64
 	recHeaderSize   = 36
 	arenaFileMagic  = "GLVARENA"
-	arenaVersion    = 1
+	arenaVersion    = 2 // written by this code; it reads minArenaVersion..arenaVersion
+	minArenaVersion = 1 // arenas of raw records only
 	endType         = 0 // type byte of the end-of-arena marker record
+
+	flagRaw = 0 // payload is the block
+	flagS2  = 1 // payload is the block compressed with S2, after compPrefix bytes
+
+	compPrefix = 6 // bytes of a compressed payload before the S2 data: size, CRC32C
+	// minCompress is the smallest block worth trying to compress.
+	minCompress = 64
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // arenaHeader is the decoded header of an arena file.
 type arenaHeader struct {
-	num   int    // arena number
-	magic uint32 // record magic
-	size  int64  // size limit when created
+	version uint32 // format version
+	num     int    // arena number
+	magic   uint32 // record magic
+	size    int64  // size limit when created
 }
 
 func (h arenaHeader) encode() []byte {
 	b := make([]byte, arenaHeaderSize)
 	copy(b, arenaFileMagic)
-	binary.BigEndian.PutUint32(b[8:], arenaVersion)
+	binary.BigEndian.PutUint32(b[8:], h.version)
 	binary.BigEndian.PutUint32(b[12:], uint32(h.num))
 	binary.BigEndian.PutUint32(b[16:], h.magic)
 	binary.BigEndian.PutUint64(b[20:], uint64(h.size))
@@ -75,8 +101,9 @@ func decodeArenaHeader(b []byte) (arenaHeader, error) {
 	if crc32.Checksum(b[:60], castagnoli) != binary.BigEndian.Uint32(b[60:]) {
 		return h, errors.New("arena header: checksum mismatch")
 	}
-	if v := binary.BigEndian.Uint32(b[8:]); v != arenaVersion {
-		return h, fmt.Errorf("arena header: format version %d, this gridlord reads %d", v, arenaVersion)
+	h.version = binary.BigEndian.Uint32(b[8:])
+	if h.version < minArenaVersion || h.version > arenaVersion {
+		return h, fmt.Errorf("arena header: format version %d, this gridlord reads %d..%d", h.version, minArenaVersion, arenaVersion)
 	}
 	h.num = int(binary.BigEndian.Uint32(b[12:]))
 	h.magic = binary.BigEndian.Uint32(b[16:])
@@ -90,7 +117,8 @@ func decodeArenaHeader(b []byte) (arenaHeader, error) {
 // recHeader is a decoded record header.
 type recHeader struct {
 	typ   venti.Type // 0 for the end marker
-	size  int
+	flags byte       // flagRaw or flagS2
+	size  int        // payload bytes
 	score venti.Score
 	dcrc  uint32
 }
@@ -99,26 +127,110 @@ type recHeader struct {
 func (h recHeader) end() bool { return h.typ == endType }
 
 // encodeRecord writes the record for a block into buf (which must hold
-// recHeaderSize+len(data) bytes) and returns that prefix of buf.
-func encodeRecord(buf []byte, magic uint32, t venti.Type, s venti.Score, data []byte) []byte {
-	n := recHeaderSize + len(data)
+// recHeaderSize+len(payload) bytes) and returns that prefix of buf. flags
+// says how payload encodes the block (see compressBlock).
+func encodeRecord(buf []byte, magic uint32, t venti.Type, s venti.Score, flags byte, payload []byte) []byte {
+	n := recHeaderSize + len(payload)
 	b := buf[:n]
 	binary.BigEndian.PutUint32(b[0:], magic)
 	b[4] = byte(t)
-	b[5] = 0
-	binary.BigEndian.PutUint16(b[6:], uint16(len(data)))
+	b[5] = flags
+	binary.BigEndian.PutUint16(b[6:], uint16(len(payload)))
 	copy(b[8:28], s[:])
-	copy(b[recHeaderSize:], data)
-	c := crc32.Update(crc32.Checksum(b[:28], castagnoli), castagnoli, data)
-	binary.BigEndian.PutUint32(b[28:], c)
+	copy(b[recHeaderSize:], payload)
+	binary.BigEndian.PutUint32(b[28:], payloadCRC(b, payload))
 	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
 	return b
+}
+
+// payloadCRC is the data checksum of a record with header hdr and payload.
+func payloadCRC(hdr, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum(hdr[:28], castagnoli), castagnoli, payload)
+}
+
+// compBufSize is the size of a buffer compressBlock can always fill.
+var compBufSize = compPrefix + s2.MaxEncodedLen(venti.MaxBlock)
+
+// compressBlock encodes data for a record: the S2-compressed payload
+// (written into dst, which must hold compBufSize bytes) when that saves at
+// least a sixteenth of the block, else the block itself. S2 gives up
+// quickly on incompressible data (random bytes, already compressed
+// files), so trying costs a fraction of the SHA-1 every write pays.
+func compressBlock(dst, data []byte) (flags byte, payload []byte) {
+	if len(data) < minCompress {
+		return flagRaw, data
+	}
+	enc := s2.Encode(dst[compPrefix:cap(dst)], data)
+	if compPrefix+len(enc) > len(data)-len(data)/16 {
+		return flagRaw, data
+	}
+	binary.BigEndian.PutUint16(dst[0:], uint16(len(data)))
+	binary.BigEndian.PutUint32(dst[2:], crc32.Checksum(data, castagnoli))
+	return flagS2, dst[:compPrefix+len(enc)]
+}
+
+// blockSize returns the size of the block a record holds: its payload
+// size for a raw record, the size its prefix names for a compressed one.
+// The payload must have passed payloadOK.
+func blockSize(h recHeader, payload []byte) int {
+	if h.flags == flagS2 {
+		return int(binary.BigEndian.Uint16(payload))
+	}
+	return h.size
+}
+
+// payloadOK reports whether a record's payload (which has matched the data
+// checksum) is well formed: a compressed one must name a block size in
+// range that its S2 data agrees with. It does not decode.
+func payloadOK(h recHeader, payload []byte) bool {
+	if h.flags != flagS2 {
+		return true
+	}
+	if len(payload) <= compPrefix {
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(payload))
+	dl, err := s2.DecodedLen(payload[compPrefix:])
+	return n > 0 && n <= venti.MaxBlock && err == nil && dl == n
+}
+
+// errBadPayload marks a compressed payload that does not decode to the
+// block it names.
+var errBadPayload = errors.New("compressed block does not decode")
+
+// decodePayload returns the block a record's payload holds: the payload
+// itself for a raw record; for a compressed one the block decoded into
+// dst (when it has room; else into a new buffer) and checked against its
+// size and CRC32C. The payload is untrusted: bad bytes give an error
+// wrapping errBadPayload, never a panic.
+func decodePayload(h recHeader, payload, dst []byte) ([]byte, error) {
+	if h.flags != flagS2 {
+		return payload, nil
+	}
+	if !payloadOK(h, payload) {
+		return nil, fmt.Errorf("%w: bad size or S2 header", errBadPayload)
+	}
+	n := int(binary.BigEndian.Uint16(payload))
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	out, err := s2.Decode(dst[:n], payload[compPrefix:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadPayload, err)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", errBadPayload, len(out), n)
+	}
+	if crc32.Checksum(out, castagnoli) != binary.BigEndian.Uint32(payload[2:]) {
+		return nil, fmt.Errorf("%w: decoded block checksum mismatch", errBadPayload)
+	}
+	return out, nil
 }
 
 // encodeEnd returns the end-of-arena marker record.
 func encodeEnd(magic uint32) []byte {
 	b := make([]byte, recHeaderSize)
-	return encodeRecord(b, magic, endType, venti.Score{}, nil)
+	return encodeRecord(b, magic, endType, venti.Score{}, flagRaw, nil)
 }
 
 var errBadHeader = errors.New("bad record header")
@@ -138,27 +250,33 @@ func decodeRecHeader(b []byte, magic uint32) (recHeader, error) {
 		return h, fmt.Errorf("%w: header checksum mismatch", errBadHeader)
 	}
 	h.typ = venti.Type(b[4])
+	h.flags = b[5]
 	h.size = int(binary.BigEndian.Uint16(b[6:]))
 	copy(h.score[:], b[8:28])
 	h.dcrc = binary.BigEndian.Uint32(b[28:])
 	switch {
-	case b[5] != 0:
+	case h.flags != flagRaw && h.flags != flagS2:
 		return h, fmt.Errorf("%w: unknown flags %#x", errBadHeader, b[5])
 	case h.end():
-		if h.size != 0 {
+		if h.size != 0 || h.flags != flagRaw {
 			return h, fmt.Errorf("%w: end marker with size %d", errBadHeader, h.size)
 		}
 	case !h.typ.Valid():
 		return h, fmt.Errorf("%w: invalid block type %d", errBadHeader, b[4])
 	case h.size == 0 || h.size > venti.MaxBlock:
 		return h, fmt.Errorf("%w: block size %d out of range", errBadHeader, h.size)
+	case h.flags == flagS2 && h.size <= compPrefix:
+		return h, fmt.Errorf("%w: compressed payload of %d bytes", errBadHeader, h.size)
 	}
 	return h, nil
 }
 
-// dataOK reports whether the record bytes rec (header and block) match the
-// data checksum.
-func dataOK(rec []byte) bool {
-	c := crc32.Update(crc32.Checksum(rec[:28], castagnoli), castagnoli, rec[recHeaderSize:])
-	return c == binary.BigEndian.Uint32(rec[28:])
+// dataOK reports whether the record bytes rec (header and payload) match
+// the data checksum.
+func dataOK(rec []byte) bool { return payloadMatches(rec, rec[recHeaderSize:]) }
+
+// payloadMatches reports whether payload matches the data checksum in the
+// record header hdr.
+func payloadMatches(hdr, payload []byte) bool {
+	return payloadCRC(hdr, payload) == binary.BigEndian.Uint32(hdr[28:])
 }

@@ -12,8 +12,8 @@ import (
 type recStatus int
 
 const (
-	recOK      recStatus = iota // header and block match their checksums
-	recCorrupt                  // header is good, block bytes are damaged, later records exist
+	recOK      recStatus = iota // header and payload match their checksums
+	recCorrupt                  // header is good, payload bytes are damaged, later records exist
 )
 
 // scanRec is one record found by scanArena.
@@ -21,7 +21,9 @@ type scanRec struct {
 	off    int64 // offset of the record header in the arena file
 	h      recHeader
 	status recStatus
-	// data is the block (recOK only); it is valid only during the callback.
+	// data is the payload (recOK only: it matches the data checksum and, if
+	// compressed, is well formed; see decodePayload); it is valid only
+	// during the callback.
 	data []byte
 }
 
@@ -142,7 +144,7 @@ func scanArena(r io.ReaderAt, size int64, magic uint32, from int64, fn func(scan
 			break
 		}
 		rec := scanRec{off: off, h: h}
-		if dataOK(rb) {
+		if dataOK(rb) && payloadOK(h, rb[recHeaderSize:]) {
 			if err := flush(); err != nil {
 				return res, err
 			}

@@ -35,12 +35,16 @@ func TestConformance(t *testing.T) {
 	storetest.Test(t, func(t *testing.T) venti.Store { return openT(t, t.TempDir()) })
 }
 
-// block returns a distinct pseudo-random block of about 1..3 KiB.
+// block returns a distinct pseudo-random block of about 1..3 KiB: random
+// bytes (stored raw) for even i, text the store compresses for odd i.
 func block(i int) []byte {
 	r := rand.New(rand.NewPCG(uint64(i), 7))
 	b := make([]byte, 1024+r.IntN(2048))
 	for j := range b {
 		b[j] = byte(r.Uint32())
+		if i%2 == 1 && r.IntN(16) != 0 {
+			b[j] = "venti block "[j%12]
+		}
 	}
 	return b
 }
@@ -311,7 +315,7 @@ func TestTornTail(t *testing.T) {
 		t.Run(strconv.Itoa(cut), func(t *testing.T) {
 			img := crashImage(t, dir)
 			// Append a partial record, as a crash in the middle of a write leaves.
-			rec := encodeRecord(make([]byte, recHeaderSize+2000), st.cur.magic, venti.DataType, venti.Sum(block(999)), block(999)[:2000])
+			rec := encodeRecord(make([]byte, recHeaderSize+2000), st.cur.magic, venti.DataType, venti.Sum(block(999)), flagRaw, block(999)[:2000])
 			f, err := os.OpenFile(filepath.Join(img, "arena.000000"), os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
 				t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 
+	"gridlord/engine/drawterm"
 	"gridlord/engine/grid"
 )
 
@@ -38,6 +39,9 @@ type Backend interface {
 	NodeCtl(ctx context.Context, node string, words ...string) error
 	// NodeIni is the node's plan9.ini: from its disk, or the one it will get.
 	NodeIni(ctx context.Context, node string) ([]byte, error)
+	// Drawterm says how drawterm reaches a running node (the engine's
+	// /nodes/NAME/drawterm).
+	Drawterm(ctx context.Context, node string) (drawterm.Target, error)
 	// OpenConsole attaches to a node's serial console: reads stream its
 	// output (scrollback first), writes type into it. Closing the stream
 	// never affects the VM.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"gridlord/engine/drawterm"
 	"gridlord/engine/grid"
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
@@ -228,6 +229,11 @@ func (l *Local) NodeStatus(_ context.Context, name string) (string, error) {
 		s += " ip=" + n.IP.String()
 	}
 	return s + " pending=" + strconv.FormatBool(n.Pending()), nil
+}
+
+// Drawterm implements Backend: only the engine daemon runs cpu nodes.
+func (l *Local) Drawterm(context.Context, string) (drawterm.Target, error) {
+	return drawterm.Target{}, ErrEngineNotRunning
 }
 
 // NodeIni implements Backend: the plan9.ini on the node's disk when it has

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gridlord/engine/daemon"
+	"gridlord/engine/drawterm"
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 )
@@ -93,6 +94,19 @@ func (r *Remote) NodeCtl(ctx context.Context, node string, words ...string) erro
 // NodeIni implements Backend.
 func (r *Remote) NodeIni(ctx context.Context, node string) ([]byte, error) {
 	return r.c.ReadFile(ctx, "nodes/"+node+"/ini")
+}
+
+// Drawterm implements Backend.
+func (r *Remote) Drawterm(ctx context.Context, node string) (drawterm.Target, error) {
+	b, err := r.c.ReadFile(ctx, "nodes/"+node+"/drawterm")
+	if err != nil {
+		return drawterm.Target{}, err
+	}
+	t, err := drawterm.ParseTarget(b)
+	if err != nil {
+		return t, fmt.Errorf("node %s: %w", node, err)
+	}
+	return t, nil
 }
 
 // OpenConsole implements Backend.

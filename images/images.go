@@ -129,6 +129,10 @@ type Seed struct {
 	AuthID string `json:"authId,omitempty"`
 	// AuthDom is the auth domain recorded in the image's nvram (e.g. grid).
 	AuthDom string `json:"authDom,omitempty"`
+	// Users are the accounts the image's auth server (keyfs) is known to
+	// hold, with their passwords: the defaults a grid made from it starts
+	// with, shown to people so they can change them (reset identity).
+	Users []Credential `json:"users,omitempty"`
 	// MemoryMB is the guest memory a node of this seed gets by default.
 	MemoryMB int `json:"memoryMB,omitempty"`
 	// Unverified names the fields (or "roles.<role>") that are recorded
@@ -137,6 +141,9 @@ type Seed struct {
 	Unverified []string `json:"unverified,omitempty"`
 	// Notes is free text: provenance, caveats, how to obtain the image.
 	Notes string `json:"notes,omitempty"`
+	// Shipped is the file name of the image inside Gridlord's own seeds
+	// (gridlord/images/seeds); empty for seeds that do not ship with it.
+	Shipped string `json:"shipped,omitempty"`
 	// Path is the local file a seed was imported from (Local); empty for
 	// catalog entries.
 	Path string `json:"path,omitempty"`
@@ -147,6 +154,26 @@ type Seed struct {
 	// arenas partition) were copied into the grid's venti at import, so its
 	// fossil's archive lives there.
 	VentiImported bool `json:"ventiImported,omitempty"`
+}
+
+// Credential is a user of a seed's auth domain and its password.
+type Credential struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// Password returns the seed's known password for user in the seed's own
+// auth domain dom, or "".
+func (s *Seed) Password(user, dom string) string {
+	if dom != s.AuthDom {
+		return ""
+	}
+	for _, c := range s.Users {
+		if c.User == user {
+			return c.Password
+		}
+	}
+	return ""
 }
 
 // CanPlay reports whether the seed can boot as the given role.
@@ -365,6 +392,8 @@ func Local(name, path string, size int64, header []byte, sha256 string, like See
 	s.Path = path
 	s.Vac = ""
 	s.Notes = ""
+	s.Shipped = ""
+	s.Users = slices.Clone(like.Users)
 	s.Roles = slices.Clone(like.Roles)
 	s.Kernels = make(map[string]string, len(like.Kernels))
 	for k, v := range like.Kernels {

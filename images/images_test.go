@@ -7,7 +7,7 @@ import (
 
 func TestBuiltin(t *testing.T) {
 	c := Builtin()
-	want := []string{"plan9-4e-cpu-auth-fossil-venti", "plan9-4e-cpu-min", "9front-amd64"}
+	want := []string{"9legacy-grid-seed", "plan9-4e-cpu-auth-fossil-venti", "plan9-4e-cpu-min", "9front-amd64"}
 	if got := strings.Join(c.Names(), " "); got != strings.Join(want, " ") {
 		t.Fatalf("built-in seeds %q, want %q", got, want)
 	}
@@ -26,6 +26,12 @@ func TestBuiltin(t *testing.T) {
 	n, _ := c.Lookup("9front-amd64")
 	if n.Family.RoleByKernel() || n.CanPlay("fossil") || n.Kernel("cpu") != "9pc64" || n.Arch != ArchAMD64 {
 		t.Errorf("9front seed: %+v", n)
+	}
+	// The shipped seed (its file is checked in images/seeds): the
+	// default passwords are listed, so people can see and change them.
+	sh, _ := c.Lookup("9legacy-grid-seed")
+	if sh.Shipped == "" || sh.Password("bootes", "grid") != "password" || sh.Password("bootes", "other") != "" || sh.Password("nobody", "grid") != "" {
+		t.Errorf("shipped seed: %+v", sh)
 	}
 	// Honesty: no seed claims a checksum or URL nobody verified.
 	for _, s := range c.Seeds {

@@ -11,7 +11,9 @@ packages=(
 	# 9fat fixtures and checks
 	mtools dosfstools
 	# a real window in tests, and screenshots of it
-	xvfb x11-utils x11-apps imagemagick
+	xvfb x11-utils x11-apps imagemagick xdotool
+	# ISO 9660 images of a Plan 9 tree (seed-build fixtures)
+	xorriso
 	# the stand-in Linux guest: busybox and a Debian kernel assembled at test time
 	busybox-static cpio
 	# Windows cross-build of the GUI

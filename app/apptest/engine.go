@@ -85,6 +85,11 @@ func (e *Engine) NodeLog(node string) ([]byte, error) {
 	return h.Scrollback(), nil
 }
 
+// NodeDrawterm implements gridfs.Engine: the stand-in engine runs no VMs.
+func (e *Engine) NodeDrawterm(node string) ([]byte, error) {
+	return nil, fmt.Errorf("node %s: the stand-in engine runs no cpu service", node)
+}
+
 // Seeds implements gridfs.Engine.
 func (e *Engine) Seeds() ([]string, error) { return nil, nil }
 

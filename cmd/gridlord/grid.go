@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -10,10 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"gridlord/engine/daemon"
 	"gridlord/engine/drawterm"
@@ -467,49 +469,19 @@ func runGridConsole(ctx context.Context, env *cmdEnv, args []string) error {
 	})
 }
 
-// runGridDrawterm starts drawterm on a cpu node's forwarded port.
+// runGridDrawterm starts drawterm on a cpu node, as the engine says it is
+// reached (/nodes/NAME/drawterm).
 func runGridDrawterm(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "drawterm", "[-grid DIR] NODE")
+	fs := newFlags(env, "drawterm", "[-grid DIR] [-u USER] NODE")
 	bin := fs.String("drawterm", "", "drawterm executable (default: search PATH)")
-	user := fs.String("user", "", "Plan 9 user (default: the node's host owner)")
+	user := userFlag(fs)
+	text := fs.Bool("G", false, "text mode: no graphics (drawterm-9front only)")
 	return withEngine(ctx, env, fs, args, 1, 1, func(c *gridfs.Client, _ string, a []string) error {
-		b, err := c.ReadFile(ctx, "/grid.json")
+		dt, t, err := drawtermFor(ctx, env, c, a[0], *bin, *user)
 		if err != nil {
 			return err
 		}
-		g, err := grid.Parse("grid.json from the engine", b)
-		if err != nil {
-			return err
-		}
-		n := g.Node(a[0])
-		if n == nil {
-			return fmt.Errorf("no node %s in the grid", a[0])
-		}
-		seed, err := g.Seed(n.Seed)
-		if err != nil {
-			return err
-		}
-		port := 17010
-		if seed.Family == "9front" {
-			port = 17019
-		}
-		cpu, err := forwardOf(ctx, c, n.Name, port)
-		if err != nil {
-			return err
-		}
-		t := drawterm.Target{CPU: cpu, User: n.User}
-		if *user != "" {
-			t.User = *user
-		}
-		if as := g.AuthServer(n); as != nil {
-			if t.Auth, err = forwardOf(ctx, c, as.Name, grid.AuthPort); err != nil {
-				return err
-			}
-		}
-		dt, err := drawterm.Find(ctx, *bin)
-		if err != nil {
-			return fmt.Errorf("%w; %s", err, drawterm.InstallHint())
-		}
+		t.NoGraphics = *text
 		s, err := drawterm.Launch(ctx, dt, t, env.stderr)
 		if err != nil {
 			return err
@@ -518,33 +490,109 @@ func runGridDrawterm(ctx context.Context, env *cmdEnv, args []string) error {
 	})
 }
 
-// forwardOf finds the loopback forward of a running node's guest port in
-// its status line.
-func forwardOf(ctx context.Context, c *gridfs.Client, node string, port int) (string, error) {
-	b, err := c.ReadFile(ctx, "/nodes/"+node+"/status")
-	if err != nil {
-		return "", err
-	}
-	if host, ok := parseForward(string(b), port); ok {
-		return host, nil
-	}
-	return "", fmt.Errorf("node %s has no forward of port %d (is it running? status: %s)", node, port, strings.TrimSpace(string(b)))
+// userFlag adds -u USER (the Plan 9 user; default the node's host owner).
+func userFlag(fs *flag.FlagSet) *string {
+	return fs.String("u", "", "Plan 9 user (default: the node's host owner)")
 }
 
-// parseForward finds "fwd=PORT:HOST,..." in a node status line and returns
-// the host address forwarded to guest port port.
-func parseForward(status string, port int) (string, bool) {
-	for _, f := range strings.Fields(status) {
-		if !strings.HasPrefix(f, "fwd=") {
-			continue
+// runGridExec runs one command on a cpu node with drawterm and prints its
+// output; a failed command (rc's $status not empty) exits 1.
+func runGridExec(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "exec", "[-grid DIR] [-u USER] NODE [--] COMMAND...")
+	bin := fs.String("drawterm", "", "drawterm-9front executable (default: search PATH)")
+	user := userFlag(fs)
+	// Flags come before the command: everything after NODE is the
+	// command's (grep -n included), with an optional "--" first.
+	args, command := splitExecArgs(args)
+	return withEngine(ctx, env, fs, args, 1, 1, func(c *gridfs.Client, _ string, a []string) error {
+		if len(command) == 0 {
+			fs.Usage()
+			return fmt.Errorf("%w: no command to run on %s", errUsage, a[0])
 		}
-		for _, fw := range strings.Split(strings.TrimPrefix(f, "fwd="), ",") {
-			if p, host, ok := strings.Cut(fw, ":"); ok && p == strconv.Itoa(port) && host != "" {
-				return host, true
+		a = append(a, command...)
+		dt, t, err := drawtermFor(ctx, env, c, a[0], *bin, *user)
+		if err != nil {
+			return err
+		}
+		res, err := drawterm.Exec(ctx, dt, t, strings.Join(a[1:], " "), env.stdout)
+		if err != nil {
+			return err
+		}
+		if !res.OK() {
+			return &exitError{code: res.ExitCode(), msg: fmt.Sprintf("%s: %s", a[0], res.Status)}
+		}
+		return nil
+	})
+}
+
+// splitExecArgs splits exec's arguments at the node name: flags and NODE
+// before, the command after (without a leading "--").
+func splitExecArgs(args []string) (head, command []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return args[:i], args[i+1:]
+		case strings.HasPrefix(a, "-"):
+			if !strings.Contains(a, "=") && i+1 < len(args) {
+				i++ // the flag's value
+			}
+		default:
+			rest := args[i+1:]
+			if len(rest) > 0 && rest[0] == "--" {
+				rest = rest[1:]
+			}
+			return args[:i+1], rest
+		}
+	}
+	return args, nil
+}
+
+// drawtermFor finds drawterm and reads the engine's target for node, as
+// user (default its host owner) with the password the engine knows, else
+// $PASS, else the seed's default for that user, else one typed at the
+// terminal.
+func drawtermFor(ctx context.Context, env *cmdEnv, c *gridfs.Client, node, bin, user string) (drawterm.Binary, drawterm.Target, error) {
+	b, err := c.ReadFile(ctx, "/nodes/"+node+"/drawterm")
+	if err != nil {
+		return drawterm.Binary{}, drawterm.Target{}, err
+	}
+	t, err := drawterm.ParseTarget(b)
+	if err != nil {
+		return drawterm.Binary{}, drawterm.Target{}, fmt.Errorf("node %s: %w", node, err)
+	}
+	if user != "" && user != t.User {
+		t.User, t.Password = user, ""
+		if g, err := readGrid(ctx, c); err == nil {
+			if n := g.Node(node); n != nil {
+				if seed, err := g.Seed(n.Seed); err == nil {
+					t.Password = seed.Password(user, t.AuthDom)
+				}
 			}
 		}
 	}
-	return "", false
+	if p := os.Getenv("PASS"); p != "" {
+		t.Password = p
+	}
+	if t.Password == "" {
+		if t.Password, err = readPassword(env, fmt.Sprintf("%s@%s password: ", t.User, t.AuthDom)); err != nil {
+			return drawterm.Binary{}, drawterm.Target{}, err
+		}
+	}
+	dt, err := drawterm.Find(ctx, bin)
+	if err != nil {
+		return drawterm.Binary{}, drawterm.Target{}, err
+	}
+	return dt, t, nil
+}
+
+// readGrid reads the model from the engine.
+func readGrid(ctx context.Context, c *gridfs.Client) (*grid.Grid, error) {
+	b, err := c.ReadFile(ctx, "/grid.json")
+	if err != nil {
+		return nil, err
+	}
+	return grid.Parse("grid.json from the engine", b)
 }
 
 // runSeedImport imports a disk image into the grid's venti as a seed.
@@ -580,4 +628,24 @@ func printSeeds(ctx context.Context, env *cmdEnv, c *gridfs.Client, only string)
 		}
 	}
 	return nil
+}
+
+// readPassword prompts on stderr and reads one line from stdin (the
+// terminal's echo is turned off when stdin is one).
+func readPassword(env *cmdEnv, prompt string) (string, error) {
+	fmt.Fprint(env.stderr, prompt)
+	if f, ok := env.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(env.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read the password: %w", err)
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(env.stdin).ReadString('\n')
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("no password: give it in $PASS or type it at the prompt (%v)", err)
+	}
+	return line, nil
 }

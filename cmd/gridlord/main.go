@@ -71,11 +71,21 @@ func commands() []command {
 		{"unwire", "remove a link between two nodes", runGridWire("unwire")},
 		{"console", "attach to a node's serial console", runGridConsole},
 		{"drawterm", "open drawterm on a cpu node", runGridDrawterm},
+		{"exec", "run one command on a cpu node (drawterm -G) and print its output and status", runGridExec},
 		{"seed import", "store a disk image in the grid's venti as a seed", runSeedImport},
 		{"seed list", "list the seeds the grid knows", runSeedList},
 		{"seed download", "download a catalog seed image and verify its checksum", runSeedDownload},
 	}
 }
+
+// exitError is a command's failure with its own exit status (exec passes
+// on the remote command's).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
 
 // errUsage marks an error caused by bad command-line use; main exits 2.
 var errUsage = errors.New("usage")
@@ -129,6 +139,10 @@ func runMain(ctx context.Context, env *cmdEnv, args []string) int {
 			return 0
 		}
 		fmt.Fprintf(env.stderr, "gridlord %s: %v\n", cmd.name, err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		if errors.Is(err, errUsage) {
 			return 2
 		}

@@ -12,6 +12,7 @@
 //	engine.sock                gridfs (unix socket, mode 0600)
 //	engine.log                 the detached engine's log (written by the CLI)
 //	boot.json                  direct-kernel boot records of seeds (see DirectBoot)
+//	passwords.json             passwords set for the grid's users (mode 0600)
 //	venti/                     the embedded venti's store (default)
 //	cache/<score>/             materialised seeds (default)
 //	nodes/<uuid>/              per node: disk.qcow2 and the supervisor's files
@@ -125,14 +126,18 @@ type Engine struct {
 	sw        *switchRef
 	sup       *qemu.Supervisor
 	seedMu    sync.Mutex // serialises seed materialisation
+	shippedMu sync.Mutex // serialises imports of shipped seeds
 	closeOnce sync.Once
 
-	mu      sync.Mutex
-	g       *grid.Grid
-	boot    map[string]DirectBoot
-	states  map[uuid.UUID]*nodeState
-	changed chan struct{}
-	seq     uint64
+	mu   sync.Mutex
+	g    *grid.Grid
+	boot map[string]DirectBoot
+	// passwords are the grid's passwords by "user@authdom" (identity.go);
+	// replaced, never changed in place.
+	passwords map[string]string
+	states    map[uuid.UUID]*nodeState
+	changed   chan struct{}
+	seq       uint64
 }
 
 // Open starts the engine of the grid in dir: it locks the grid (a second
@@ -180,6 +185,9 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 		}
 	}()
 	if e.boot, err = loadBoot(dir); err != nil {
+		return nil, err
+	}
+	if e.passwords, err = loadPasswords(dir); err != nil {
 		return nil, err
 	}
 	if e.store, err = store.Open(opts.VentiStore, store.WithLogger(opts.Log)); err != nil {

@@ -37,6 +37,7 @@ type nodeRef struct {
 	mac      string
 	memoryMB int
 	seed     string
+	family   images.Family
 }
 
 // ref looks a node up by name.
@@ -47,7 +48,11 @@ func (e *Engine) ref(name string) (nodeRef, *nodeState, error) {
 	if n == nil {
 		return nodeRef{}, nil, fmt.Errorf("no node %s in the grid (nodes: %s)", name, strings.Join(e.namesLocked(), ", "))
 	}
-	return refOf(n), e.stateLocked(n.ID), nil
+	r := refOf(n)
+	if seed, err := e.g.Seed(n.Seed); err == nil {
+		r.family = seed.Family
+	}
+	return r, e.stateLocked(n.ID), nil
 }
 
 func refOf(n *grid.Node) nodeRef {
@@ -160,7 +165,7 @@ func (e *Engine) startOne(ctx context.Context, name string) error {
 		cancel()
 		return fail(err)
 	}
-	e.writeNdb(ctx, name, vn)
+	e.writeNdb(ctx, name, vn, boot == nil)
 	e.setState(r.id, StateRunning, "")
 	e.log.Info("node ready", "node", name)
 	return nil
@@ -213,10 +218,11 @@ func qemuArch(a images.Arch) string {
 	return "x86_64"
 }
 
-// waitReady waits until the node serves what its kind serves: for a
-// direct-boot seed its ready line (then its setup lines are typed); a
-// fossil's 564 (auth 567, venti VM 17034) accepting from the gateway; a
-// Plan 9 cpu's console prompt.
+// waitReady waits until the node serves what its kind serves. A real
+// Plan 9 node: its console prompt, then every listener of its role
+// (grid.ReadyPorts: a fossil's 564, an auth server's 567, the cpu
+// listener), each accepting through the switch. A direct-boot stand-in: its
+// ready line (then its setup lines are typed), then its kind's port.
 func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *DirectBoot) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
@@ -245,25 +251,38 @@ func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *
 			}
 		}
 	}
-	port := 0
-	switch {
-	case r.kind.IsFossil():
-		port = grid.FossilPort
-	case r.kind == grid.KindAuth:
-		port = grid.AuthPort
-	case r.kind == grid.KindVenti:
-		port = grid.VentiPort
-	}
-	if port == 0 {
-		if boot != nil {
-			return nil
+	var ports []int
+	if boot != nil {
+		// A stand-in guest: its ready line, then the service its kind
+		// serves (a stand-in cpu serves none).
+		switch {
+		case r.kind.IsFossil():
+			ports = []int{grid.FossilPort}
+		case r.kind == grid.KindAuth:
+			ports = []int{grid.AuthPort}
+		case r.kind == grid.KindVenti:
+			ports = []int{grid.VentiPort}
 		}
+	} else {
+		// Real Plan 9: the console prompt (cpurc has run), then every
+		// listener the role has.
 		if _, err := ex.Expect(ctx, plan9Prompt, 0); err != nil {
 			return failed("no console prompt", err)
 		}
-		return nil
+		ports = grid.ReadyPorts(r.kind, r.family)
 	}
-	addr := net.JoinHostPort(r.ip, strconv.Itoa(port))
+	for _, port := range ports {
+		if err := e.waitListening(ctx, r.ip, port); err != nil {
+			return failed(fmt.Sprintf("%s:%d does not accept connections", r.ip, port), err)
+		}
+	}
+	return nil
+}
+
+// waitListening waits until the guest at ip accepts TCP connections on
+// port through the switch.
+func (e *Engine) waitListening(ctx context.Context, ip string, port int) error {
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	var last error
 	for {
 		if sw := e.sw.get(); sw != nil {
@@ -278,8 +297,8 @@ func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *
 		}
 		select {
 		case <-ctx.Done():
-			return failed(fmt.Sprintf("%s does not accept connections", addr), errors.Join(ctx.Err(), last))
-		case <-time.After(time.Second):
+			return errors.Join(ctx.Err(), last)
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -36,12 +36,22 @@ const ndbWait = 30 * time.Second
 // ndbTmp is the scratch file the new contents are built in.
 const ndbTmp = "/tmp/gridlord.ndb"
 
+// plan9Scratch starts the lines typed at a real Plan 9 console: in a
+// subshell with a namespace of its own, a fresh ramfs on /tmp, because on
+// a cpu server's console /tmp is the file server's and not writable (no
+// /usr/$user/tmp is bound there), and a failed redirection makes rc drop
+// the whole line.
+const plan9Scratch = "rfork n; ramfs -m /tmp && "
+
 // ndbLines returns the console lines that replace section (whose first and
 // last lines are its markers, see grid.ReplaceSection) in file and print
 // gridlord-ndb-ok, or leave file as it was and print gridlord-ndb-failed.
 // Each step runs only if the one before worked (one line of && steps), so
 // a file that cannot be read is never overwritten with the section alone.
-func ndbLines(file, section string) ([]string, error) {
+// For a real Plan 9 console (plan9 set) the steps run in an rc subshell
+// with its own /tmp (plan9Scratch); otherwise (a stand-in's sh) in the
+// console's shell, and a second line removes the scratch file.
+func ndbLines(file, section string, plan9 bool) ([]string, error) {
 	lines := strings.Split(strings.TrimRight(section, "\n"), "\n")
 	if len(lines) < 2 {
 		return nil, fmt.Errorf("ndb section for %s has no markers", file)
@@ -66,10 +76,11 @@ func ndbLines(file, section string) ([]string, error) {
 		steps = append(steps, fmt.Sprintf("echo '%s' >>%s", l, ndbTmp))
 	}
 	steps = append(steps, fmt.Sprintf("cat %s >%s", ndbTmp, file))
-	return []string{
-		strings.Join(steps, " && ") + " && echo GRIDLORD-NDB-OK | tr A-Z a-z || echo GRIDLORD-NDB-FAILED | tr A-Z a-z",
-		"rm -f " + ndbTmp,
-	}, nil
+	const result = " && echo GRIDLORD-NDB-OK | tr A-Z a-z || echo GRIDLORD-NDB-FAILED | tr A-Z a-z"
+	if plan9 {
+		return []string{"@{" + plan9Scratch + strings.Join(steps, " && ") + "}" + result}, nil
+	}
+	return []string{strings.Join(steps, " && ") + result, "rm -f " + ndbTmp}, nil
 }
 
 // markerRegexp returns a sed regular expression for a section marker
@@ -94,7 +105,7 @@ func markerRegexp(marker string) (string, error) {
 
 // writeNdb types the node's ndb sections at its console. A failure is
 // logged, not returned: the node runs, and boot never needs ndb.
-func (e *Engine) writeNdb(ctx context.Context, name string, vn *qemu.Node) {
+func (e *Engine) writeNdb(ctx context.Context, name string, vn *qemu.Node, plan9 bool) {
 	e.mu.Lock()
 	cfg, err := e.g.Config(name)
 	e.mu.Unlock()
@@ -108,7 +119,7 @@ func (e *Engine) writeNdb(ctx context.Context, name string, vn *qemu.Node) {
 	ex := console.NewExpecter(vn.Console, false)
 	defer ex.Close()
 	for _, f := range files {
-		if err := typeNdb(ctx, ex, f.path, f.section); err != nil {
+		if err := typeNdb(ctx, ex, f.path, f.section, plan9); err != nil {
 			e.log.Warn("could not write the grid's ndb entries; programs on the node that look up peers by name may fail", "node", name, "file", f.path, "err", err)
 			continue
 		}
@@ -117,8 +128,8 @@ func (e *Engine) writeNdb(ctx context.Context, name string, vn *qemu.Node) {
 }
 
 // typeNdb replaces section in file through ex and waits for the result.
-func typeNdb(ctx context.Context, ex *console.Expecter, file, section string) error {
-	lines, err := ndbLines(file, section)
+func typeNdb(ctx context.Context, ex *console.Expecter, file, section string, plan9 bool) error {
+	lines, err := ndbLines(file, section, plan9)
 	if err != nil {
 		return err
 	}

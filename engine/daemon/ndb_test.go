@@ -23,8 +23,11 @@ func TestNdbLinesInShells(t *testing.T) {
 	}
 	section := g.Ndb()
 	stock := "# stock\nauth=sources.cs.bell-labs.com authdom=outside.plan9.bell-labs.com\n"
-	for _, variant := range []struct{ name, shell, sed string }{
-		{"sh", "sh", "sed"}, {"rc", "rc", "sed"}, {"regexp6", "sh", "sed -E"},
+	for _, variant := range []struct {
+		name, shell, sed string
+		plan9            bool
+	}{
+		{"sh", "sh", "sed", false}, {"rc", "rc", "sed", true}, {"regexp6", "sh", "sed -E", false},
 	} {
 		t.Run(variant.name, func(t *testing.T) {
 			sh := testenv.Tool(t, variant.shell)
@@ -37,9 +40,18 @@ func TestNdbLinesInShells(t *testing.T) {
 				t.Fatal(err)
 			}
 			run := func(section string) string {
-				lines, err := ndbLines(file, section)
+				lines, err := ndbLines(file, section, variant.plan9)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if variant.plan9 {
+					// The host's rc has no rfork or ramfs: the scratch
+					// file goes to the test's directory instead (the
+					// real console runs them: the seed's grid test).
+					if !strings.HasPrefix(lines[0], "@{"+plan9Scratch) {
+						t.Fatalf("Plan 9 line %q does not start with its scratch namespace", lines[0])
+					}
+					lines[0] = strings.Replace(lines[0], plan9Scratch, "", 1)
 				}
 				script := strings.ReplaceAll(strings.Join(lines, "\n"), ndbTmp, filepath.Join(dir, "tmp")) + "\n"
 				script = strings.Replace(script, " sed '", " "+variant.sed+" '", 1)
@@ -76,27 +88,31 @@ func TestNdbLinesInShells(t *testing.T) {
 	}
 	// An auth server's speaks-for lines are continuation lines: typed with
 	// spaces, not a tab a line-editing shell would complete on.
-	auth, err := ndbLines(NdbAuth, "# gridlord grid g: begin\nhostid=glenda\n\tuid=!sys uid=*\n# gridlord grid g: end\n")
+	auth, err := ndbLines(NdbAuth, "# gridlord grid g: begin\nhostid=glenda\n\tuid=!sys uid=*\n# gridlord grid g: end\n", true)
 	if err != nil || !strings.Contains(auth[0], "echo '    uid=!sys uid=*'") || strings.Contains(auth[0], "\t") {
 		t.Errorf("speaks-for lines typed as %q (%v)", auth, err)
 	}
 	// The console echoes what is typed, wrapped wherever the terminal
 	// likes: no echo may look like a result.
-	lines, err := ndbLines(NdbLocal, section)
+	lines, err := ndbLines(NdbLocal, section, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range lines {
+	plan9Lines, err := ndbLines(NdbLocal, section, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range append(lines, plan9Lines...) {
 		for k := 0; k <= len(l); k++ {
 			if echo := "standin# " + l[:k] + "\r\r\n" + l[k:] + "\r\n"; ndbResult.MatchString(echo) {
 				t.Fatalf("the echo of %q wrapped at %d reads as a result", l, k)
 			}
 		}
 	}
-	if _, err := ndbLines(NdbLocal, "only one line"); err == nil {
+	if _, err := ndbLines(NdbLocal, "only one line", false); err == nil {
 		t.Error("a section without markers was accepted")
 	}
-	if _, err := ndbLines(NdbLocal, "# begin\nsys=it's\n# end"); err == nil {
+	if _, err := ndbLines(NdbLocal, "# begin\nsys=it's\n# end", true); err == nil {
 		t.Error("a line with a quote was accepted")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"gridlord/engine/vac"
 	"gridlord/engine/venti/arena"
 	"gridlord/images"
+	"gridlord/images/seeds"
 )
 
 // DirectBoot makes a seed's nodes boot a kernel given on QEMU's command line
@@ -262,6 +263,11 @@ func (e *Engine) Materialize(ctx context.Context, seedName string) (string, erro
 	if err != nil {
 		return "", err
 	}
+	if seed.Vac == "" && seed.Shipped != "" {
+		if seed, err = e.importShipped(ctx, seed); err != nil {
+			return "", err
+		}
+	}
 	if seed.Vac == "" {
 		return "", fmt.Errorf("seed %s is not stored in the grid's venti yet: import it (gridlord seed import %s FILE)", seedName, seedName)
 	}
@@ -303,6 +309,33 @@ func (e *Engine) Materialize(ctx context.Context, seedName string) (string, erro
 		return "", fmt.Errorf("materialise seed %s: %w", seedName, err)
 	}
 	return filepath.Join(dir, filepath.Base(p)), nil
+}
+
+// ShippedDir is where shipped seed images are unpacked (under the cache)
+// while they are imported.
+const ShippedDir = "shipped"
+
+// importShipped stores a seed that ships with Gridlord (images/seeds) in the
+// grid's venti, once: the first start of a node of the default grid needs
+// no file and no network. The unpacked file is removed afterwards; the
+// venti keeps the image.
+func (e *Engine) importShipped(ctx context.Context, seed images.Seed) (images.Seed, error) {
+	e.shippedMu.Lock()
+	defer e.shippedMu.Unlock()
+	e.mu.Lock()
+	cur, err := e.g.Seed(seed.Name)
+	e.mu.Unlock()
+	if err == nil && cur.Vac != "" {
+		return cur, nil // another start imported it meanwhile
+	}
+	dir := filepath.Join(e.opts.CacheDir, ShippedDir)
+	e.log.Info("importing the seed that ships with Gridlord", "seed", seed.Name, "file", seed.Shipped)
+	path, err := seeds.Extract(dir, seed.Shipped, seed.SHA256)
+	if err != nil {
+		return seed, fmt.Errorf("seed %s: %w", seed.Name, err)
+	}
+	defer os.Remove(path)
+	return e.ImportSeed(ctx, seed.Name, path, ImportOptions{})
 }
 
 // singleFile returns the one regular file in dir.

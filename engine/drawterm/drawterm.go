@@ -102,17 +102,101 @@ func FlavorFromUsage(usage []byte) (Flavor, bool) {
 	return "", false
 }
 
+// Proto is the cpu protocol a node speaks.
+type Proto string
+
+// Cpu protocols.
+const (
+	// NCPU is the old cpu protocol on 17010 (Bell Labs 4e, 9legacy):
+	// drawterm-9front needs -O for it.
+	NCPU Proto = "ncpu"
+	// RCPU is 9front's rcpu on 17019 (dp9ik and TLS).
+	RCPU Proto = "rcpu"
+)
+
+// Port returns the guest port the protocol listens on.
+func (p Proto) Port() int {
+	if p == RCPU {
+		return 17019
+	}
+	return 17010
+}
+
 // Target is where drawterm connects: host:port pairs as seen from the host
-// (the loopback forwards of the cpu and auth nodes).
+// (the loopback forwards of the cpu and auth nodes). The engine computes it
+// for a cpu node (gridfs /nodes/NAME/drawterm); Marshal and ParseTarget are
+// its text form there.
 type Target struct {
-	CPU  string // "127.0.0.1:PORT" forwarded to the cpu node's 17019 (9front) or 17010 (labs)
-	Auth string // "127.0.0.1:PORT" forwarded to the auth node's 567
-	User string // Plan 9 user; empty means drawterm's default ($USER)
+	CPU  string // "127.0.0.1:PORT" forwarded to the cpu node's Proto.Port()
+	Auth string // "127.0.0.1:PORT" forwarded to the auth server's 567
+	// Secstore is "127.0.0.1:PORT" forwarded to the auth server's secstore
+	// (5356). drawterm with no factotum asks a secstore for keys, at the
+	// auth address when none is given, where it would wait forever for a
+	// ticket server to speak: a secstore address that answers (or refuses)
+	// is what lets it go on to ask for the password.
+	Secstore string
+	// Proto is the cpu protocol (default NCPU).
+	Proto Proto
+	User  string // Plan 9 user; empty means drawterm's default ($USER)
+	// AuthDom is the auth domain, for prompts.
+	AuthDom string
 	// Password is passed to drawterm-9front in $PASS (not on the command
 	// line); Bell Labs drawterm always asks on its terminal.
 	Password string
 	// NoGraphics runs drawterm-9front in text mode (-G).
 	NoGraphics bool
+}
+
+// Marshal returns the target as "key value" lines (the gridfs drawterm
+// file). The password is included when known: the file is served only to
+// the grid's owner.
+func (t Target) Marshal() []byte {
+	var b strings.Builder
+	for _, kv := range [][2]string{{"cpu", t.CPU}, {"proto", string(t.Proto)}, {"auth", t.Auth}, {"secstore", t.Secstore}, {"user", t.User}, {"authdom", t.AuthDom}, {"password", t.Password}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, "%s %s\n", kv[0], kv[1])
+		}
+	}
+	return []byte(b.String())
+}
+
+// ParseTarget reads what Marshal wrote.
+func ParseTarget(b []byte) (Target, error) {
+	var t Target
+	for i, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, " ")
+		if !ok {
+			return t, fmt.Errorf("drawterm target line %d %q: want \"key value\"", i+1, line)
+		}
+		switch k {
+		case "cpu":
+			t.CPU = v
+		case "proto":
+			t.Proto = Proto(v)
+		case "auth":
+			t.Auth = v
+		case "secstore":
+			t.Secstore = v
+		case "user":
+			t.User = v
+		case "authdom":
+			t.AuthDom = v
+		case "password":
+			t.Password = v
+		default:
+			return t, fmt.Errorf("drawterm target line %d: unknown key %q", i+1, k)
+		}
+	}
+	if t.CPU == "" {
+		return t, errors.New("drawterm target has no cpu address (is the node running?)")
+	}
+	if t.Proto != "" && t.Proto != NCPU && t.Proto != RCPU {
+		return t, fmt.Errorf("drawterm target: unknown protocol %q (ncpu or rcpu)", t.Proto)
+	}
+	return t, nil
 }
 
 // dialString turns "host:port" into a Plan 9 dial string "tcp!host!port".
@@ -146,18 +230,27 @@ func Args(b Binary, t Target) ([]string, error) {
 	switch b.Flavor {
 	case Front9:
 		args = append(args, "-h", cpu)
+		if t.Proto != RCPU {
+			args = append(args, "-O")
+		}
 		if t.NoGraphics {
 			args = append(args, "-G")
 		}
 	default:
+		if t.Proto == RCPU {
+			return nil, errors.New("the node speaks 9front's rcpu, which the Bell Labs drawterm cannot: install drawterm-9front")
+		}
 		args = append(args, "-c", cpu)
 	}
-	if t.Auth != "" {
-		auth, err := dialString(t.Auth)
-		if err != nil {
-			return nil, fmt.Errorf("drawterm auth: %w", err)
+	for _, a := range []struct{ flag, addr, what string }{{"-a", t.Auth, "auth"}, {"-s", t.Secstore, "secstore"}} {
+		if a.addr == "" {
+			continue
 		}
-		args = append(args, "-a", auth)
+		ds, err := dialString(a.addr)
+		if err != nil {
+			return nil, fmt.Errorf("drawterm %s: %w", a.what, err)
+		}
+		args = append(args, a.flag, ds)
 	}
 	if t.User != "" {
 		args = append(args, "-u", t.User)

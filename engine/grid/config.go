@@ -13,11 +13,35 @@ import (
 
 // Well-known ports of a Plan 9 grid.
 const (
-	FossilPort = 564   // 9fs: fossil serving 9P over tcp
-	AuthPort   = 567   // ticket: authsrv
-	VentiPort  = 17034 // venti
-	CPUPort    = 17010 // ncpu: 4e cpu listener (drawterm -O)
+	FossilPort   = 564   // 9fs: fossil serving 9P over tcp
+	AuthPort     = 567   // ticket: authsrv
+	VentiPort    = 17034 // venti
+	CPUPort      = 17010 // ncpu: 4e cpu listener (drawterm -O)
+	RCPUPort     = 17019 // rcpu: 9front cpu listener
+	SecstorePort = 5356  // secstore
 )
+
+// ReadyPorts returns the ports a booted Plan 9 node of kind k from a seed of
+// family f listens on once it is ready: a fossil's 564, an auth server's
+// 567, a cpu server's cpu port (every 4e/9legacy role boots a cpu kernel,
+// which runs the cpu listener; 9front's is rcpu), a venti VM's 17034.
+func ReadyPorts(k Kind, f images.Family) []int {
+	cpu := CPUPort
+	if f == images.Family9front {
+		cpu = RCPUPort
+	}
+	var ports []int
+	if k.IsFossil() {
+		ports = append(ports, FossilPort)
+	}
+	if k.ServesAuth() {
+		ports = append(ports, AuthPort)
+	}
+	if k == KindVenti {
+		ports = append(ports, VentiPort)
+	}
+	return append(ports, cpu)
+}
 
 // KV is one plan9.ini line, key=value.
 type KV struct {

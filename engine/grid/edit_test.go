@@ -187,7 +187,7 @@ func TestAddNodeErrors(t *testing.T) {
 		{NodeSpec{Kind: "terminal", Seed: goldenSeed}, `kind "terminal" is not one of`},
 		{NodeSpec{Kind: KindFossil, Seed: frontSeed}, "seed 9front-amd64 cannot boot as fossil: it can be [cpu auth]"},
 		{NodeSpec{Kind: KindFossil, Seed: minCPUSeed}, "seed plan9-4e-cpu-min cannot boot as fossil"},
-		{NodeSpec{Kind: KindCPU, Seed: "nosuch"}, `unknown seed "nosuch": import it (gridlord seed import) or pick one of: plan9-4e-cpu-auth-fossil-venti, plan9-4e-cpu-min, 9front-amd64`},
+		{NodeSpec{Kind: KindCPU, Seed: "nosuch"}, `unknown seed "nosuch": import it (gridlord seed import) or pick one of: 9legacy-grid-seed, plan9-4e-cpu-auth-fossil-venti, plan9-4e-cpu-min, 9front-amd64`},
 		{NodeSpec{Kind: KindCPU}, "a cpu needs a seed image"},
 		{NodeSpec{Kind: KindVenti, Embedded: true}, "the grid already has an embedded venti (venti); add a venti VM instead"},
 		{NodeSpec{Kind: KindCPU, Embedded: true, Seed: goldenSeed}, "only a venti can be embedded, not a cpu"},

@@ -36,7 +36,7 @@ const (
 	DefaultSubnet = "10.0.9.0/24"
 	// DefaultSeed is the seed of the default grid's fossil and cpu: the
 	// verified 9legacy fossil+auth image, whose 9pccpuf also tcp-boots.
-	DefaultSeed = "plan9-4e-cpu-auth-fossil-venti"
+	DefaultSeed = "9legacy-grid-seed"
 	// GatewayOffset places the gateway at the subnet's first address (.1);
 	// the host address is the last usable one (.254 on a /24).
 	GatewayOffset = 1

@@ -107,7 +107,7 @@ var _ p9.File = (*dir)(nil)
 
 func newRoot(a *attacher) *dir { return &dir{entry: entry{a: a, path: "/"}, kind: rootDir} }
 
-var nodeFileNames = []string{"cons", "ctl", "ini", "log", "status"}
+var nodeFileNames = []string{"cons", "ctl", "drawterm", "ini", "log", "status"}
 
 // names lists the directory's entries in order, with whether each is a directory.
 func (d *dir) names() ([]string, map[string]bool) {
@@ -186,6 +186,8 @@ func nodeFile(c entry, node, name string) (p9.File, error) {
 		return &textFile{fileBase: fileBase{entry: c}, gen: func() ([]byte, error) { return e.NodeIni(node) }}, nil
 	case "log":
 		return &textFile{fileBase: fileBase{entry: c}, gen: func() ([]byte, error) { return e.NodeLog(node) }}, nil
+	case "drawterm":
+		return &textFile{fileBase: fileBase{entry: c}, gen: func() ([]byte, error) { return e.NodeDrawterm(node) }}, nil
 	case "cons":
 		return &consFile{fileBase: fileBase{entry: c}, node: node}, nil
 	}

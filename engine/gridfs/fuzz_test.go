@@ -36,6 +36,7 @@ func (r *recEngine) NodeStatus(string) (string, error)    { return "stopped", ni
 func (r *recEngine) NodeIni(string) ([]byte, error)       { return nil, nil }
 func (r *recEngine) Console(string) (*console.Hub, error) { return nil, errors.New("none") }
 func (r *recEngine) NodeLog(string) ([]byte, error)       { return nil, nil }
+func (r *recEngine) NodeDrawterm(string) ([]byte, error)  { return nil, nil }
 func (r *recEngine) Seeds() ([]string, error)             { return nil, nil }
 func (r *recEngine) VentiStats() ([]byte, error)          { return nil, nil }
 func (r *recEngine) Changed() <-chan struct{}             { return make(chan struct{}) }

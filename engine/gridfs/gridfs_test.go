@@ -206,7 +206,7 @@ func TestTree(t *testing.T) {
 	}{
 		{nil, []string{"ctl", "events", "grid.json", "nodes", "seeds", "venti"}},
 		{[]string{"nodes"}, []string{"venti", "fossil1", "cpu1"}},
-		{[]string{"nodes", "cpu1"}, []string{"cons", "ctl", "ini", "log", "status"}},
+		{[]string{"nodes", "cpu1"}, []string{"cons", "ctl", "drawterm", "ini", "log", "status"}},
 		{[]string{"venti"}, []string{"stats"}},
 	} {
 		if got := list(tc.dir...); !slices.Equal(got, tc.want) {

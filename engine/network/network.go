@@ -155,8 +155,9 @@ type Forward struct {
 }
 
 // StandardPorts returns the ports forwarded for every cpu/auth/file server: 17010 (old
-// cpu), 17019 (rcpu), 567 (auth ticket) and 564 (9fs).
-func StandardPorts() []int { return []int{17010, 17019, 567, 564} }
+// cpu), 17019 (rcpu), 567 (auth ticket), 564 (9fs) and 5356 (secstore, which
+// drawterm asks before it logs in).
+func StandardPorts() []int { return []int{17010, 17019, 567, 564, 5356} }
 
 // VentiPort is the port at which guests find the embedded venti on the
 // host address, whatever port it listens on in the host.

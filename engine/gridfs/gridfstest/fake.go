@@ -282,6 +282,15 @@ func (e *Engine) NodeIni(node string) ([]byte, error) { return e.get(node, e.ini
 // NodeLog implements gridfs.Engine.
 func (e *Engine) NodeLog(node string) ([]byte, error) { return e.get(node, e.logs) }
 
+// NodeDrawterm implements gridfs.Engine: the fake's nodes run no cpu
+// service.
+func (e *Engine) NodeDrawterm(node string) ([]byte, error) {
+	if _, err := e.get(node, e.logs); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("node %s of the fake engine runs no cpu service", node)
+}
+
 // Console implements gridfs.Engine.
 func (e *Engine) Console(node string) (*console.Hub, error) {
 	e.mu.Lock()

@@ -52,7 +52,8 @@ func parseSize(s string) (int64, error) {
 }
 
 func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "bench venti", "[-size 256M] [-workers 64] [-store DIR] [-verify=true] [-cpuprofile FILE]")
+	fs := newFlags(env, "bench venti", "[-size 256M] [-workers 64] [-store DIR] [-verify=true] [-cpuprofile FILE] | -seed FILE [-store DIR]")
+	seed := fs.String("seed", "", "instead: import the disk image `FILE` into an empty store as \"seed import\" does and print the bytes the store takes against the file's size")
 	sizeFlag := fs.String("size", "256M", "bytes to write (8 KiB blocks), with an optional K, M or G suffix")
 	workers := fs.Int("workers", 64, "goroutines sharing the one client connection")
 	dir := fs.String("store", "", "empty or new store `directory` (default: a temporary directory, removed afterwards)")
@@ -70,6 +71,17 @@ func runBenchVenti(ctx context.Context, env *cmdEnv, args []string) error {
 		return fmt.Errorf("%w: -workers must be at least 1", errUsage)
 	}
 	n := int(max(size/benchBlockSize, 1))
+	if *seed != "" {
+		if *dir == "" {
+			d, err := os.MkdirTemp("", "gridlord-bench-seed-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(d)
+			*dir = d
+		}
+		return benchSeed(ctx, env, *seed, *dir)
+	}
 
 	// Baseline: SHA-1 of 8 KiB blocks on one core.
 	base := make([]byte, benchBlockSize)

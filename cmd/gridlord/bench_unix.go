@@ -3,9 +3,18 @@
 package main
 
 import (
+	"os"
 	"syscall"
 	"time"
 )
+
+// allocatedBytes is the disk space fi's file takes: its allocated blocks.
+func allocatedBytes(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return fi.Size()
+}
 
 // processCPU returns the CPU time (user + system) this process has used.
 func processCPU() (time.Duration, bool) {

@@ -214,8 +214,12 @@ func (p *progressBar) done() {
 // runBenchVac measures, in one run: SHA-1 speed on one core, vac of a
 // random file into an embedded venti over loopback TCP, a second vac of the
 // same file (every block a duplicate), and unvac to /dev/null and to a file.
+// With -cli each phase is the command a user runs ("gridlord vac",
+// "gridlord unvac") as its own process against "gridlord venti serve" in
+// another.
 func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "bench vac", "[-size 1G] [-store DIR] [-out DIR] [-workers N] [-cpuprofile FILE]")
+	fs := newFlags(env, "bench vac", "[-size 1G] [-cli] [-store DIR] [-out DIR] [-workers N] [-cpuprofile FILE]")
+	cli := fs.Bool("cli", false, "run \"gridlord venti serve\", \"gridlord vac\" and \"gridlord unvac\" as separate processes (this executable)")
 	sizeFlag := fs.String("size", "1G", "size of the random file, with an optional K, M or G suffix")
 	dir := fs.String("store", "", "empty or new store `directory` (default: a temporary directory, removed afterwards)")
 	workers := fs.Int("workers", 0, "block writes in flight (vac) and blocks fetched ahead (unvac); 0: each one's default")
@@ -264,6 +268,20 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := writeRandomFile(src, size); err != nil {
 		return err
 	}
+	outDir := filepath.Join(tmp, "out")
+	if *outFlag != "" {
+		if outDir, err = os.MkdirTemp(*outFlag, "gridlord-bench-vac-out-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(outDir)
+	}
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return err
+	}
+	b := &vacBench{size: size, src: src, outDir: outDir, shaRate: shaRate, shaCPURate: shaCPURate}
+	if *cli {
+		return b.processes(ctx, env, *dir, *workers)
+	}
 
 	st, err := store.Open(*dir, store.WithLogger(env.log))
 	if err != nil {
@@ -279,20 +297,6 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer stop()
 
-	// Each phase: wall-clock rate, and rate per CPU-second of this process
-	// (client, server and store together).
-	type rate struct{ wall, cpu float64 }
-	timed := func(fn func() error) (rate, error) {
-		start, cpu0 := time.Now(), vacProcessCPU()
-		if err := fn(); err != nil {
-			return rate{}, err
-		}
-		r := rate{wall: float64(size) / time.Since(start).Seconds()}
-		if cpu := vacProcessCPU() - cpu0; cpu > 0 {
-			r.cpu = float64(size) / cpu.Seconds()
-		}
-		return r, nil
-	}
 	stopProfile, err := startCPUProfile(*profile)
 	if err != nil {
 		return err
@@ -300,7 +304,7 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 	defer stopProfile()
 	var score venti.Score
 	opts := vac.Options{Workers: *workers}
-	vacRate, err := timed(func() (err error) {
+	vacRate, err := b.timed(func() (err error) {
 		score, err = vac.Create(ctx, c, []string{src}, opts)
 		return err
 	})
@@ -309,7 +313,7 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	blocks := st.Stats().Blocks
 	var score2 venti.Score
-	revacRate, err := timed(func() (err error) {
+	revacRate, err := b.timed(func() (err error) {
 		score2, err = vac.Create(ctx, c, []string{src}, opts)
 		return err
 	})
@@ -329,36 +333,21 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer null.Close()
 	ropts := vac.RestoreOptions{Workers: *workers}
-	nullRate, err := timed(func() error { return vac.Cat(ctx, a, null, ropts) })
+	nullRate, err := b.timed(func() error { return vac.Cat(ctx, a, null, ropts) })
 	if err != nil {
 		return fmt.Errorf("unvac to %s: %w", os.DevNull, err)
 	}
-	outDir := filepath.Join(tmp, "out")
-	if *outFlag != "" {
-		if outDir, err = os.MkdirTemp(*outFlag, "gridlord-bench-vac-out-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(outDir)
-	}
-	// Reference for the last phase: how fast this machine writes a file
-	// of that size right now (cp of the source; its pages are cached).
-	if err := os.MkdirAll(outDir, 0o700); err != nil {
+	cpRate, err := b.cpBaseline()
+	if err != nil {
 		return err
 	}
-	cpDst := filepath.Join(outDir, "cp.img")
-	cpRate, err := timed(func() error { return copyFile(src, cpDst) })
-	if err != nil {
-		return fmt.Errorf("cp baseline: %w", err)
-	}
-	os.Remove(cpDst)
-	fileRate, err := timed(func() error { return vac.Restore(ctx, a, outDir, ropts) })
+	fileRate, err := b.timed(func() error { return vac.Restore(ctx, a, outDir, ropts) })
 	if err != nil {
 		return fmt.Errorf("unvac to a file: %w", err)
 	}
 	if err := sameFile(src, filepath.Join(outDir, filepath.Base(src))); err != nil {
 		return err
 	}
-
 	inFlight := "default requests in flight"
 	if *workers > 0 {
 		inFlight = fmt.Sprintf("%d requests in flight", *workers)
@@ -367,17 +356,60 @@ func runBenchVac(ctx context.Context, env *cmdEnv, args []string) error {
 		size>>20, inFlight, vac.FormatScore(score))
 	fmt.Fprintf(env.stdout, "rates: wall clock (ratio to SHA-1's wall-clock rate) and bytes per CPU-second of this whole process,\n"+
 		"client+server+store (ratio to SHA-1 bytes per CPU-second; stays meaningful on a loaded machine)\n")
-	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	mb := func(r float64) string { return fmt.Sprintf("%.1f MB/s", r/1e6) }
-	fmt.Fprintf(tw, "sha1 (one core)\t%s\t1.00\t\t%s/cpu-s\t1.00\t\n", mb(shaRate), mb(shaCPURate))
-	line := func(name string, r rate, target string) {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t× sha1\t%s/cpu-s\t%.2f\t× sha1  %s\n", name, mb(r.wall), r.wall/shaRate, mb(r.cpu), r.cpu/shaCPURate, target)
+	return b.print(env.stdout, vacRate, revacRate, nullRate, cpRate, fileRate)
+}
+
+// vacBench is the state "bench vac" shares between its in-process and
+// its -cli variant: the input and the baselines.
+type vacBench struct {
+	size                int64
+	src, outDir         string
+	shaRate, shaCPURate float64
+}
+
+// vacRate is a phase's throughput: wall clock, and per CPU-second of the
+// processes measured (0 if not measured).
+type vacRate struct{ wall, cpu float64 }
+
+// timed runs fn and returns its rate over b.size bytes; the CPU time is
+// this process's.
+func (b *vacBench) timed(fn func() error) (vacRate, error) {
+	start, cpu0 := time.Now(), vacProcessCPU()
+	if err := fn(); err != nil {
+		return vacRate{}, err
 	}
-	line("vac", vacRate, "(target ≥ 0.25 wall)")
-	line("re-vac (all dedup)", revacRate, "")
-	line("unvac to "+os.DevNull, nullRate, "(target ≥ 0.4 wall)")
-	line("cp of the file (reference)", cpRate, "")
-	line("unvac to a file", fileRate, fmt.Sprintf("(target ≥ 0.4 wall; %.2f× cp)", fileRate.wall/cpRate.wall))
+	r := vacRate{wall: float64(b.size) / time.Since(start).Seconds()}
+	if cpu := vacProcessCPU() - cpu0; cpu > 0 {
+		r.cpu = float64(b.size) / cpu.Seconds()
+	}
+	return r, nil
+}
+
+// cpBaseline is the reference for unvac to a file: how fast this machine
+// writes a file of that size right now (cp of the source; its pages are
+// cached).
+func (b *vacBench) cpBaseline() (vacRate, error) {
+	cpDst := filepath.Join(b.outDir, "cp.img")
+	r, err := b.timed(func() error { return copyFile(b.src, cpDst) })
+	if err != nil {
+		return r, fmt.Errorf("cp baseline: %w", err)
+	}
+	return r, os.Remove(cpDst)
+}
+
+// print writes the table of rates.
+func (b *vacBench) print(w io.Writer, vacR, revacR, nullR, cpR, fileR vacRate) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	mb := func(r float64) string { return fmt.Sprintf("%.1f MB/s", r/1e6) }
+	fmt.Fprintf(tw, "sha1 (one core)\t%s\t1.00\t\t%s/cpu-s\t1.00\t\n", mb(b.shaRate), mb(b.shaCPURate))
+	line := func(name string, r vacRate, target string) {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t× sha1\t%s/cpu-s\t%.2f\t× sha1  %s\n", name, mb(r.wall), r.wall/b.shaRate, mb(r.cpu), r.cpu/b.shaCPURate, target)
+	}
+	line("vac", vacR, "(target ≥ 0.25 wall)")
+	line("re-vac (all dedup)", revacR, "")
+	line("unvac to "+os.DevNull, nullR, "(target ≥ 0.4 wall)")
+	line("cp of the file (reference)", cpR, "")
+	line("unvac to a file", fileR, fmt.Sprintf("(target ≥ 0.4 wall; %.2f× cp)", fileR.wall/cpR.wall))
 	return tw.Flush()
 }
 

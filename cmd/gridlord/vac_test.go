@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -106,5 +107,45 @@ func TestBenchVacRuns(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("bench vac output lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// TestBenchVacCLIRuns runs "bench vac -cli": the server, vac and unvac as
+// child processes (this test binary running main).
+func TestBenchVacCLIRuns(t *testing.T) {
+	t.Setenv(envRunMain, "1")
+	code, stdout, stderr := gridlord(t, "bench", "vac", "-cli", "-size", "2M")
+	if code != 0 {
+		t.Fatalf("bench vac -cli: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"gridlord venti serve process", "sha1 (one core)", "re-vac (all dedup)", "unvac to /dev/null", "unvac to a file", "vac:"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("bench vac -cli output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// TestBenchSeed runs "bench venti -seed" on a file of text (no arenas):
+// the store must take less room than the file, thanks to compression.
+func TestBenchSeed(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "text.img")
+	if err := os.WriteFile(img, bytes.Repeat([]byte("a seed that compresses well\n"), 40000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := gridlord(t, "bench", "venti", "-seed", img, "-store", filepath.Join(t.TempDir(), "store"))
+	if code != 0 {
+		t.Fatalf("bench venti -seed: exit %d: %s", code, stderr)
+	}
+	var ratio float64
+	for _, l := range strings.Split(stdout, "\n") {
+		if strings.Contains(l, "store directory (du") {
+			f := strings.Fields(l[strings.Index(l, ")")+1:])
+			if len(f) >= 3 {
+				fmt.Sscanf(f[2], "%f×", &ratio)
+			}
+		}
+	}
+	if !strings.Contains(stdout, "holds no venti arenas") || ratio <= 0 || ratio >= 0.5 {
+		t.Fatalf("bench venti -seed of 1.1 MB of text: store/file ratio %v, want under 0.5:\n%s", ratio, stdout)
 	}
 }

@@ -65,7 +65,8 @@ type Options struct {
 	// Msize is the largest message the server accepts; 0 means
 	// DefaultMsize. Clients may negotiate less.
 	Msize uint32
-	// Logger receives connection errors; nil discards them.
+	// Logger receives connection errors, and every request and reply at
+	// debug level; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -155,7 +156,9 @@ func (s *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
 		if f.Type == plan9.Tversion {
 			// Tversion resets the session: wait for every request.
 			c.wg.Wait()
-			c.send(c.version(f))
+			r := c.version(f)
+			c.srv.log.Debug("9P", "request", f.String(), "reply", r.String())
+			c.send(r)
 			continue
 		}
 		done := make(chan struct{})
@@ -177,6 +180,9 @@ func (s *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
 				c.wg.Done()
 			}()
 			r := c.handle(f)
+			if c.srv.log.Enabled(ctx, slog.LevelDebug) {
+				c.srv.log.Debug("9P", "request", f.String(), "reply", r.String())
+			}
 			c.mu.Lock()
 			delete(c.tags, f.Tag)
 			c.mu.Unlock()

@@ -30,7 +30,7 @@ func testTree() fstest.MapFS {
 
 // serve starts a server of fsys on a loopback listener and returns a
 // client attached to it.
-func serve(t *testing.T, fsys FS) *client.Fsys {
+func serve(t testing.TB, fsys FS) *client.Fsys {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -2,6 +2,7 @@ package seedbuild_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,7 +54,8 @@ func TestInstallerBootsFromServedTree(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv := ninep.NewServer(ninep.FromFS(fsys, ninep.FSOptions{Meta: d.Meta}), ninep.Options{Logger: log})
+	trace := &traceHandler{}
+	srv := ninep.NewServer(ninep.FromFS(fsys, ninep.FSOptions{Meta: d.Meta}), ninep.Options{Logger: slog.New(trace)})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
 	defer func() {
@@ -124,6 +127,11 @@ func TestInstallerBootsFromServedTree(t *testing.T) {
 		fail("no shell prompt: %v", err)
 	}
 	t.Logf("prompt after %v", time.Since(start).Round(time.Second))
+	for _, l := range trace.lines() {
+		if strings.Contains(l, "Tversion") || strings.Contains(l, "Tauth") || strings.Contains(l, "Tattach") {
+			t.Logf("9P: %s", l)
+		}
+	}
 
 	ents, err := os.ReadDir(filepath.Join(tree, "386/bin"))
 	if err != nil {
@@ -165,6 +173,34 @@ func TestInstallerBootsFromServedTree(t *testing.T) {
 	} else if m[1] != "bootes" {
 		fail("host owner %q, want bootes (from the boot disk's nvram)", m[1])
 	}
+}
+
+// traceHandler keeps the 9P server's debug records.
+type traceHandler struct {
+	mu  sync.Mutex
+	buf []string
+}
+
+func (h *traceHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *traceHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *traceHandler) WithGroup(string) slog.Handler            { return h }
+func (h *traceHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%s", a.Key, a.Value)
+		return true
+	})
+	h.mu.Lock()
+	h.buf = append(h.buf, b.String())
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *traceHandler) lines() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.buf...)
 }
 
 // testWriter sends log lines to t.Logf.

@@ -279,3 +279,26 @@ func FuzzOpen(f *testing.F) {
 		})
 	})
 }
+
+// TestRelocated: a tree deeper than ISO 9660 allows, relocated with
+// Rock Ridge CL/RE entries, reads back as the original tree.
+func TestRelocated(t *testing.T) {
+	f := openBytes(t, image(t, "reloc"))
+	if got := readFile(t, f, "a/b/c/d/e/f/g/h/i/j/leaf.txt"); got != "deep\n" {
+		t.Errorf("deep leaf = %q", got)
+	}
+	ents, err := fs.ReadDir(f, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "386 A Long Name with spaces and MixedCase.txt a empty" {
+		t.Errorf("root lists %q: a relocated directory shows", names)
+	}
+	if err := fstest.TestFS(f, "a/b/c/d/e/f/g/h/i/j/leaf.txt"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -20,10 +20,12 @@ opts=(-volid GRIDTEST --modification-date=2020010203040500)
 xorriso -as mkisofs "${opts[@]}" -R -J -o rrj.iso "$t"
 xorriso -as mkisofs "${opts[@]}" --norock -J -o joliet.iso "$t"
 xorriso -as mkisofs "${opts[@]}" --norock -o plain.iso "$t"
+# Deep directories relocated (RRIP CL/RE entries), as mkisofs does.
+xorriso -outdev reloc.iso -volid GRIDTEST -compliance deep_paths_off -rockridge on -joliet off -map "$t" /
 # The fuzz seed: a small tree, no padding, the 16 empty system-area
 # sectors left off (FuzzOpen puts them back).
 rm "$t/386/9load"
 xorriso -as mkisofs "${opts[@]}" -no-pad -R -J -o "$t.iso" "$t"
 tail -c +$((16 * 2048 + 1)) "$t.iso" >fuzzseed.bin
 rm -f "$t.iso"
-gzip -9nf rrj.iso joliet.iso plain.iso fuzzseed.bin
+gzip -9nf rrj.iso joliet.iso plain.iso reloc.iso fuzzseed.bin

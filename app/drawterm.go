@@ -12,9 +12,26 @@ import (
 // the engine says it is reached (its forwards of the node's cpu port and
 // of its auth server's ticket and secstore ports, the protocol, and the
 // password when the grid knows it). Errors say what to do: install
-// drawterm, start the node, or wait for it. With noGraphics drawterm-9front
-// runs in text mode (-G), its terminal on out.
-func (a *App) Drawterm(ctx context.Context, name string, noGraphics bool, out io.Writer) (*drawterm.Session, error) {
+// drawterm, start the node, or wait for it. Its messages go to out.
+func (a *App) Drawterm(ctx context.Context, name string, out io.Writer) (*drawterm.Session, error) {
+	return a.drawterm(ctx, name, nil, out)
+}
+
+// DrawtermText is Drawterm in drawterm-9front's text mode (-G): what is
+// written to the returned writer is typed at the node's rc, its answers go
+// to out. Closing the writer ends the session's input.
+func (a *App) DrawtermText(ctx context.Context, name string, out io.Writer) (io.WriteCloser, *drawterm.Session, error) {
+	pr, pw := io.Pipe()
+	s, err := a.drawterm(ctx, name, pr, out)
+	if err != nil {
+		pr.Close()
+		return nil, nil, err
+	}
+	return pw, s, nil
+}
+
+// drawterm launches drawterm on name; a non-nil tty means text mode.
+func (a *App) drawterm(ctx context.Context, name string, tty io.Reader, out io.Writer) (*drawterm.Session, error) {
 	g, err := a.Backend().Grid(ctx)
 	if err != nil {
 		return nil, err
@@ -41,6 +58,6 @@ func (a *App) Drawterm(ctx context.Context, name string, noGraphics bool, out io
 	if err != nil {
 		return nil, err
 	}
-	t.NoGraphics = noGraphics
-	return drawterm.Launch(ctx, bin, t, out)
+	t.NoGraphics = tty != nil
+	return drawterm.LaunchTTY(ctx, bin, t, tty, out)
 }

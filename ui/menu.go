@@ -84,7 +84,7 @@ func (m *MainWindow) onDelete(name string) {
 func (m *MainWindow) onDrawterm(name string) {
 	m.do("open drawterm on "+name, func(ctx context.Context) error {
 		var out bytes.Buffer
-		s, err := m.app.Drawterm(context.WithoutCancel(ctx), name, false, &out)
+		s, err := m.app.Drawterm(context.WithoutCancel(ctx), name, &out)
 		if err != nil {
 			return err
 		}

@@ -11,16 +11,28 @@ import (
 
 	"gridlord/app"
 	"gridlord/assets"
+	"gridlord/engine/daemon"
+	"gridlord/engine/grid"
 	"gridlord/ui"
 )
 
 // appID matches FyneApp.toml's Details.ID.
 const appID = "dev.gridlord.app"
 
-// runGUI opens the window. It attaches to the grid's engine daemon when one
-// answers on GRIDDIR/engine.sock; otherwise it opens the grid in-process
-// (model, embedded venti) and starts the daemon ("gridlord engine") when
-// the user first does something that needs it, after asking.
+// ensureGrid makes the default grid in dir unless dir holds one.
+func ensureGrid(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, grid.FileName)); err == nil {
+		return nil
+	}
+	_, err := daemon.InitGrid(dir, daemon.InitOptions{})
+	return err
+}
+
+// runGUI opens the window. With -engine auto (the default) it talks to the
+// grid's engine daemon: the one answering on GRIDDIR/engine.sock, or one it
+// starts detached, making the default grid first in a fresh data
+// directory; only if that fails, or with -engine local, it opens the grid
+// in-process (model, embedded venti).
 func runGUI(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "gui", "[-data DIR] [-grid DIR] [-venti-addr ADDR] [-engine auto|local]")
 	data := fs.String("data", "", "data directory (default $XDG_DATA_HOME/gridlord or ~/.local/share/gridlord)")
@@ -51,11 +63,31 @@ func runGUI(ctx context.Context, env *cmdEnv, args []string) error {
 	local := func(ctx context.Context) (app.Backend, error) {
 		return app.OpenLocal(ctx, app.LocalOptions{DataDir: *data, GridDir: dir, VentiAddr: *addr, Logger: env.log})
 	}
+	var engineArgs []string
+	if fs.Lookup("venti-addr").Value.String() != app.DefaultVentiAddr {
+		engineArgs = []string{"-venti-addr", *addr}
+	}
+	exe, exeErr := os.Executable()
 	var b app.Backend
 	if *mode == "auto" {
+		// The window talks to the grid's engine: the one serving it, or
+		// one started now (detached: VMs outlive the window), with the
+		// default grid (the shipped Plan 9 seed) made on first use. No
+		// question is asked: the first click just works.
 		if r, err := app.DialRemote(ctx, dir); err == nil {
 			env.log.Info("attached to the engine daemon", "grid", dir)
 			b = r
+		} else if exeErr == nil {
+			if err := ensureGrid(dir); err != nil {
+				return err
+			}
+			r, err := app.Connect(ctx, app.ConnectOptions{GridDir: dir, Engine: exe, EngineArgs: engineArgs, Logger: env.log})
+			if err != nil {
+				env.log.Warn("could not start the grid's engine; the window opens the grid in-process", "grid", dir, "err", err)
+			} else {
+				env.log.Info("started the grid's engine", "grid", dir, "pid", r.EnginePID)
+				b = r
+			}
 		}
 	}
 	if b == nil {
@@ -67,16 +99,9 @@ func runGUI(ctx context.Context, env *cmdEnv, args []string) error {
 	defer a.Close()
 
 	var opts ui.Options
-	if *mode == "auto" {
-		exe, err := os.Executable()
-		if err == nil {
-			var engineArgs []string
-			if fs.Lookup("venti-addr").Value.String() != app.DefaultVentiAddr {
-				engineArgs = []string{"-venti-addr", *addr}
-			}
-			opts.StartEngine = func(ctx context.Context) error {
-				return a.StartEngine(ctx, app.ConnectOptions{GridDir: dir, Engine: exe, EngineArgs: engineArgs, Logger: env.log}, local)
-			}
+	if *mode == "auto" && exeErr == nil {
+		opts.StartEngine = func(ctx context.Context) error {
+			return a.StartEngine(ctx, app.ConnectOptions{GridDir: dir, Engine: exe, EngineArgs: engineArgs, Logger: env.log}, local)
 		}
 	}
 	fa := fyneapp.NewWithID(appID)

@@ -268,12 +268,18 @@ type Session struct {
 // Launch starts drawterm at t. Its output goes to out (nil discards it).
 // Wait or Done reports its end; cancelling ctx kills it.
 func Launch(ctx context.Context, b Binary, t Target, out io.Writer) (*Session, error) {
+	return LaunchTTY(ctx, b, t, nil, out)
+}
+
+// LaunchTTY is Launch with in as drawterm's standard input: in text mode
+// (-G) what it reads is typed at the remote rc.
+func LaunchTTY(ctx context.Context, b Binary, t Target, in io.Reader, out io.Writer) (*Session, error) {
 	args, err := Args(b, t)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, b.Path, args...)
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, out
 	cmd.Env = os.Environ()
 	if t.Password != "" && b.Flavor == Front9 {
 		cmd.Env = append(cmd.Env, "PASS="+t.Password)

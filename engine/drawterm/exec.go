@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -58,14 +59,33 @@ func Exec(ctx context.Context, b Binary, t Target, command string, out io.Writer
 	if err != nil {
 		return ExecResult{}, err
 	}
-	// rc: @{...} is a subshell, so an exit in the command ends only it.
-	end := "}"
-	if strings.ContainsAny(command, "\n#") {
-		end = "\n}" // a comment or a last line of its own must not swallow the brace
+	// The old cpu protocol takes a command of at most 128 bytes, so the
+	// command goes in a script file that the cpu server reads from the
+	// host's namespace, which drawterm exports to it (/mnt/term/root is
+	// the host's root). rc: @{...} is a subshell, so an exit in the
+	// command ends only it.
+	script, err := os.CreateTemp("", "gridlord-exec-*.rc")
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("exec: %w", err)
 	}
-	script := "@{" + command + end + "; gridlordstatus=$status; echo; echo " + marker + " $gridlordstatus"
-	args = append(args, "-c", script)
+	defer os.Remove(script.Name())
+	body := "@{" + command + "\n}\ngridlordstatus=$status\necho\necho " + marker + " $gridlordstatus\n"
+	_, err = script.WriteString(body)
+	if cerr := script.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("exec: write the command's script: %w", err)
+	}
+	remote, err := remotePath(script.Name())
+	if err != nil {
+		return ExecResult{}, err
+	}
+	args = append(args, "-c", "rc "+remote)
 	cmd := exec.CommandContext(ctx, b.Path, args...)
+	// The cpu server changes to drawterm's working directory and says so
+	// on the output when it has none of that name: "/" it always has.
+	cmd.Dir = "/"
 	mw := &markerWriter{w: out, marker: []byte("\n" + marker)}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = mw, &stderr
@@ -81,6 +101,23 @@ func Exec(ctx context.Context, b Binary, t Target, command string, out io.Writer
 	}
 	st, _, _ := strings.Cut(string(mw.status), "\n")
 	return ExecResult{Status: strings.TrimSpace(st)}, nil
+}
+
+// remotePath is where a cpu server that drawterm connects to sees the
+// host file path: drawterm exports the host's root at /mnt/term/root.
+func remotePath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	abs = filepath.ToSlash(abs)
+	if vol := filepath.VolumeName(abs); vol != "" {
+		abs = "/" + strings.ToLower(strings.TrimSuffix(vol, ":")) + strings.TrimPrefix(abs, vol)
+	}
+	if strings.ContainsAny(abs, " '\t\n") {
+		return "", fmt.Errorf("exec: the temporary directory %s has a space or quote in its path: set TMPDIR to another", filepath.Dir(path))
+	}
+	return "/mnt/term/root" + abs, nil
 }
 
 // markerWriter passes output through to w until marker, holding back only

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gridlord/app"
+	"gridlord/engine/daemon"
+	"gridlord/engine/gridfs"
+	"gridlord/engine/qemu"
+	"gridlord/testing/testenv"
+)
+
+// realGrid is a grid of the shipped 9legacy seed driven through the CLI.
+type realGrid struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+// newRealGrid makes the default grid (the shipped real Plan 9 seed) in a
+// fresh directory; its engine is started by the first command.
+func newRealGrid(t *testing.T, ctx context.Context) *realGrid {
+	t.Helper()
+	testenv.Tool(t, "qemu-system-i386")
+	testenv.Tool(t, "drawterm")
+	t.Setenv(envRunMain, "1") // inherited by the engine the CLI starts
+	t.Setenv(envVentiAddr, "127.0.0.1:0")
+	t.Setenv(qemu.EnvAccel, "tcg")
+	t.Setenv("PASS", "")
+	base, err := os.MkdirTemp("", "glr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &realGrid{t: t, ctx: ctx, dir: filepath.Join(base, "g")}
+	t.Cleanup(func() {
+		cleanupGrid(t, g.dir)
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(g.dir, daemon.LogName))
+			t.Logf("engine.log:\n%s", b)
+			logs, _ := filepath.Glob(filepath.Join(g.dir, "nodes", "*", qemu.FileConsoleLog))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				if len(b) > 6000 {
+					b = b[len(b)-6000:]
+				}
+				t.Logf("console log %s (tail):\n%s", l, b)
+			}
+		}
+		os.RemoveAll(base)
+	})
+	if _, _, code := runCLI(t, ctx, "init", g.dir); code != 0 {
+		t.Fatal("init failed")
+	}
+	return g
+}
+
+// cli runs gridlord on the grid and fails the test on a non-zero exit.
+func (g *realGrid) cli(args ...string) string {
+	g.t.Helper()
+	out, errs, code := runCLI(g.t, g.ctx, append([]string{args[0], "-grid", g.dir}, args[1:]...)...)
+	if code != 0 {
+		g.t.Fatalf("gridlord %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+// exec runs an rc command on node and returns its output.
+func (g *realGrid) exec(node, command string) string {
+	g.t.Helper()
+	return g.cli("exec", node, "--", command)
+}
+
+// client dials the grid's engine.
+func (g *realGrid) client() *gridfs.Client {
+	g.t.Helper()
+	c, err := gridfs.Dial(g.ctx, filepath.Join(g.dir, daemon.SocketName))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func nonce(t *testing.T) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+var scoreRE = regexp.MustCompile(`vac:[0-9a-f]{40}`)
+
+// TestRealGrid boots the default grid from the shipped real 9legacy seed
+// and runs through what a user does with it: up, exec on the cpu, a file
+// written on the fossil read through the cpu (its root), the ndb entries
+// the engine typed read back from the nodes, an archive of the fossil into
+// the grid's venti listed by unvac from there, and down with clean halts.
+func TestRealGrid(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	g := newRealGrid(t, ctx)
+
+	start := time.Now()
+	g.cli("up")
+	t.Logf("up of venti + fossil1 + cpu1 from the real seed: %v", time.Since(start).Round(time.Millisecond))
+	c := g.client()
+	for name, want := range map[string]string{"fossil1": "running", "cpu1": "running", "venti": "running"} {
+		if got := states(t, ctx, c)[name]; got != want {
+			t.Fatalf("%s is %s after up, want %s", name, got, want)
+		}
+	}
+
+	if out := g.exec("cpu1", "cat /dev/sysname"); out != "cpu1" {
+		t.Fatalf("exec cpu1 -- cat /dev/sysname = %q, want cpu1", out)
+	}
+	// A failing command: its output, rc's status, exit 1.
+	out, errs, code := runCLI(t, ctx, "exec", "-grid", g.dir, "cpu1", "--", "ls", "/nonexistent")
+	if code != 1 || !strings.Contains(out, "does not exist") || !strings.Contains(errs, "ls") {
+		t.Fatalf("failing exec: exit %d, out %q, err %q", code, out, errs)
+	}
+
+	// A file written on fossil1 is read through cpu1, which roots from it.
+	n := nonce(t)
+	file := "/usr/gridlord-" + n
+	g.exec("fossil1", "echo written on fossil1 "+n+" >"+file)
+	if got := g.exec("cpu1", "cat "+file); got != "written on fossil1 "+n+"\n" {
+		t.Fatalf("cpu1 reads %s as %q", file, got)
+	}
+
+	// ndb: the grid's section, typed at fossil1's console at boot, read
+	// back from both nodes (cpu1 shares fossil1's /lib/ndb).
+	for _, node := range []string{"fossil1", "cpu1"} {
+		local := g.exec(node, "cat /lib/ndb/local")
+		for _, want := range []string{"# gridlord grid grid: begin", "sys=fossil1 ip=10.0.9.10", "sys=cpu1 ip=10.0.9.11", "# gridlord grid grid: end"} {
+			if !strings.Contains(local, want) {
+				t.Errorf("%s: /lib/ndb/local has no %q:\n%s", node, want, local)
+			}
+		}
+	}
+	if auth := g.exec("fossil1", "cat /lib/ndb/auth"); !strings.Contains(auth, "hostid=bootes") {
+		t.Errorf("fossil1: /lib/ndb/auth has no speaks-for section:\n%s", auth)
+	}
+
+	// An archive into the grid's venti: fossil/last changes, and unvac
+	// lists the new tree from the grid's venti, with the new file.
+	before := scoreRE.FindString(g.exec("fossil1", "fossil/last /dev/sdC0/fossil"))
+	g.exec("fossil1", "echo fsys main snap -a >>/srv/fscons")
+	var after string
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		after = scoreRE.FindString(g.exec("fossil1", "fossil/last /dev/sdC0/fossil"))
+		if after != "" && after != before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fossil/last still %q three minutes after snap -a", after)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	stats, err := c.ReadFile(ctx, "/venti/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(strings.SplitN(string(stats), "\n", 2)[0], "addr ")
+	list, errs, code := runCLI(t, ctx, "unvac", "-h", addr, "-t", after)
+	if code != 0 {
+		t.Fatalf("unvac -t %s from the grid's venti: exit %d: %s", after, code, errs)
+	}
+	entries := strings.Count(list, "\n")
+	if entries < 4000 || !strings.Contains(list, "active/usr/gridlord-"+n) || !strings.Contains(list, "active/lib/namespace") {
+		t.Fatalf("unvac -t %s from the grid's venti: %d entries, new file listed: %v", after, entries, strings.Contains(list, n))
+	}
+	t.Logf("archive %s -> %s: %d entries", before, after, entries)
+
+	// The window's drawterm path, headless: it logs in and its rc answers.
+	testDrawtermFromApp(t, ctx, g)
+
+	g.cli("down")
+	for name, st := range states(t, ctx, c) {
+		if name != "venti" && st != "stopped" {
+			t.Errorf("%s is %s after down", name, st)
+		}
+	}
+	elog, _ := os.ReadFile(filepath.Join(g.dir, daemon.LogName))
+	if bytes.Contains(elog, []byte("fshalt did not finish")) || !bytes.Contains(elog, []byte("halting fossil")) {
+		t.Errorf("fossil1 was not halted cleanly (engine log has no clean fshalt)")
+	}
+}
+
+// testDrawtermFromApp opens drawterm on cpu1 as the window does (app over
+// gridfs), in text mode, types a command and reads its answer.
+func testDrawtermFromApp(t *testing.T, ctx context.Context, g *realGrid) {
+	t.Helper()
+	r, err := app.DialRemote(ctx, g.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a := app.New(r, nil)
+	out := &lockedBuffer{}
+	dctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	in, s, err := a.DrawtermText(dctx, "cpu1", out)
+	if err != nil {
+		t.Fatalf("drawterm from the app: %v", err)
+	}
+	n := nonce(t)
+	want := "drawterm-on-cpu1-" + n
+	for !strings.Contains(out.String(), want) && dctx.Err() == nil {
+		in.Write([]byte("echo drawterm-on-^`{cat /dev/sysname}^-" + n + "\n"))
+		time.Sleep(2 * time.Second)
+	}
+	in.Write([]byte("exit\n"))
+	in.Close()
+	select {
+	case <-s.Done():
+	case <-dctx.Done():
+	}
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("drawterm's output has no %q:\n%s", want, out.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -223,7 +223,7 @@ func (f *FS) init() error {
 		return fmt.Errorf("the volume is %d bytes but the image only %d: the image is truncated", blocks*SectorSize, f.size)
 	}
 	f.label = strings.TrimRight(string(pvd[40:72]), " ")
-	root, err := f.rootNode(pvd[156:190], descStart*SectorSize+156, false)
+	root, err := f.rootNode(pvd[156:190], descStart*SectorSize+156)
 	if err != nil {
 		return fmt.Errorf("primary volume root: %w", err)
 	}
@@ -236,7 +236,7 @@ func (f *FS) init() error {
 	case f.ext.RockRidge:
 		f.rr = true
 	case svd != nil:
-		jroot, err := f.rootNode(svd[156:190], -1, true)
+		jroot, err := f.rootNode(svd[156:190], -1)
 		if err != nil {
 			return fmt.Errorf("Joliet volume root: %w", err)
 		}
@@ -251,8 +251,9 @@ func (f *FS) init() error {
 	return nil
 }
 
-// rootNode makes the node of a volume descriptor's root directory record.
-func (f *FS) rootNode(rec []byte, id int64, joliet bool) (*node, error) {
+// rootNode makes the node of a volume descriptor's root directory record;
+// id is its Stat.ID, or -1 for the sector of its extent.
+func (f *FS) rootNode(rec []byte, id int64) (*node, error) {
 	r, err := parseRecord(rec)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,27 @@ import (
 // image returns the bytes of a testdata image (made by testdata/make.sh).
 func image(t testing.TB, name string) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name+".iso.gz"))
+	return gunzip(t, name+".iso.gz")
+}
+
+// rootNames lists the root directory.
+func rootNames(t testing.TB, f fs.FS) []string {
+	t.Helper()
+	ents, err := fs.ReadDir(f, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// gunzip returns the contents of a gzipped testdata file.
+func gunzip(t testing.TB, name string) []byte {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,14 +166,7 @@ func TestPlainNames(t *testing.T) {
 	if got := readFile(t, f, "386/9load"); len(got) != 100000 {
 		t.Errorf("9load: %d bytes", len(got))
 	}
-	ents, err := fs.ReadDir(f, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
+	names := rootNames(t, f)
 	if strings.Join(names, " ") != "386 a a_long_n.txt empty" {
 		t.Errorf("root names %q", names)
 	}
@@ -247,18 +260,7 @@ func TestOpenFile(t *testing.T) {
 // can be walked and read. The input is the image after its 16 system-area
 // sectors (always ignored), which keeps the inputs small.
 func FuzzOpen(f *testing.F) {
-	b, err := os.ReadFile(filepath.Join("testdata", "fuzzseed.bin.gz"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	z, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		f.Fatal(err)
-	}
-	seed, err := io.ReadAll(z)
-	if err != nil {
-		f.Fatal(err)
-	}
+	seed := gunzip(f, "fuzzseed.bin.gz")
 	f.Add(seed)
 	f.Add(seed[:3*SectorSize])
 	f.Fuzz(func(t *testing.T, tail []byte) {
@@ -287,14 +289,7 @@ func TestRelocated(t *testing.T) {
 	if got := readFile(t, f, "a/b/c/d/e/f/g/h/i/j/leaf.txt"); got != "deep\n" {
 		t.Errorf("deep leaf = %q", got)
 	}
-	ents, err := fs.ReadDir(f, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
+	names := rootNames(t, f)
 	if strings.Join(names, " ") != "386 A Long Name with spaces and MixedCase.txt a empty" {
 		t.Errorf("root lists %q: a relocated directory shows", names)
 	}

@@ -75,7 +75,7 @@ func (f *ioFS) dir(name string, fi fs.FileInfo) plan9.Dir {
 }
 
 func (f *ioFS) Stat(_ context.Context, name string) (plan9.Dir, error) {
-	fi, err := fs.Stat(f.fsys, name)
+	fi, err := fs.Lstat(f.fsys, name)
 	if err != nil {
 		return plan9.Dir{}, err
 	}

@@ -183,10 +183,7 @@ func (s *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
 			if c.srv.log.Enabled(ctx, slog.LevelDebug) {
 				c.srv.log.Debug("9P", "request", f.String(), "reply", r.String())
 			}
-			c.mu.Lock()
-			delete(c.tags, f.Tag)
-			c.mu.Unlock()
-			c.send(r)
+			c.reply(r, f.Tag)
 			close(done)
 		}()
 	}
@@ -251,9 +248,15 @@ func (c *conn) readMsg() (*plan9.Fcall, error) {
 	return f, nil
 }
 
-// send writes one reply; a write error closes the connection, which ends
-// the read loop.
-func (c *conn) send(r *plan9.Fcall) {
+// send writes a reply to a request that holds no tag.
+func (c *conn) send(r *plan9.Fcall) { c.reply(r, plan9.NOTAG) }
+
+// reply writes one reply and frees the request's tag (NOTAG: none) in
+// the same step, so that a Tflush that no longer finds the tag is
+// answered after it, and a client reusing the tag once it has the reply
+// finds it free. A write error closes the connection, which ends the
+// read loop.
+func (c *conn) reply(r *plan9.Fcall, tag uint16) {
 	b, err := r.Bytes()
 	if err != nil {
 		c.srv.log.Warn("9P reply not encodable", "reply", r.String(), "err", err)
@@ -261,6 +264,11 @@ func (c *conn) send(r *plan9.Fcall) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if tag != plan9.NOTAG {
+		c.mu.Lock()
+		delete(c.tags, tag)
+		c.mu.Unlock()
+	}
 	if _, err := c.rw.Write(b); err != nil {
 		c.rw.Close()
 	}
@@ -314,6 +322,17 @@ func (c *conn) clunkAll() {
 		}
 		f.mu.Unlock()
 	}
+}
+
+// withFid calls fn with the fid id, locked.
+func (c *conn) withFid(id uint32, fn func(fd *fid) error) error {
+	fd, err := c.lookup(id)
+	if err != nil {
+		return err
+	}
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	return fn(fd)
 }
 
 func (c *conn) lookup(id uint32) (*fid, error) {
@@ -474,32 +493,28 @@ func (c *conn) walk(f, r *plan9.Fcall) error {
 }
 
 func (c *conn) open(f, r *plan9.Fcall) error {
-	fd, err := c.lookup(f.Fid)
-	if err != nil {
-		return err
-	}
-	fd.mu.Lock()
-	defer fd.mu.Unlock()
-	if fd.open {
-		return errors.New("fid already open")
-	}
-	if f.Mode&plan9.ORCLOSE != 0 {
-		return fmt.Errorf("open %s with remove-on-close: %w", fd.name, ErrReadOnly)
-	}
-	if fd.qid.Type&plan9.QTDIR != 0 {
-		if f.Mode&3 != plan9.OREAD && f.Mode&3 != plan9.OEXEC || f.Mode&plan9.OTRUNC != 0 {
-			return errors.New("is a directory")
+	return c.withFid(f.Fid, func(fd *fid) error {
+		if fd.open {
+			return errors.New("fid already open")
 		}
-	} else {
-		file, err := c.srv.fs.Open(c.ctx, fd.name, f.Mode)
-		if err != nil {
-			return err
+		if f.Mode&plan9.ORCLOSE != 0 {
+			return fmt.Errorf("open %s with remove-on-close: %w", fd.name, ErrReadOnly)
 		}
-		fd.file = file
-	}
-	fd.open, fd.mode = true, f.Mode
-	r.Qid = fd.qid
-	return nil
+		if fd.qid.Type&plan9.QTDIR != 0 {
+			if f.Mode&3 != plan9.OREAD && f.Mode&3 != plan9.OEXEC || f.Mode&plan9.OTRUNC != 0 {
+				return errors.New("is a directory")
+			}
+		} else {
+			file, err := c.srv.fs.Open(c.ctx, fd.name, f.Mode)
+			if err != nil {
+				return err
+			}
+			fd.file = file
+		}
+		fd.open, fd.mode = true, f.Mode
+		r.Qid = fd.qid
+		return nil
+	})
 }
 
 // maxData is the largest Rread/Twrite payload of the session.
@@ -510,32 +525,28 @@ func (c *conn) maxData() uint32 {
 }
 
 func (c *conn) read(f, r *plan9.Fcall) error {
-	fd, err := c.lookup(f.Fid)
-	if err != nil {
-		return err
-	}
-	fd.mu.Lock()
-	defer fd.mu.Unlock()
-	if !fd.open {
-		return errors.New("fid not open")
-	}
-	if m := fd.mode & 3; m != plan9.OREAD && m != plan9.ORDWR && m != plan9.OEXEC {
-		return errors.New("fid not open for reading")
-	}
-	count := min(f.Count, c.maxData())
-	if int64(f.Offset) < 0 {
-		return errors.New("negative offset")
-	}
-	if fd.qid.Type&plan9.QTDIR != 0 {
-		return c.readDir(fd, f.Offset, count, r)
-	}
-	buf := make([]byte, count)
-	n, err := fd.file.ReadAt(buf, int64(f.Offset))
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	r.Data = buf[:n]
-	return nil
+	return c.withFid(f.Fid, func(fd *fid) error {
+		if !fd.open {
+			return errors.New("fid not open")
+		}
+		if m := fd.mode & 3; m != plan9.OREAD && m != plan9.ORDWR && m != plan9.OEXEC {
+			return errors.New("fid not open for reading")
+		}
+		count := min(f.Count, c.maxData())
+		if int64(f.Offset) < 0 {
+			return errors.New("negative offset")
+		}
+		if fd.qid.Type&plan9.QTDIR != 0 {
+			return c.readDir(fd, f.Offset, count, r)
+		}
+		buf := make([]byte, count)
+		n, err := fd.file.ReadAt(buf, int64(f.Offset))
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		r.Data = buf[:n]
+		return nil
+	})
 }
 
 // readDir packs whole directory entries into one reply; reads must go on
@@ -571,28 +582,24 @@ func (c *conn) readDir(fd *fid, off uint64, count uint32, r *plan9.Fcall) error 
 }
 
 func (c *conn) write(f, r *plan9.Fcall) error {
-	fd, err := c.lookup(f.Fid)
-	if err != nil {
-		return err
-	}
-	fd.mu.Lock()
-	defer fd.mu.Unlock()
-	if !fd.open || fd.mode&3 != plan9.OWRITE && fd.mode&3 != plan9.ORDWR {
-		return errors.New("fid not open for writing")
-	}
-	w, ok := fd.file.(io.WriterAt)
-	if !ok {
-		return ErrReadOnly
-	}
-	if int64(f.Offset) < 0 {
-		return errors.New("negative offset")
-	}
-	n, err := w.WriteAt(f.Data, int64(f.Offset))
-	if err != nil {
-		return err
-	}
-	r.Count = uint32(n)
-	return nil
+	return c.withFid(f.Fid, func(fd *fid) error {
+		if !fd.open || fd.mode&3 != plan9.OWRITE && fd.mode&3 != plan9.ORDWR {
+			return errors.New("fid not open for writing")
+		}
+		w, ok := fd.file.(io.WriterAt)
+		if !ok {
+			return ErrReadOnly
+		}
+		if int64(f.Offset) < 0 {
+			return errors.New("negative offset")
+		}
+		n, err := w.WriteAt(f.Data, int64(f.Offset))
+		if err != nil {
+			return err
+		}
+		r.Count = uint32(n)
+		return nil
+	})
 }
 
 func (c *conn) clunk(id uint32) error {

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -329,3 +331,28 @@ type fuzzConn struct {
 func (c *fuzzConn) Read(b []byte) (int, error)  { return c.in.Read(b) }
 func (c *fuzzConn) Write(b []byte) (int, error) { return len(b), nil }
 func (c *fuzzConn) Close() error                { return nil }
+
+// TestSymlinksHidden: symbolic links of a directory tree are neither
+// listed nor walked to.
+func TestSymlinksHidden(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("file", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	c := serve(t, FromFS(os.DirFS(dir), FSOptions{}))
+	if _, err := c.Stat("/link"); err == nil {
+		t.Error("walked to a symbolic link")
+	}
+	fid, err := c.Open("/", plan9.OREAD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fid.Close()
+	ents, err := fid.Dirreadall()
+	if err != nil || len(ents) != 1 || ents[0].Name != "file" {
+		t.Errorf("listing %v, %v; want only file", ents, err)
+	}
+}

@@ -36,6 +36,9 @@
 // closed/broken state; the index has its own RWMutex, never held during I/O;
 // Store.syncMu guards the group-commit state. Lock order: syncMu, then mu,
 // then the index lock. Reads take only the index read lock, briefly.
+// Iter (iter.go), which reads the log in order for mirrors, takes no lock:
+// it reads the arena files up to the durable end, an atomic that Sync
+// advances.
 //
 // Reads of records already written to an arena file copy them from a
 // read-only mapping of the file (on unix; pread elsewhere), which spares a
@@ -177,8 +180,11 @@ type Store struct {
 	tail       atomic.Uint64 // log address of the next append
 
 	syncMu sync.Mutex
-	synced uint64     // log address up to which everything is on stable storage
-	round  *syncRound // the fsync in progress, if any
+	synced uint64 // log address up to which everything is on stable storage
+
+	durable     atomic.Uint64 // synced, for Iter, which takes no lock
+	durableWake waker         // woken when durable advances or the store closes
+	round       *syncRound    // the fsync in progress, if any
 
 	ckptMu    sync.Mutex // serialises checkpoints
 	indexFile atomic.Int64
@@ -512,6 +518,7 @@ func (s *Store) open() error {
 			}
 		}
 		s.synced = s.tail.Load()
+		s.durable.Store(s.synced)
 		if err := s.checkpoint(); err != nil {
 			return err
 		}
@@ -519,6 +526,7 @@ func (s *Store) open() error {
 			"scanned_bytes", s.recovered.ScannedBytes, "blocks", s.recovered.ScannedBlocks, "torn_bytes", s.recovered.TornBytes)
 	} else {
 		s.synced = s.tail.Load()
+		s.durable.Store(s.synced)
 	}
 	return nil
 }
@@ -1004,6 +1012,8 @@ func (st *Store) Sync(ctx context.Context) error {
 		st.syncMu.Lock()
 		if r.err == nil && r.upto > st.synced {
 			st.synced = r.upto
+			st.durable.Store(r.upto)
+			st.durableWake.wake()
 		}
 		st.round = nil
 		close(r.done)
@@ -1076,6 +1086,7 @@ func (st *Store) Close() error {
 	st.isClosed.Store(true)
 	broken := st.broken
 	st.mu.Unlock()
+	st.durableWake.wake()
 	st.bg.Wait()
 	var errs []error
 	if broken == nil {

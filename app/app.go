@@ -110,7 +110,6 @@ func (a *App) View(ctx context.Context) (GridView, error) {
 			User:     n.User,
 			AuthDom:  n.AuthDom,
 			State:    "stopped",
-			Pending:  n.Pending(),
 			Embedded: !n.HasVM(),
 			X:        float32(n.Position.X),
 			Y:        float32(n.Position.Y),
@@ -125,6 +124,9 @@ func (a *App) View(ctx context.Context) (GridView, error) {
 			nv.State = "failed"
 			nv.Problems = append(nv.Problems, "status: "+err.Error())
 		}
+		// A configuration not yet on the disk is pending only while the VM
+		// runs on the old one: a stopped node gets it when it starts.
+		nv.Pending = n.Pending() && nv.Up()
 		v.Nodes = append(v.Nodes, nv)
 	}
 	for _, l := range g.Links {
@@ -151,25 +153,6 @@ func (a *App) snapshot(ctx context.Context) (*grid.Grid, error) {
 		return g, nil
 	}
 	return a.Backend().Grid(ctx)
-}
-
-// CanWire reports, without changing anything, whether from may be wired to
-// to; the error (a *grid.WiringError when the pair is refused) says why not.
-func (a *App) CanWire(ctx context.Context, from, to string) error {
-	g, err := a.snapshot(ctx)
-	if err != nil {
-		return err
-	}
-	return g.CanWire(from, to)
-}
-
-// Wire links from to to (cpu → fossil, fossil → venti, cpu → auth). A pair
-// the grid refuses changes nothing and returns a *grid.WiringError.
-func (a *App) Wire(ctx context.Context, from, to string) error {
-	if err := a.CanWire(ctx, from, to); err != nil {
-		return err
-	}
-	return a.Backend().Ctl(ctx, "wire", from, to)
 }
 
 // Unwire removes the link from from to to.

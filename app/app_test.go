@@ -80,6 +80,53 @@ func TestViewOfDefaultGrid(t *testing.T) {
 	}
 }
 
+// TestPendingOnlyWhileUp: a configuration not yet on a node's disk is
+// "pending" only while its VM runs the old one; a stopped node (a fresh
+// grid's, or one changed while stopped) gets it at its next start anyway.
+func TestPendingOnlyWhileUp(t *testing.T) {
+	r := apptest.NewRunner(20 * time.Millisecond)
+	a, l := open(t, r)
+	ctx := context.Background()
+	pending := func() map[string]bool {
+		t.Helper()
+		v, err := a.View(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, n := range v.Nodes {
+			m[n.Name] = n.Pending
+		}
+		return m
+	}
+	if p := pending(); p["fossil1"] || p["cpu1"] {
+		t.Errorf("fresh grid: pending %v, want nothing pending", p)
+	}
+	if err := l.Ctl(ctx, "memory", "cpu1", "256"); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); p["cpu1"] {
+		t.Error("a change to stopped cpu1 shows as pending")
+	}
+	if err := a.NodeCtl(ctx, "cpu1", "start"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, l, "cpu1", "running")
+	if err := l.Ctl(ctx, "memory", "cpu1", "384"); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); !p["cpu1"] {
+		t.Error("running cpu1 changed: not shown as pending")
+	}
+	if err := a.NodeCtl(ctx, "cpu1", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, l, "cpu1", "stopped")
+	if p := pending(); p["cpu1"] {
+		t.Error("stopped cpu1 still pending")
+	}
+}
+
 func TestStartWithoutEngineSaysSo(t *testing.T) {
 	a, _ := open(t, nil)
 	_, err := a.Toggle(context.Background(), "cpu1")
@@ -114,7 +161,7 @@ func TestInvalidWireChangesNothing(t *testing.T) {
 	a, l := open(t, nil)
 	ctx := context.Background()
 	before := gridFile(t, l)
-	err := a.Wire(ctx, "venti", "cpu1")
+	_, err := a.Wire(ctx, "venti", "cpu1")
 	var we *grid.WiringError
 	if !errors.As(err, &we) || !strings.Contains(err.Error(), "venti") {
 		t.Fatalf("wire venti → cpu1: %v, want a WiringError", err)
@@ -124,25 +171,34 @@ func TestInvalidWireChangesNothing(t *testing.T) {
 	}
 }
 
-func TestWireNamesFossilInConfig(t *testing.T) {
+// TestWireToSecondFossilRewires: dragging a cpu onto a second fossil means
+// "boot from that one": the root link moves, in the model and in the
+// configuration the cpu gets.
+func TestWireToSecondFossilRewires(t *testing.T) {
 	a, l := open(t, nil)
 	ctx := context.Background()
-	// A second fossil; rewire cpu1 from fossil1 to it.
 	if _, err := a.AddNode(ctx, "fossil", "fossil2", grid.DefaultSeed); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Wire(ctx, "cpu1", "fossil2"); err == nil {
-		t.Fatal("a second root link was accepted")
+	if err := a.CanWire(ctx, "cpu1", "fossil2"); err != nil {
+		t.Fatalf("CanWire cpu1 → fossil2 (a rewire): %v", err)
 	}
-	if err := a.Unwire(ctx, "cpu1", "fossil1"); err != nil {
-		t.Fatal(err)
+	plan, err := a.Wire(ctx, "cpu1", "fossil2")
+	if err != nil {
+		t.Fatalf("wire cpu1 → fossil2: %v", err)
 	}
-	if err := a.Wire(ctx, "cpu1", "fossil2"); err != nil {
-		t.Fatal(err)
+	if plan.Replaces != "fossil1" || plan.Kind != "root" {
+		t.Errorf("plan %+v, want the root link to fossil1 replaced", plan)
 	}
 	g, err := grid.Load(l.GridDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if root := g.Target(g.Node("cpu1"), grid.LinkRoot); root == nil || root.Name != "fossil2" {
+		t.Errorf("cpu1 roots from %v, want fossil2", root)
+	}
+	if n := len(g.Links); n != 2 {
+		t.Errorf("%d links after the rewire, want 2 (cpu1 → fossil2, fossil1 → venti)", n)
 	}
 	c, err := g.Config("cpu1")
 	if err != nil {
@@ -150,6 +206,17 @@ func TestWireNamesFossilInConfig(t *testing.T) {
 	}
 	if fs, _ := c.Value("fs"); fs != g.Node("fossil2").IP.String() {
 		t.Errorf("cpu1 fs=%q on disk model, want fossil2's %s", fs, g.Node("fossil2").IP)
+	}
+	// A fossil dragged onto a second venti archives there instead.
+	if _, err := a.AddNode(ctx, "venti", "venti2", grid.DefaultSeed); err != nil {
+		t.Fatal(err)
+	}
+	if plan, err := a.Wire(ctx, "fossil1", "venti2"); err != nil || plan.Replaces != "venti" || plan.Kind != "archive" {
+		t.Errorf("wire fossil1 → venti2: %+v, %v; want the archive link to venti replaced", plan, err)
+	}
+	// Wiring to what it is already wired to is still refused.
+	if _, err := a.Wire(ctx, "cpu1", "fossil2"); err == nil {
+		t.Error("wiring cpu1 to fossil2 twice was accepted")
 	}
 }
 

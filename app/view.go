@@ -14,7 +14,7 @@ type NodeView struct {
 	Kind    string  // venti, fossil, cpu, auth or fossil+auth
 	IP      string  // address on the grid's network, "" if none
 	State   string  // stopped, starting, running, stopping, failed
-	Pending bool    // configuration changed while running; applied at next start
+	Pending bool    // its VM runs an older configuration than the grid's; the next start applies it
 	X, Y    float32 // position on the canvas
 
 	Seed     string   // seed image name ("" for the embedded venti)
@@ -23,6 +23,11 @@ type NodeView struct {
 	AuthDom  string   // auth domain in its nvram
 	Embedded bool     // the engine's own venti (no VM)
 	Problems []string // what grid.Check says is wrong with it
+}
+
+// Up reports whether the node's VM is up: starting, running or stopping.
+func (n NodeView) Up() bool {
+	return n.State == "starting" || n.State == "running" || n.State == "stopping"
 }
 
 // LinkView is a directed link: From depends on To (cpu → fossil → venti,

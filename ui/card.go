@@ -27,7 +27,6 @@ var stateColour = map[string]color.NRGBA{
 	"running":  {0x40, 0xd0, 0x60, 0xff},
 	"stopping": {0xe0, 0x90, 0x30, 0xff},
 	"failed":   {0xe0, 0x40, 0x40, 0xff},
-	"pending":  {0x50, 0xa0, 0xf0, 0xff},
 }
 
 // nodeCard is one node on the canvas: icon, name, address, state badge and
@@ -81,16 +80,11 @@ func (n *nodeCard) set(v app.NodeView, zoom float32) {
 	n.bg.FillColor = kindColour[v.Kind]
 	n.name.Text = v.Name
 	n.ip.Text = v.IP
-	state := v.State
+	n.state.Text = v.State
 	if v.Pending {
-		state += " · pending"
+		n.state.Text += " · pending" // restarting applies the new configuration
 	}
-	n.state.Text = state
-	key := v.State
-	if v.Pending && v.State == "stopped" {
-		key = "pending"
-	}
-	n.badge.FillColor = stateColour[key]
+	n.badge.FillColor = stateColour[v.State]
 	n.problem.Text = ""
 	if len(v.Problems) > 0 {
 		n.problem.Text = "!"

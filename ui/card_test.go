@@ -15,7 +15,8 @@ func TestCardMarkup(t *testing.T) {
 	test.NewTempApp(t)
 	c := NewGridCanvas()
 	for name, v := range map[string]app.NodeView{
-		"cpu_stopped_pending": {ID: "a", Name: "cpu1", Kind: "cpu", IP: "10.0.9.11", State: "stopped", Pending: true},
+		"cpu_running_pending": {ID: "a", Name: "cpu1", Kind: "cpu", IP: "10.0.9.11", State: "running", Pending: true},
+		"cpu_stopped":         {ID: "d", Name: "cpu1", Kind: "cpu", IP: "10.0.9.11", State: "stopped"},
 		"fossil_running":      {ID: "b", Name: "fossil1", Kind: "fossil+auth", IP: "10.0.9.10", State: "running"},
 		"venti_problem":       {ID: "c", Name: "venti", Kind: "venti", IP: "10.0.9.254", State: "running", Problems: []string{"x"}},
 	} {

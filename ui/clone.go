@@ -147,7 +147,7 @@ func (w *cloneWizard) submit() {
 	w.m.do("clone "+spec.Source, func(ctx context.Context) error {
 		name, err := w.m.app.Clone(ctx, spec)
 		if err == nil {
-			w.m.ui(func() { w.m.detail.SetText("added " + name) })
+			w.m.ui(func() { w.m.say("added " + name) })
 		}
 		return err
 	})

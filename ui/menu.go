@@ -88,14 +88,14 @@ func (m *MainWindow) onDrawterm(name string) {
 		if err != nil {
 			return err
 		}
-		m.ui(func() { m.detail.SetText("drawterm on " + name + " started") })
+		m.ui(func() { m.say("drawterm on " + name + " started") })
 		go func() {
 			err := s.Wait()
 			m.ui(func() {
 				if err != nil {
 					m.showError("drawterm on "+name+" ended", fmt.Errorf("%w\n%s", err, out.String()))
 				} else {
-					m.detail.SetText("drawterm on " + name + " closed")
+					m.say("drawterm on " + name + " closed")
 				}
 			})
 		}()

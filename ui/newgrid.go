@@ -86,7 +86,7 @@ func (w *newGridWizard) submit() {
 			return err
 		}
 		return w.m.app.OpenGrid(ctx, spec.Dir)
-	}, func() { w.m.detail.SetText("created and opened grid " + spec.Dir) })
+	}, func() { w.m.say("created and opened grid " + spec.Dir) })
 }
 
 // openGrid asks for a grid directory and opens it.

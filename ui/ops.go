@@ -14,8 +14,10 @@ import (
 	"gridlord/app"
 )
 
-// do runs fn off the UI goroutine; a failure is shown as an error dialog
-// titled with what, and the view is refreshed either way.
+// do runs fn off the UI goroutine; a failure is shown on the status line
+// (see showError) with the words "Could not " + what, and the view is
+// refreshed either way. An action that needs the engine, when there is
+// none, asks whether to start it instead (a decision, so a dialog).
 func (m *MainWindow) do(what string, fn func(ctx context.Context) error) {
 	m.ops.Add(1)
 	go func() {
@@ -23,10 +25,13 @@ func (m *MainWindow) do(what string, fn func(ctx context.Context) error) {
 		err := fn(m.ctx)
 		if err != nil {
 			m.ui(func() {
-				m.showError("Could not "+what, err)
 				if errors.Is(err, app.ErrEngineNotRunning) && m.opts.StartEngine != nil {
+					m.noteError(err)
+					m.say("To " + what + " Gridlord needs its engine.")
 					m.offerEngine()
+					return
 				}
+				m.showError("Could not "+what, err)
 			})
 		}
 		m.refresh()
@@ -51,7 +56,7 @@ func (m *MainWindow) long(title string, fn func(ctx context.Context, progress fu
 			d.Hide()
 			switch {
 			case errors.Is(err, context.Canceled):
-				m.detail.SetText(title + ": cancelled")
+				m.say(title + ": cancelled")
 			case err != nil:
 				m.showError(title+" failed", err)
 			case done != nil:
@@ -73,14 +78,8 @@ func (m *MainWindow) offerEngine() {
 			}
 			m.long("Starting the engine", func(ctx context.Context, _ func(float64)) error {
 				return m.opts.StartEngine(ctx)
-			}, func() { m.detail.SetText("engine started: try again") })
+			}, func() { m.say("The engine is running: try again.") })
 		}, m.win)
-}
-
-// summary is the one-line reason of err (see app.ErrorReason).
-func summary(err error) string {
-	r, _ := app.ErrorReason(err)
-	return r
 }
 
 // details is the full error text and the chain of wrapped errors.
@@ -93,28 +92,47 @@ func details(err error) string {
 	return b.String()
 }
 
-// showError shows err in a dialog: the reason in a sentence, the details
-// (the full text and the wrapped errors) in an expandable section. A
-// refused change also says that nothing was changed.
+// showError shows err on the status line, not in a dialog: the title and
+// the reason in a sentence (a refused change also says that nothing was
+// changed), with a Details button for the full text and the wrapped
+// errors. The canvas stays usable; the next message replaces it.
 func (m *MainWindow) showError(title string, err error) {
+	m.noteError(err)
+	text, refused := app.ErrorReason(err)
+	if refused {
+		text += " Nothing was changed."
+	}
+	m.describing = ""
+	m.detail.SetText(title + ": " + text)
+	m.detail.Importance = widget.DangerImportance
+	m.detail.Refresh()
+	m.errTitle, m.errDetails = title, details(err)
+	m.errButton.Show()
+}
+
+// noteError records err as the last one reported, for tests.
+func (m *MainWindow) noteError(err error) {
 	m.mu.Lock()
 	m.lastErr = err
 	m.mu.Unlock()
-	text, refused := app.ErrorReason(err)
-	if refused {
-		text += "\n\nNothing was changed."
-	}
-	msg := widget.NewLabel(text)
-	msg.Wrapping = fyne.TextWrapWord
-	more := widget.NewLabel(details(err))
+}
+
+// say shows an ordinary message on the status line, replacing an error.
+func (m *MainWindow) say(text string) {
+	m.describing = ""
+	m.detail.Importance = widget.MediumImportance
+	m.detail.SetText(text)
+	m.errButton.Hide()
+}
+
+// onErrorDetails shows the last error's details, when the user asks.
+func (m *MainWindow) onErrorDetails() {
+	more := widget.NewLabel(m.errDetails)
 	more.Wrapping = fyne.TextWrapWord
 	more.TextStyle.Monospace = true
-	acc := widget.NewAccordion(widget.NewAccordionItem("Details", more))
-	content := container.NewVBox(msg, acc)
-	d := dialog.NewCustom(title, "Close", content, m.win)
-	d.Resize(fyne.NewSize(520, 200))
+	d := dialog.NewCustom(m.errTitle, "Close", container.NewVScroll(more), m.win)
+	d.Resize(fyne.NewSize(560, 260))
 	d.Show()
-	m.detail.SetText(title + ": " + summary(err))
 }
 
 // LastError returns the last error shown in a dialog, for tests.

@@ -109,7 +109,7 @@ func (w *resetWizard) submit() {
 		if len(res.Deferred) > 0 {
 			msg += "; written when first started: " + strings.Join(res.Deferred, ", ")
 		}
-		w.m.ui(func() { w.m.detail.SetText(msg) })
+		w.m.ui(func() { w.m.say(msg) })
 		return nil
 	})
 }

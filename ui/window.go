@@ -37,11 +37,20 @@ type MainWindow struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	canvas *GridCanvas
-	scroll *container.Scroll
-	tabs   *container.DocTabs
-	status *widget.Label
-	detail *widget.Label
+	canvas    *GridCanvas
+	scroll    *container.Scroll
+	tabs      *container.DocTabs
+	toolbar   *fyne.Container
+	status    *widget.Label
+	detail    *widget.Label
+	errButton *widget.Button
+
+	// UI goroutine only: the last error's title and details (for its
+	// Details button), and the node whose description the detail line
+	// shows, kept up to date by every refresh ("" when the line shows
+	// something else).
+	errTitle, errDetails string
+	describing           string
 
 	view     app.GridView // UI goroutine only
 	consoles map[string]*consoleTab
@@ -85,31 +94,43 @@ func NewMainWindow(fa fyne.App, a *app.App, opts Options) *MainWindow {
 	m.canvas.OnWire = m.onWire
 	m.canvas.CanWire = m.canWire
 	m.canvas.OnLinkMenu = m.onLinkMenu
-	toolbar := widget.NewToolbar(
-		widget.NewToolbarAction(theme.DocumentCreateIcon(), m.onNewGrid),
-		widget.NewToolbarAction(theme.FolderOpenIcon(), m.onOpenGrid),
-		widget.NewToolbarAction(theme.ContentAddIcon(), m.onAddNode),
-		widget.NewToolbarSeparator(),
-		widget.NewToolbarAction(theme.MediaPlayIcon(), m.onStartAll),
-		widget.NewToolbarAction(theme.MediaStopIcon(), m.onStopAll),
-		widget.NewToolbarSeparator(),
-		widget.NewToolbarAction(theme.GridIcon(), m.onArrange),
-		widget.NewToolbarAction(theme.ZoomInIcon(), m.onZoomIn),
-		widget.NewToolbarAction(theme.ZoomOutIcon(), m.onZoomOut),
-		widget.NewToolbarAction(theme.ZoomFitIcon(), m.onZoomReset),
-		widget.NewToolbarAction(theme.ViewRefreshIcon(), m.refresh),
+	m.toolbar = container.NewHBox(
+		tool("New grid", theme.DocumentCreateIcon(), m.onNewGrid),
+		tool("Open", theme.FolderOpenIcon(), m.onOpenGrid),
+		tool("Add node", theme.ContentAddIcon(), m.onAddNode),
+		widget.NewSeparator(),
+		tool("Start all", theme.MediaPlayIcon(), m.onStartAll),
+		tool("Stop all", theme.MediaStopIcon(), m.onStopAll),
+		widget.NewSeparator(),
+		tool("Arrange", theme.GridIcon(), m.onArrange),
+		tool("Zoom in", theme.ZoomInIcon(), m.onZoomIn),
+		tool("Zoom out", theme.ZoomOutIcon(), m.onZoomOut),
+		tool("100%", theme.ZoomFitIcon(), m.onZoomReset),
+		tool("Refresh", theme.ViewRefreshIcon(), m.refresh),
 	)
+	m.errButton = widget.NewButtonWithIcon("Details", theme.ErrorIcon(), m.onErrorDetails)
+	m.errButton.Importance = widget.LowImportance
+	m.errButton.Hide()
 	m.scroll = container.NewScroll(m.canvas)
 	m.canvas.Viewport = func() (fyne.Position, fyne.Size) { return m.scroll.Offset, m.scroll.Size() }
 	m.scroll.OnScrolled = func(fyne.Position) { m.canvas.Refresh() }
 	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), m.scroll))
 	m.tabs.CloseIntercept = m.onCloseTab
-	body := container.NewBorder(toolbar, container.NewVBox(widget.NewSeparator(), m.detail, m.status), nil, nil, m.tabs)
+	bottom := container.NewVBox(widget.NewSeparator(), container.NewBorder(nil, nil, nil, m.errButton, m.detail), m.status)
+	body := container.NewBorder(container.NewVBox(m.toolbar, widget.NewSeparator()), bottom, nil, nil, m.tabs)
 	m.win.SetContent(body)
 	m.win.Resize(fyne.NewSize(960, 600))
 	m.win.SetOnClosed(m.cancel)
 	m.refreshNow()
 	return m
+}
+
+// tool is a toolbar button: an icon and a word, so that every action says
+// what it does.
+func tool(label string, icon fyne.Resource, fn func()) *widget.Button {
+	b := widget.NewButtonWithIcon(label, icon, fn)
+	b.Importance = widget.LowImportance
+	return b
 }
 
 // Window returns the Fyne window.
@@ -143,6 +164,9 @@ func (m *MainWindow) apply(v app.GridView, vs app.VentiStatus, err error) {
 	m.view = v
 	m.canvas.SetView(v)
 	m.status.SetText(statusLine(v, vs))
+	if n, ok := v.NodeByName(m.describing); ok {
+		m.detail.SetText(describe(n))
+	}
 	for name, ct := range m.consoles {
 		if n, ok := v.NodeByName(name); ok {
 			ct.setState(n.State)
@@ -229,14 +253,8 @@ func (m *MainWindow) onTapNode(id string) {
 	if !ok {
 		return
 	}
-	text := fmt.Sprintf("%s: %s, %s", n.Name, n.Kind, n.State)
-	if n.IP != "" {
-		text += ", " + n.IP
-	}
-	for _, p := range n.Problems {
-		text += " — " + p
-	}
-	m.detail.SetText(text)
+	m.say(describe(n))
+	m.describing = n.Name
 	if n.Embedded {
 		return // the embedded venti runs with the engine
 	}
@@ -244,6 +262,22 @@ func (m *MainWindow) onTapNode(id string) {
 		_, err := m.app.Toggle(ctx, n.Name)
 		return err
 	})
+}
+
+// describe is the detail line's text for a node: what it is and its
+// state, kept current while it is the node last tapped.
+func describe(n app.NodeView) string {
+	text := fmt.Sprintf("%s: %s, %s", n.Name, n.Kind, n.State)
+	if n.Pending {
+		text += " (restart it to apply its new configuration)"
+	}
+	if n.IP != "" {
+		text += ", " + n.IP
+	}
+	for _, p := range n.Problems {
+		text += " — " + p
+	}
+	return text
 }
 
 func (m *MainWindow) onDoubleTapNode(id string) {
@@ -276,7 +310,19 @@ func (m *MainWindow) onWire(fromID, toID string) {
 		return
 	}
 	m.do(fmt.Sprintf("wire %s to %s", from.Name, to.Name), func(ctx context.Context) error {
-		return m.app.Wire(ctx, from.Name, to.Name)
+		plan, err := m.app.Wire(ctx, from.Name, to.Name)
+		if err != nil {
+			return err
+		}
+		text := fmt.Sprintf("Wired %s to %s.", from.Name, to.Name)
+		if plan.Replaces != "" {
+			text = fmt.Sprintf("%s: its %s link now goes to %s instead of %s.", from.Name, plan.Kind, to.Name, plan.Replaces)
+		}
+		if from.Up() {
+			text += " It keeps its old configuration until it restarts."
+		}
+		m.ui(func() { m.say(text) })
+		return nil
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
 	"gridlord/app/apptest"
@@ -168,7 +169,7 @@ func TestDefaultGridIsDrawn(t *testing.T) {
 
 func TestTapStartsNodeAndBadgeChanges(t *testing.T) {
 	f := newFixture(t, true)
-	if s := f.state("cpu1"); s != "stopped · pending" {
+	if s := f.state("cpu1"); s != "stopped" { // a fresh grid has nothing pending
 		t.Fatalf("cpu1 badge before: %q", s)
 	}
 	cpu := f.card("cpu1")
@@ -544,4 +545,99 @@ func TestAddNodeWizard(t *testing.T) {
 	if f.loadGrid().Node("fossil2") == nil {
 		t.Fatalf("no fossil2 added (error %v)", f.m.LastError())
 	}
+}
+
+// TestToolbarActionsAreLabelled: every toolbar action says what it does.
+func TestToolbarActionsAreLabelled(t *testing.T) {
+	f := newFixture(t, false)
+	n := 0
+	f.do(func() {
+		for _, o := range f.m.toolbar.Objects {
+			if _, sep := o.(*widget.Separator); sep {
+				continue
+			}
+			b, ok := o.(*widget.Button)
+			if !ok {
+				t.Errorf("toolbar item %T is not a labelled button", o)
+				continue
+			}
+			if b.Text == "" || b.OnTapped == nil {
+				t.Errorf("toolbar button %+v has no label or action", b)
+			}
+			n++
+		}
+	})
+	if n < 10 {
+		t.Errorf("%d toolbar buttons, want the 10 actions", n)
+	}
+}
+
+// TestFailureGoesToStatusLineNotDialog: a failed action is shown on the
+// status line with a Details button; nothing modal covers the canvas.
+func TestFailureGoesToStatusLineNotDialog(t *testing.T) {
+	f := newFixture(t, false)
+	cpu := f.card("cpu1")
+	f.do(func() { test.Tap(cpu) })
+	f.m.Wait()
+	f.do(func() {
+		if top := f.m.win.Canvas().Overlays().Top(); top != nil {
+			t.Errorf("a failed start put %T over the canvas", top)
+		}
+		if !strings.Contains(f.m.DetailText(), "Could not start or stop cpu1") || f.m.errButton.Hidden {
+			t.Errorf("status line %q, details button hidden %v", f.m.DetailText(), f.m.errButton.Hidden)
+		}
+		f.m.onErrorDetails() // asked for: now a dialog
+		if f.m.win.Canvas().Overlays().Top() == nil {
+			t.Error("Details shows nothing")
+		}
+	})
+}
+
+// TestFirstClickWithoutEngineOnlyAsks: when the window can start the
+// engine, an action that needs it asks that one question, with no error
+// dialog beside it.
+func TestFirstClickWithoutEngineOnlyAsks(t *testing.T) {
+	f := newFixture(t, false)
+	f.m.opts.StartEngine = func(context.Context) error { return nil }
+	cpu := f.card("cpu1")
+	f.do(func() { test.Tap(cpu) })
+	f.m.Wait()
+	f.do(func() {
+		if n := len(f.m.win.Canvas().Overlays().List()); n != 1 {
+			t.Errorf("%d overlays after the first click, want the one question", n)
+		}
+	})
+}
+
+// TestDragCPUOntoSecondFossilRewires: dragging cpu1's handle onto a second
+// fossil moves its root link there (no refusal) and says so.
+func TestDragCPUOntoSecondFossilRewires(t *testing.T) {
+	f := newFixture(t, false)
+	if _, err := f.a.AddNode(context.Background(), "fossil", "fossil2", grid.DefaultSeed); err != nil {
+		t.Fatal(err)
+	}
+	f.m.refresh()
+	f.m.Wait()
+	f.dragHandle("cpu1", "fossil2")
+	if err := f.m.LastError(); err != nil {
+		t.Fatalf("dragging cpu1 onto fossil2: %v", err)
+	}
+	g := f.loadGrid()
+	if root := g.Target(g.Node("cpu1"), grid.LinkRoot); root == nil || root.Name != "fossil2" {
+		t.Fatalf("cpu1 roots from %v, want fossil2", root)
+	}
+	f.do(func() {
+		if !strings.Contains(f.m.DetailText(), "instead of fossil1") {
+			t.Errorf("status line %q does not say what changed", f.m.DetailText())
+		}
+		fossil2, _ := f.m.view.NodeByName("fossil2")
+		cpu1, _ := f.m.view.NodeByName("cpu1")
+		found := false
+		for _, l := range f.m.canvas.links {
+			found = found || (l.l.From == cpu1.ID && l.l.To == fossil2.ID)
+		}
+		if !found || len(f.m.canvas.links) != 2 {
+			t.Errorf("canvas links %d, cpu1 → fossil2 drawn %v", len(f.m.canvas.links), found)
+		}
+	})
 }

@@ -1,19 +1,19 @@
-// Package window tests the real Gridlord window: the gridlord binary built
-// with cgo and GLFW, on a real X server (Xvfb), photographed with
-// ImageMagick's import.
+// Package window tests the real Gridlord window as a person uses it: the
+// gridlord binary built with cgo and GLFW, on a real X server (Xvfb),
+// driven with xdotool (mouse and keyboard), photographed with ImageMagick's
+// import, and checked both on the screen (pixel colours of cards, badges
+// and links) and through the engine's gridfs. Screenshots are kept in
+// artifacts/ for people to look at.
 package window
 
 import (
 	"context"
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -65,95 +65,23 @@ func startXvfb(t *testing.T) string {
 	return ""
 }
 
+// TestRealWindowShowsDefaultGrid opens the window on a fresh data
+// directory: it starts the grid's engine and draws the default grid, a
+// card per node in its kind's colour.
 func TestRealWindowShowsDefaultGrid(t *testing.T) {
-	testenv.Tool(t, "gcc")
-	importCmd := testenv.Tool(t, "import")
-	xwininfo := testenv.Tool(t, "xwininfo")
-	display := startXvfb(t)
-
-	bin := filepath.Join(t.TempDir(), "gridlord")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/gridlord")
-	build.Dir = repoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build gridlord: %v\n%s", err, out)
-	}
-
-	data := t.TempDir()
+	bin := gridlordBinary(t)
+	s := newScreen(t)
+	data := shortTemp(t, "glw")
+	t.Cleanup(func() { cleanupGrid(t, filepath.Join(data, "grids", "default")) })
+	startGUI(t, s, bin, "-data", data, "-venti-addr", "127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	gui := exec.CommandContext(ctx, bin, "gui", "-data", data, "-venti-addr", "127.0.0.1:0")
-	gui.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8")
-	var logs strings.Builder
-	gui.Stdout, gui.Stderr = &logs, &logs
-	if err := gui.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = gui.Wait(); close(exited) }()
-	defer func() { gui.Process.Kill(); <-exited; t.Logf("gridlord output:\n%s", logs.String()) }()
-
-	// Wait for the window to be mapped, then give it a moment to paint.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		out, _ := exec.Command(xwininfo, "-display", display, "-root", "-tree").Output()
-		if strings.Contains(string(out), `"Gridlord"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Gridlord window appeared on %s; windows:\n%s", display, out)
-		}
-		select {
-		case <-exited:
-			t.Fatalf("gridlord exited (%v) before its window appeared", exitErr)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	time.Sleep(3 * time.Second)
-
-	shot := filepath.Join(artifactDir(t), "default-grid.png")
-	if out, err := exec.Command(importCmd, "-display", display, "-window", "root", shot).CombinedOutput(); err != nil {
-		t.Fatalf("screenshot: %v\n%s", err, out)
-	}
-	t.Logf("screenshot saved to %s", shot)
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("decode screenshot: %v", err)
-	}
-	// Each node kind's card has its own colour (ui/card.go, assets/*.svg);
-	// a card is 150×64 pixels, so each colour must cover a good area.
-	for kind, c := range map[string]color.NRGBA{
-		"venti":  {0x7b, 0x4f, 0xb8, 0xff},
-		"fossil": {0xb8, 0x86, 0x2f, 0xff},
-		"cpu":    {0x2f, 0x7f, 0xb8, 0xff},
-	} {
+	dialEngine(t, ctx, filepath.Join(data, "grids", "default"))
+	time.Sleep(2 * time.Second) // let it paint
+	img := s.shot("default-grid.png")
+	for kind, c := range map[string]color.NRGBA{"venti": ventiColour, "fossil": fossilColour, "cpu": cpuColour} {
 		if n := countColour(img, c); n < 3000 {
 			t.Errorf("screenshot has %d pixels of the %s card colour, want at least 3000 (is the window blank?)", n, kind)
 		}
 	}
-}
-
-// countColour counts the pixels within a small distance of c.
-func countColour(img image.Image, c color.NRGBA) int {
-	n := 0
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			if near(r>>8, c.R) && near(g>>8, c.G) && near(bl>>8, c.B) {
-				n++
-			}
-		}
-	}
-	return n
-}
-
-func near(v uint32, want uint8) bool {
-	d := int(v) - int(want)
-	return d >= -6 && d <= 6
 }

@@ -120,14 +120,7 @@ func (d *Distribution) WriteBootDisk(name string, b BootDisk) (err error) {
 		{Name: "nvram", Start: plan9Sectors - 1, End: plan9Sectors},
 	}
 
-	mbr := make([]byte, 512)
-	copy(mbr, mbrCode[:min(len(mbrCode), 446)])
-	putPartEntry(mbr[446:], mbrStart, plan9Sectors)
-	mbr[510], mbr[511] = 0x55, 0xAA
-	if _, err := f.WriteAt(mbr, 0); err != nil {
-		return fmt.Errorf("boot disk: %w", err)
-	}
-	if _, err := f.WriteAt([]byte(plan9disk.FormatPartText(parts)), (mbrStart+1)*512); err != nil {
+	if err := writePartitions(f, mbrCode, plan9Sectors, parts); err != nil {
 		return fmt.Errorf("boot disk: %w", err)
 	}
 

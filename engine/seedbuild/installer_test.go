@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,10 +14,6 @@ import (
 	"time"
 
 	"gridlord/engine/console"
-	"gridlord/engine/network"
-	"gridlord/engine/ninep"
-	"gridlord/engine/plan9disk/nvram"
-	"gridlord/engine/qemu"
 	"gridlord/engine/seedbuild"
 	"gridlord/engine/seedbuild/seedtest"
 	"gridlord/testing/testenv"
@@ -30,9 +25,9 @@ const installerBoot = 5 * time.Minute
 // TestInstallerBootsFromServedTree is the real proof of the install
 // route's first step: the distribution's own cpu kernel (9pccpuf), booted
 // from a boot disk made here, mounts the distribution tree served by the
-// engine's 9P2000 server on the grid's private switch as its root, with
-// no auth, and gives a shell at the serial console whose ls of /386/bin
-// matches the tree.
+// engine's 9P2000 server on a private switch as its root, with no auth,
+// and gives a shell at the serial console whose ls of /386/bin matches the
+// tree; it sees the target disk's partitions as the engine laid them out.
 func TestInstallerBootsFromServedTree(t *testing.T) {
 	testenv.Tool(t, "qemu-system-i386")
 	tree := seedtest.Tree(t)
@@ -46,85 +41,34 @@ func TestInstallerBootsFromServedTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
-	// The distribution over 9P2000 on the host's loopback.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	trace := &traceHandler{}
-	srv := ninep.NewServer(ninep.FromFS(fsys, ninep.FSOptions{Meta: d.Meta}), ninep.Options{Logger: slog.New(trace)})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("9P server: %v", err)
-		}
-	}()
-
-	// The private switch, with the server at the host address on 564.
-	members, err := network.Plan(network.Config{}, []string{"installer"}, map[string]string{"installer": "8d0c9a52-13c1-4c55-9b4b-5eed0000b001"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw, err := network.New(network.Config{}, members, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sw.Close()
-	if err := sw.ExposeHost(564, ln.Addr().String()); err != nil {
-		t.Fatal(err)
-	}
-	host := sw.Config().HostIP
-
 	dir, err := os.MkdirTemp("", "glsb") // unix socket paths must stay short
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	boot := filepath.Join(dir, "boot.img")
-	rec := &nvram.Record{AuthID: "bootes", AuthDom: "grid"}
-	if err := rec.SetPassword("password"); err != nil {
-		t.Fatal(err)
-	}
-	ini := seedbuild.InstallerIni(d.Kernel, "installer", host, host)
-	if err := d.WriteBootDisk(boot, seedbuild.BootDisk{Ini: ini, Nvram: rec}); err != nil {
-		t.Fatal(err)
-	}
-
-	t.Setenv(qemu.EnvAccel, "tcg")
-	sup, err := qemu.NewSupervisor(filepath.Join(dir, "vms"), sw, qemu.SupervisorOptions{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close()
-	spec := qemu.Spec{
-		Name: "installer", Arch: "i386", MemoryMiB: 512,
-		Disks: []qemu.Disk{{Path: boot, Format: "raw", Bus: qemu.BusIDE}},
-		NICs:  []qemu.NIC{{Model: qemu.NICRTL8139, MAC: members[0].MAC}},
-	}
+	ctx := context.Background()
+	trace := &traceHandler{}
 	start := time.Now()
-	n, err := sup.Start(ctx, spec)
+	in, err := seedbuild.StartInstaller(ctx, d, seedbuild.InstallerOptions{Dir: dir, Accel: "tcg", Log: log, Trace: trace, BootTimeout: installerBoot})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		stopCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
-		defer stop()
-		sup.Stop(stopCtx, "installer", 2*time.Second)
+		if err := in.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "boot.img")); err == nil {
+			t.Error("the boot disk was left behind")
+		}
 	}()
-	e := console.NewExpecter(n.Console, true)
+	e := console.NewExpecter(in.Console, true)
 	defer e.Close()
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf(format+"\nconsole:\n%s", append(args, n.Console.Scrollback())...)
+		t.Fatalf(format+"\nconsole:\n%s", append(args, in.Console.Scrollback())...)
 	}
-	prompt := regexp.MustCompile(`installer# $`)
-	if _, err := e.Expect(ctx, prompt, installerBoot); err != nil {
-		fail("no shell prompt: %v", err)
+	if _, err := e.Expect(ctx, in.Prompt, time.Second); err != nil {
+		fail("no prompt: %v", err)
 	}
 	t.Logf("prompt after %v", time.Since(start).Round(time.Second))
 	for _, l := range trace.lines() {
@@ -173,6 +117,21 @@ func TestInstallerBootsFromServedTree(t *testing.T) {
 	} else if m[1] != "bootes" {
 		fail("host owner %q, want bootes (from the boot disk's nvram)", m[1])
 	}
+
+	// The target disk's partitions, as the engine laid them out.
+	if err := e.SendLine("ls /dev/sdC1; echo end'.'"); err != nil {
+		t.Fatal(err)
+	}
+	m, err = e.Expect(ctx, regexp.MustCompile(`(?s)'\.'\r?\n(.*)end\.\r?\n`), time.Minute)
+	if err != nil {
+		fail("ls /dev/sdC1: %v", err)
+	}
+	for _, p := range []string{"9fat", "nvram", "fossil", "arenas", "isect"} {
+		if !strings.Contains(m[1], "/dev/sdC1/"+p+"\r\n") {
+			fail("the installer sees no /dev/sdC1/%s: %q", p, m[1])
+		}
+	}
+	t.Logf("ls /dev/sdC1: %q", m[1])
 }
 
 // traceHandler keeps the 9P server's debug records.
@@ -209,4 +168,42 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestInstallerFailedBoot: a kernel that does not boot ends StartInstaller
+// with the console's last lines, and nothing is left in its directory but
+// what the VM runtime keeps of the stopped VM.
+func TestInstallerFailedBoot(t *testing.T) {
+	testenv.Tool(t, "qemu-system-i386")
+	tree := seedtest.CopyTree(t)
+	if err := os.WriteFile(filepath.Join(tree, "386/9pccpuf"), []byte("not a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fsys, closeFS, err := seedbuild.Open(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFS()
+	d, err := seedbuild.Check(fsys, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "glsb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	_, err = seedbuild.StartInstaller(context.Background(), d, seedbuild.InstallerOptions{Dir: dir, Accel: "tcg", BootTimeout: installerBoot})
+	if err == nil {
+		t.Fatal("an installer with a broken kernel booted")
+	}
+	if !strings.Contains(err.Error(), "9load could not load 386/9pccpuf") || !strings.Contains(err.Error(), "premature EOF") {
+		t.Errorf("error does not say what happened or show the console (9load names the kernel): %v", err)
+	}
+	for _, f := range []string{"boot.img", "target.qcow2"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s left behind", f)
+		}
+	}
+	t.Logf("%v", err)
 }

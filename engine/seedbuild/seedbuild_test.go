@@ -270,3 +270,33 @@ func FuzzParseLog(f *testing.F) {
 		ProfileGrid.Filter(entries)
 	})
 }
+
+func TestBootEnd(t *testing.T) {
+	re := bootEnd("installer")
+	for _, tc := range []struct {
+		out  string
+		want int // the group that matches; 0 for none
+	}{
+		{"init: starting /bin/rc\r\ninstaller# ", 1},
+		{"trying sdC0....found 9pccpuf\r\n.premature EOF\r\nBoot from: ", 2},
+		{"version...\r\nboot: settime mount: '/tmp' file does not exist\r\n", 3},
+		{"panic: fault\r\n", 3},
+		{"/boot/usbd: /dev/usb: no hubs\r\n", 0},
+		{"x reboot: later\r\n", 0},
+		{"installer# ls\r\n", 0},
+	} {
+		m := re.FindStringSubmatch(tc.out)
+		got := 0
+		for i := 1; i <= 3 && m != nil; i++ {
+			if m[i] != "" {
+				got = i
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%q: group %d, want %d", tc.out, got, tc.want)
+		}
+	}
+	if _, err := StartInstaller(t.Context(), &Distribution{}, InstallerOptions{}); err == nil {
+		t.Error("an installer without a scratch directory started")
+	}
+}

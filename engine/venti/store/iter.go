@@ -80,6 +80,9 @@ type Record struct {
 	Pos    Pos // where the record starts
 	Next   Pos // where the next one starts: resume there to read on
 	Stored int // bytes the record takes in the log, header included
+	// Size is the block's size: len(Data), or for a damaged record the
+	// payload size its header names (as the index counts it).
+	Size int
 }
 
 // waker lets goroutines wait for an event that a writer signals without
@@ -257,7 +260,7 @@ func (it *Iter) Next(ctx context.Context) (Record, error) {
 		if err != nil {
 			return Record{}, it.skipDamage(a, off, limit, fmt.Errorf("record of %d bytes runs past the end of the log", h.size), next)
 		}
-		rec := Record{Score: h.score, Type: h.typ, Pos: posOf(it.pos), Next: Pos{num, off + int64(len(rb))}, Stored: len(rb)}
+		rec := Record{Score: h.score, Type: h.typ, Pos: posOf(it.pos), Next: Pos{num, off + int64(len(rb))}, Stored: len(rb), Size: h.size}
 		it.pos = rec.Next.addr()
 		corrupt := func(why string) error {
 			return fmt.Errorf("log record %v/%v at %s offset %d: %w: %s", h.score, h.typ, a.path, off, venti.ErrCorrupt, why)
@@ -269,7 +272,7 @@ func (it *Iter) Next(ctx context.Context) (Record, error) {
 		if err != nil {
 			return rec, corrupt(err.Error())
 		}
-		rec.Data = data
+		rec.Data, rec.Size = data, len(data)
 		return rec, nil
 	}
 }

@@ -31,21 +31,9 @@ const installerBoot = 5 * time.Minute
 func TestInstallerBootsFromServedTree(t *testing.T) {
 	testenv.Tool(t, "qemu-system-i386")
 	tree := seedtest.Tree(t)
-	fsys, closeFS, err := seedbuild.Open(tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFS()
-	d, err := seedbuild.Check(fsys, tree)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openDist(t, tree)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	dir, err := os.MkdirTemp("", "glsb") // unix socket paths must stay short
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := shortDir(t)
 	ctx := context.Background()
 	trace := &traceHandler{}
 	start := time.Now()
@@ -134,6 +122,33 @@ func TestInstallerBootsFromServedTree(t *testing.T) {
 	t.Logf("ls /dev/sdC1: %q", m[1])
 }
 
+// openDist opens and checks the distribution at src, closed at cleanup.
+func openDist(t *testing.T, src string) *seedbuild.Distribution {
+	t.Helper()
+	fsys, closeFS, err := seedbuild.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFS() })
+	d, err := seedbuild.Check(fsys, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// shortDir is a scratch directory with a short path (unix socket paths
+// are limited to about 100 bytes), removed at cleanup.
+func shortDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "glsb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // traceHandler keeps the 9P server's debug records.
 type traceHandler struct {
 	mu  sync.Mutex
@@ -179,21 +194,9 @@ func TestInstallerFailedBoot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tree, "386/9pccpuf"), []byte("not a kernel"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fsys, closeFS, err := seedbuild.Open(tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFS()
-	d, err := seedbuild.Check(fsys, tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "glsb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	_, err = seedbuild.StartInstaller(context.Background(), d, seedbuild.InstallerOptions{Dir: dir, Accel: "tcg", BootTimeout: installerBoot})
+	d := openDist(t, tree)
+	dir := shortDir(t)
+	_, err := seedbuild.StartInstaller(context.Background(), d, seedbuild.InstallerOptions{Dir: dir, Accel: "tcg", BootTimeout: installerBoot})
 	if err == nil {
 		t.Fatal("an installer with a broken kernel booted")
 	}

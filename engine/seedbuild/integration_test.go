@@ -15,15 +15,7 @@ import (
 // the verified one.
 func TestRealDistribution(t *testing.T) {
 	for _, src := range []string{seedtest.Tree(t), seedtest.ISO(t)} {
-		fsys, closeFS, err := seedbuild.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := seedbuild.Check(fsys, src)
-		closeFS()
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := openDist(t, src)
 		grid := seedbuild.ProfileGrid.Filter(d.Log)
 		files, bytes := seedbuild.Totals(grid)
 		t.Logf("%s: kernel %s, grid profile %d entries, %.1f MB", filepath.Base(src), d.Kernel, files, float64(bytes)/1e6)

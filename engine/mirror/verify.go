@@ -45,7 +45,7 @@ func (r *VerifyReport) problem(format string, args ...any) {
 // mirror unreachable, the connection lost, the store closed); what it
 // finds goes in the report.
 func (m *Mirror) Verify(ctx context.Context) (*VerifyReport, error) {
-	return Verify(ctx, m.st, m.addr, m.log, WithWindow(m.o.window), WithDialTimeout(m.o.dialTimeout))
+	return verify(ctx, m.st, m.addr, m.log, m.o)
 }
 
 // Verify is Mirror.Verify for the venti at addr, which need not be a
@@ -63,6 +63,11 @@ func Verify(ctx context.Context, st *store.Store, addr string, log *slog.Logger,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	return verify(ctx, st, canon, log.With("mirror", canon), o)
+}
+
+// verify is Verify for a canonical address; log names the mirror.
+func verify(ctx context.Context, st *store.Store, canon string, log *slog.Logger, o options) (*VerifyReport, error) {
 	rep := &VerifyReport{Addr: canon, End: st.Durable()}
 	cl, err := venti.Dial(ctx, canon, venti.WithDialTimeout(o.dialTimeout))
 	if err != nil {
@@ -135,7 +140,7 @@ func Verify(ctx context.Context, st *store.Store, addr string, log *slog.Logger,
 			return nil, fmt.Errorf("verify mirror %s: %w", canon, ctx.Err())
 		}
 	}
-	log.Info("venti mirror: verified", "mirror", canon, "blocks", rep.Blocks, "missing", rep.Missing, "wrong", rep.Wrong, "damaged", rep.Damaged)
+	log.Info("venti mirror: verified", "blocks", rep.Blocks, "missing", rep.Missing, "wrong", rep.Wrong, "damaged", rep.Damaged)
 	return rep, nil
 }
 

@@ -26,8 +26,9 @@ const (
 type GridCanvas struct {
 	widget.BaseWidget
 
-	view  app.GridView
-	cards map[string]*nodeCard
+	view     app.GridView
+	selected string // the outlined card's node ID
+	cards    map[string]*nodeCard
 	links []*linkView
 	zoom  float32
 
@@ -78,6 +79,7 @@ func (c *GridCanvas) SetView(v app.GridView) {
 			c.cards[n.ID] = card
 		}
 		card.set(n, c.zoom)
+		card.setSelected(n.ID == c.selected)
 	}
 	for id := range c.cards {
 		if !seen[id] {
@@ -89,6 +91,14 @@ func (c *GridCanvas) SetView(v app.GridView) {
 		c.links = append(c.links, newLinkView(c, l))
 	}
 	c.Refresh()
+}
+
+// SetSelected outlines the card of node id (and no other).
+func (c *GridCanvas) SetSelected(id string) {
+	c.selected = id
+	for cid, card := range c.cards {
+		card.setSelected(cid == id)
+	}
 }
 
 // Zoom returns the zoom factor.

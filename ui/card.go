@@ -95,6 +95,22 @@ func (n *nodeCard) set(v app.NodeView, zoom float32) {
 	n.Refresh()
 }
 
+// setSelected outlines the card when it is the selected node.
+func (n *nodeCard) setSelected(on bool) {
+	w := float32(0)
+	if on {
+		w = 2
+	}
+	if n.bg.StrokeWidth != w {
+		n.bg.StrokeColor = selectedColour
+		n.bg.StrokeWidth = w
+		n.bg.Refresh()
+	}
+}
+
+// selectedColour outlines the selected card.
+var selectedColour = color.NRGBA{0xf0, 0xf0, 0xf0, 0xff}
+
 // State is the text of the card's state badge, for tests.
 func (n *nodeCard) State() string { return n.state.Text }
 

@@ -19,7 +19,10 @@ import (
 const maxScrollback = 256 << 10
 
 // consoleTab is one node's serial console: live output with scrollback, an
-// input line, copy, clear and save log. Closing it closes only this
+// input line, copy, clear and save log. It follows the node: when the
+// node's console ends (it stopped) or is not there yet (it was never
+// started), the tab waits and attaches again as soon as the node starts,
+// showing the new boot below a separator. Closing it closes only this
 // window's stream; the VM and other viewers are not affected.
 type consoleTab struct {
 	m     *MainWindow
@@ -30,8 +33,12 @@ type consoleTab struct {
 	input *widget.Entry
 	state *widget.Label
 
+	// UI goroutine only.
+	buf       strings.Builder
+	live      bool   // a stream is attached, or being attached
+	lastState string // the node's state at the last refresh
+
 	mu     sync.Mutex
-	buf    strings.Builder // UI goroutine only
 	stream io.ReadWriteCloser
 	closed bool
 }
@@ -58,10 +65,29 @@ func (m *MainWindow) openConsole(name string) {
 	m.tabs.Append(ct.tab)
 	m.tabs.Select(ct.tab)
 	if n, ok := m.snapshot().NodeByName(name); ok {
-		ct.setState(n.State)
+		ct.state.SetText(name + ": " + n.State)
+		ct.lastState = n.State
 	}
-	m.ops.Add(1)
+	ct.connect()
+	if c := fyne.CurrentApp().Driver().CanvasForObject(ct.input); c != nil {
+		c.Focus(ct.input)
+	}
+}
+
+// connect attaches to the node's console in the background (UI
+// goroutine).
+func (ct *consoleTab) connect() {
+	ct.live = true
+	ct.m.ops.Add(1)
 	go ct.attach()
+}
+
+// detached notes that the stream ended or could not be opened, saying why
+// in the tab; the next start of the node attaches again (UI goroutine).
+func (ct *consoleTab) detached(why string) {
+	ct.live = false
+	ct.lastState = "" // whatever the next refresh says is news
+	ct.appendText("[" + why + "]\n")
 }
 
 // attach opens the console stream and copies it into the tab.
@@ -69,10 +95,8 @@ func (ct *consoleTab) attach() {
 	defer ct.m.ops.Done()
 	s, err := ct.m.app.Backend().OpenConsole(ct.m.ctx, ct.name)
 	if err != nil {
-		ct.m.ui(func() {
-			ct.appendText("[no console: " + err.Error() + "]\n")
-			ct.m.showError("Could not open the console of "+ct.name, err)
-		})
+		why, _ := app.ErrorReason(err)
+		ct.m.ui(func() { ct.detached("no console yet (" + why + "): it appears when " + ct.name + " starts") })
 		return
 	}
 	ct.mu.Lock()
@@ -92,7 +116,7 @@ func (ct *consoleTab) attach() {
 				ct.m.ui(func() { ct.appendText(text) })
 			}
 			if err != nil {
-				ct.m.ui(func() { ct.appendText("[console closed]\n") })
+				ct.m.ui(func() { ct.detached("console ended: the next boot of " + ct.name + " shows here") })
 				return
 			}
 		}
@@ -117,7 +141,25 @@ func (ct *consoleTab) appendText(s string) {
 // Text is the console text shown, for tests.
 func (ct *consoleTab) Text() string { return ct.buf.String() }
 
-func (ct *consoleTab) setState(s string) { ct.state.SetText(ct.name + ": " + s) }
+// setState shows the node's state in the tab's header and, when the tab
+// is waiting and the node has just started, attaches to the new boot (UI
+// goroutine).
+func (ct *consoleTab) setState(s string) {
+	ct.state.SetText(ct.name + ": " + s)
+	prev := ct.lastState
+	ct.lastState = s
+	if ct.live || s == prev || (s != "starting" && s != "running") {
+		return
+	}
+	ct.mu.Lock()
+	closed := ct.closed
+	ct.mu.Unlock()
+	if closed {
+		return
+	}
+	ct.appendText("──── " + ct.name + " is " + s + ": new boot ────\n")
+	ct.connect()
+}
 
 // onSubmit sends the line and a newline to the VM.
 func (ct *consoleTab) onSubmit(line string) {

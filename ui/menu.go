@@ -16,18 +16,20 @@ func (m *MainWindow) onNodeMenu(id string, at fyne.Position) {
 		return
 	}
 	name := n.Name
-	ctl := func(verb string) func() {
-		return func() {
-			m.do(verb+" "+name, func(ctx context.Context) error { return m.app.NodeCtl(ctx, name, verb) })
-		}
+	m.selectNode(n)
+	ctl := func(verb string) func() { return func() { m.nodeCtl(name, verb) } }
+	item := func(label string, sc fyne.Shortcut, fn func()) *fyne.MenuItem {
+		it := fyne.NewMenuItem(label, fn)
+		it.Shortcut = sc
+		return it
 	}
 	items := []*fyne.MenuItem{
-		fyne.NewMenuItem("Start", ctl("start")),
-		fyne.NewMenuItem("Stop", ctl("stop")),
+		item("Start", startShortcut, ctl("start")),
+		item("Stop", stopShortcut, ctl("stop")),
 		fyne.NewMenuItem("Power off", ctl("poweroff")),
 		fyne.NewMenuItem("Reset disk…", func() { m.onResetDisk(name) }),
 		fyne.NewMenuItemSeparator(),
-		fyne.NewMenuItem("Console", func() { m.openConsole(name) }),
+		item("Console", consoleShortcut, func() { m.openConsole(name) }),
 	}
 	if n.Kind == "cpu" {
 		items = append(items, fyne.NewMenuItem("Drawterm", func() { m.onDrawterm(name) }))
@@ -38,7 +40,7 @@ func (m *MainWindow) onNodeMenu(id string, at fyne.Position) {
 		fyne.NewMenuItem("Reset identity…", func() { m.showReset(name) }),
 		fyne.NewMenuItem("Properties…", func() { m.showProperties(name) }),
 		fyne.NewMenuItemSeparator(),
-		fyne.NewMenuItem("Delete", func() { m.onDelete(name) }),
+		item("Delete", deleteShortcut, func() { m.onDelete(name) }),
 	)
 	if n.Embedded {
 		// The embedded venti runs with the engine: it has no VM to control.

@@ -51,6 +51,7 @@ type MainWindow struct {
 	// something else).
 	errTitle, errDetails string
 	describing           string
+	selected             string // the node shortcuts act on
 
 	view     app.GridView // UI goroutine only
 	consoles map[string]*consoleTab
@@ -94,6 +95,7 @@ func NewMainWindow(fa fyne.App, a *app.App, opts Options) *MainWindow {
 	m.canvas.OnWire = m.onWire
 	m.canvas.CanWire = m.canWire
 	m.canvas.OnLinkMenu = m.onLinkMenu
+	m.addShortcuts()
 	m.toolbar = container.NewHBox(
 		tool("New grid", theme.DocumentCreateIcon(), m.onNewGrid),
 		tool("Open", theme.FolderOpenIcon(), m.onOpenGrid),
@@ -253,8 +255,7 @@ func (m *MainWindow) onTapNode(id string) {
 	if !ok {
 		return
 	}
-	m.say(describe(n))
-	m.describing = n.Name
+	m.selectNode(n)
 	if n.Embedded {
 		return // the embedded venti runs with the engine
 	}
@@ -280,8 +281,18 @@ func describe(n app.NodeView) string {
 	return text
 }
 
+// selectNode makes n the node the shortcuts act on, outlines its card and
+// describes it on the detail line.
+func (m *MainWindow) selectNode(n app.NodeView) {
+	m.selected = n.Name
+	m.canvas.SetSelected(n.ID)
+	m.say(describe(n))
+	m.describing = n.Name
+}
+
 func (m *MainWindow) onDoubleTapNode(id string) {
 	if n, ok := m.node(id); ok && !n.Embedded {
+		m.selectNode(n)
 		m.openConsole(n.Name)
 	}
 }

@@ -641,3 +641,68 @@ func TestDragCPUOntoSecondFossilRewires(t *testing.T) {
 		}
 	})
 }
+
+// TestConsoleOpenedBeforeStartShowsNewBoot: a console tab opened on a
+// node that has not started waits (no error dialog) and shows the boot
+// when the node starts, with the node's state in its header.
+func TestConsoleOpenedBeforeStartShowsNewBoot(t *testing.T) {
+	f := newFixture(t, true)
+	cpu := f.card("cpu1")
+	var ct *consoleTab
+	f.do(func() {
+		test.DoubleTap(cpu)
+		ct = f.m.consoles["cpu1"]
+	})
+	f.m.Wait()
+	text := func() (s string) { f.do(func() { s = ct.Text() }); return s }
+	if !strings.Contains(text(), "it appears when cpu1 starts") {
+		t.Errorf("console of a never-started node says %q", text())
+	}
+	f.do(func() {
+		if top := f.m.win.Canvas().Overlays().Top(); top != nil {
+			t.Errorf("opening the console of a stopped node showed %T", top)
+		}
+	})
+	if err := f.a.NodeCtl(context.Background(), "cpu1", "start"); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("the new boot's banner in the tab opened before the start", func() bool { return strings.Contains(text(), "cpu1: ready") })
+	f.eventually("the header to say running", func() bool {
+		var s string
+		f.do(func() { s = ct.state.Text })
+		return s == "cpu1: running"
+	})
+	if !strings.Contains(text(), "new boot") {
+		t.Errorf("no separator before the new boot: %q", text())
+	}
+}
+
+// TestShortcutsActOnSelectedNode: Ctrl+R, Ctrl+E and Ctrl+T start, stop
+// and open the console of the node last clicked; its menu shows them.
+func TestShortcutsActOnSelectedNode(t *testing.T) {
+	f := newFixture(t, true)
+	press := func(sc fyne.Shortcut) {
+		f.do(func() { f.m.win.Canvas().(fyne.Shortcutable).TypedShortcut(sc) })
+		f.m.Wait()
+	}
+	press(startShortcut)
+	if !strings.Contains(f.m.DetailText(), "Click a node first") {
+		t.Errorf("a shortcut with nothing selected says %q", f.m.DetailText())
+	}
+	cpu := f.card("cpu1")
+	f.do(func() { test.TapSecondary(cpu) })
+	if it := f.m.MenuItem("Start"); it == nil || it.Shortcut != startShortcut {
+		t.Errorf("the menu's Start item does not show its shortcut: %+v", it)
+	}
+	f.dismiss()
+	press(startShortcut)
+	f.eventually("Ctrl+R to start cpu1", func() bool { return strings.HasPrefix(f.state("cpu1"), "running") })
+	press(consoleShortcut)
+	f.do(func() {
+		if f.m.consoles["cpu1"] == nil {
+			t.Error("Ctrl+T opened no console")
+		}
+	})
+	press(stopShortcut)
+	f.eventually("Ctrl+E to stop cpu1", func() bool { return strings.HasPrefix(f.state("cpu1"), "stopped") })
+}

@@ -29,8 +29,8 @@ type GridCanvas struct {
 	view     app.GridView
 	selected string // the outlined card's node ID
 	cards    map[string]*nodeCard
-	links []*linkView
-	zoom  float32
+	links    []*linkView
+	zoom     float32
 
 	rubber *canvas.Line
 

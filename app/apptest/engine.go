@@ -85,6 +85,12 @@ func (e *Engine) NodeLog(node string) ([]byte, error) {
 	return h.Scrollback(), nil
 }
 
+// Identity implements gridfs.Engine: the stand-in engine's nodes have no
+// disks.
+func (e *Engine) Identity(context.Context, []string) error {
+	return fmt.Errorf("the stand-in engine's nodes have no nvram")
+}
+
 // NodeDrawterm implements gridfs.Engine: the stand-in engine runs no VMs.
 func (e *Engine) NodeDrawterm(node string) ([]byte, error) {
 	return nil, fmt.Errorf("node %s: the stand-in engine runs no cpu service", node)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -648,4 +649,59 @@ func readPassword(env *cmdEnv, prompt string) (string, error) {
 		return "", fmt.Errorf("no password: give it in $PASS or type it at the prompt (%v)", err)
 	}
 	return line, nil
+}
+
+// runGridIdentity gives nodes (default: all) a new host owner identity:
+// nvram and, with -keyfs, the auth servers' keyfs entry. The password comes
+// from $PASS or is asked for twice.
+func runGridIdentity(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "identity", "[-grid DIR] [-u USER] [-authdom DOM] [-keyfs=false] [NODE...]")
+	user := fs.String("u", "", "host owner (default: the first node's)")
+	dom := fs.String("authdom", "", "auth domain (default: the first node's)")
+	keyfs := fs.Bool("keyfs", true, "also change the user's key in the auth servers' keyfs (typed at their consoles), so the whole grid takes the password")
+	return withEngine(ctx, env, fs, args, 0, -1, func(c *gridfs.Client, _ string, nodes []string) error {
+		g, err := readGrid(ctx, c)
+		if err != nil {
+			return err
+		}
+		for _, n := range g.Nodes {
+			if n.HasVM() && (len(nodes) == 0 || n.Name == nodes[0]) {
+				if *user == "" {
+					*user = n.User
+				}
+				if *dom == "" {
+					*dom = n.AuthDom
+				}
+				break
+			}
+		}
+		pw := os.Getenv("PASS")
+		if pw == "" {
+			if pw, err = readPassword(env, fmt.Sprintf("new password for %s@%s: ", *user, *dom)); err != nil {
+				return err
+			}
+			again, err := readPassword(env, "again: ")
+			if err != nil {
+				return err
+			}
+			if again != pw {
+				return errors.New("the two passwords differ; nothing was changed")
+			}
+		}
+		if err := grid.CheckPassword(*user, pw); err != nil {
+			return err
+		}
+		words := []string{"set", "user=" + *user, "authdom=" + *dom, "password=" + pw}
+		if *keyfs {
+			words = append(words, "keyfs=yes")
+		}
+		if err := c.Identity(ctx, gridfs.QuoteWords(append(words, nodes...))); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "new identity %s@%s written; the nodes are stopped and boot with it at their next start\n", *user, *dom)
+		if !*keyfs {
+			fmt.Fprintln(env.stdout, "the auth servers' keyfs still has the old password: logins fail until it is changed (run again with -keyfs)")
+		}
+		return nil
+	})
 }

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 // runCLI runs gridlord in this process.
-func runCLI(t *testing.T, ctx context.Context, args ...string) (string, string, int) {
+func runCLI(t testing.TB, ctx context.Context, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := &cmdEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
@@ -72,7 +72,7 @@ func enginePid(t *testing.T, dir string) int {
 }
 
 // cleanupGrid ends the engine and any VM the test left running.
-func cleanupGrid(t *testing.T, dir string) {
+func cleanupGrid(t testing.TB, dir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if b, err := os.ReadFile(filepath.Join(dir, daemon.LockName)); err == nil {
@@ -232,10 +232,11 @@ func TestGridEndToEnd(t *testing.T) {
 	}
 	logb, _ := os.ReadFile(filepath.Join(dir, daemon.LogName))
 	log := string(logb)
-	fossilReady := logOrder(log, "node ready", "node=fossil1")
+	// cpu1 boots once fossil1 serves 564, not before.
+	fossilServes := logOrder(log, "node serves its dependants", "node=fossil1", "cpu1")
 	cpuStart := logOrder(log, "starting node", "node=cpu1")
-	if fossilReady < 0 || cpuStart < 0 || fossilReady > cpuStart {
-		t.Fatalf("start order: fossil1 ready at log line %d, cpu1 started at %d", fossilReady, cpuStart)
+	if fossilServes < 0 || cpuStart < 0 || fossilServes > cpuStart {
+		t.Fatalf("start order: fossil1 served its dependants at log line %d, cpu1 started at %d", fossilServes, cpuStart)
 	}
 
 	// A second engine on the same grid is refused.

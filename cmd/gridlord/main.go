@@ -66,6 +66,7 @@ func commands() []command {
 		{"start", "start nodes (and what they depend on)", runGridNode("start")},
 		{"stop", "stop nodes (and what depends on them)", runGridNode("stop")},
 		{"reset", "recreate stopped nodes' disks from their seeds", runGridNode("reset")},
+		{"identity", "give nodes a new host owner password (nvram and the auth server's keyfs)", runGridIdentity},
 		{"clone", "add a node cloned from a stopped node", runGridClone},
 		{"wire", "link a node to one it depends on (cpu to fossil, fossil to venti)", runGridWire("wire")},
 		{"unwire", "remove a link between two nodes", runGridWire("unwire")},

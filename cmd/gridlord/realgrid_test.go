@@ -185,6 +185,26 @@ func TestRealGrid(t *testing.T) {
 	// The window's drawterm path, headless: it logs in and its rc answers.
 	testDrawtermFromApp(t, ctx, g)
 
+	// Reset identity: a new password for bootes, in the nvram of both
+	// nodes and in fossil1's keyfs; after the next boot exec logs in with
+	// the new password and not with the old.
+	t.Setenv("PASS", "n3w-grid-pass")
+	g.cli("identity")
+	t.Setenv("PASS", "")
+	g.cli("up")
+	if out := g.exec("cpu1", "cat /dev/sysname"); out != "cpu1" {
+		t.Fatalf("after reset identity, exec cpu1 with the grid's new password = %q", out)
+	}
+	t.Setenv("PASS", "password")
+	if out, errs, code := runCLI(t, ctx, "exec", "-grid", g.dir, "cpu1", "--", "cat", "/dev/sysname"); code == 0 {
+		t.Fatalf("after reset identity the old password still logs in: %q %q", out, errs)
+	}
+	t.Setenv("PASS", "n3w-grid-pass")
+	if out := g.exec("cpu1", "cat /dev/user"); out != "bootes" {
+		t.Fatalf("exec cpu1 with $PASS set to the new password = %q", out)
+	}
+	t.Setenv("PASS", "")
+
 	g.cli("down")
 	for name, st := range states(t, ctx, c) {
 		if name != "venti" && st != "stopped" {
@@ -247,4 +267,52 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestRealGridCloneRewire clones a cpu and a fossil+auth node of the real
+// seed and rewires a cpu to the second fossil: two cpus on one fossil both
+// answer exec as themselves; the rewired cpu's next boot roots from the new
+// fossil, shown by a file that exists only there.
+func TestRealGridCloneRewire(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	g := newRealGrid(t, ctx)
+	g.cli("clone", "cpu1", "cpu2")
+	g.cli("start", "cpu1", "cpu2")
+	for _, cpu := range []string{"cpu1", "cpu2"} {
+		if out := g.exec(cpu, "cat /dev/sysname"); out != cpu {
+			t.Fatalf("exec %s -- cat /dev/sysname = %q", cpu, out)
+		}
+	}
+	g.cli("down")
+
+	// A clone of the (booted) fossil+auth node: its own address and MAC,
+	// a copy of fossil1's disk.
+	g.cli("clone", "fossil1", "fossil2")
+	c := g.client()
+	gr, err := readGrid(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1, f2 := gr.Node("fossil1"), gr.Node("fossil2")
+	if f2 == nil || f2.IP == f1.IP || f2.MAC == f1.MAC || f2.Kind != f1.Kind {
+		t.Fatalf("fossil2 = %+v (fossil1 %+v)", f2, f1)
+	}
+	g.cli("unwire", "cpu2", "fossil1")
+	g.cli("wire", "cpu2", "fossil2")
+	g.cli("start", "fossil2")
+	n := nonce(t)
+	only := "/usr/only-on-fossil2-" + n
+	g.exec("fossil2", "echo "+n+" >"+only)
+	g.cli("start", "cpu1", "cpu2")
+	if out := g.exec("cpu2", "cat "+only); out != n+"\n" {
+		t.Fatalf("cpu2, rewired to fossil2, reads %s as %q", only, out)
+	}
+	if out, _, code := runCLI(t, ctx, "exec", "-grid", g.dir, "cpu1", "--", "cat", only); code == 0 {
+		t.Fatalf("cpu1 (on fossil1) reads fossil2's file: %q", out)
+	}
+	if out := g.exec("cpu2", "cat /dev/sysname"); out != "cpu2" {
+		t.Fatalf("cpu2 after rewire: sysname %q", out)
+	}
+	g.cli("down")
 }

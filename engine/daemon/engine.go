@@ -458,6 +458,28 @@ func (e *Engine) rebuildSwitch() error {
 	return nil
 }
 
+// refreshSwitch rebuilds the switch when the model's leases differ from
+// the switch's and no VM runs, so that nodes added, cloned or readdressed
+// while the grid is down get their leases before anything starts (the
+// switch's DHCP leases are fixed at creation).
+func (e *Engine) refreshSwitch() {
+	_, ms := e.networkPlan()
+	e.sw.mu.Lock()
+	same := len(ms) == len(e.sw.members)
+	for _, m := range ms {
+		if have, ok := e.sw.members[m.Name]; !ok || have != m {
+			same = false
+		}
+	}
+	e.sw.mu.Unlock()
+	if same || e.anyVMRunning() {
+		return
+	}
+	if err := e.rebuildSwitch(); err != nil {
+		e.log.Warn("rebuilding the grid network for the changed nodes", "err", err)
+	}
+}
+
 // ensureMember makes sure the switch hands node its lease, rebuilding the
 // switch if the model changed and no VM is running.
 func (e *Engine) ensureMember(name string) error {

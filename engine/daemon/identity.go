@@ -1,17 +1,24 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"time"
 
 	"gridlord/engine/atomicfile"
+	"gridlord/engine/console"
 	"gridlord/engine/drawterm"
 	"gridlord/engine/grid"
 	"gridlord/engine/network"
+	"gridlord/engine/plan9disk"
+	"gridlord/engine/plan9disk/nvram"
+	"gridlord/engine/qcow2"
 )
 
 // Passwords of the grid's users. The engine needs them to log in to nodes
@@ -152,4 +159,293 @@ func (e *Engine) NodeDrawterm(name string) ([]byte, error) {
 		return nil, err
 	}
 	return t.Marshal(), nil
+}
+
+// IdentityChange is a new host owner identity for nodes (ResetIdentity).
+type IdentityChange struct {
+	User, AuthDom, Password string
+	// Keyfs also changes User's entry in the keyfs of each auth server
+	// among Nodes (auth/changeuser typed at its console) and re-encrypts its
+	// key file for the new machine key (auth/convkeys), so that tickets are
+	// made with the new password too: without it a node's nvram disagrees
+	// with the auth server, and logins fail.
+	Keyfs bool
+	// Nodes are the nodes to change; none means every VM node.
+	Nodes []string
+}
+
+// parseIdentity reads the words of an /identity "set" command.
+func parseIdentity(words []string) (IdentityChange, error) {
+	var id IdentityChange
+	if len(words) == 0 || words[0] != "set" {
+		return id, fmt.Errorf("identity: want %q", "set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]")
+	}
+	for _, w := range words[1:] {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			id.Nodes = append(id.Nodes, w)
+			continue
+		}
+		switch k {
+		case "user":
+			id.User = v
+		case "authdom":
+			id.AuthDom = v
+		case "password":
+			id.Password = v
+		case "keyfs":
+			id.Keyfs = v == "yes" || v == "true" || v == "1"
+		default:
+			return id, fmt.Errorf("identity: unknown setting %q (user, authdom, password, keyfs)", k)
+		}
+	}
+	if id.User == "" || id.AuthDom == "" {
+		return id, errors.New("identity: give both user= and authdom=")
+	}
+	return id, grid.CheckPassword(id.User, id.Password)
+}
+
+// Identity implements gridfs.Engine (/identity).
+func (e *Engine) Identity(ctx context.Context, words []string) error {
+	id, err := parseIdentity(words)
+	if err != nil {
+		return err
+	}
+	return e.run(ctx, func(c context.Context) error { return e.ResetIdentity(c, id) })
+}
+
+// ResetIdentity gives nodes a new host owner, auth domain and password: with
+// Keyfs, first the keyfs of the auth servers among them (started if they
+// are stopped); then the nodes are stopped and each one's nvram gets the
+// new identity and machine key (its disk is made first if it has none);
+// the model and the grid's passwords record it. The nodes stay stopped:
+// the next start boots them with it.
+func (e *Engine) ResetIdentity(ctx context.Context, id IdentityChange) error {
+	if err := grid.CheckPassword(id.User, id.Password); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	names := id.Nodes
+	if len(names) == 0 {
+		for _, n := range e.g.Nodes {
+			if n.HasVM() {
+				names = append(names, n.Name)
+			}
+		}
+	}
+	var auths []string
+	for _, name := range names {
+		n := e.g.Node(name)
+		if n == nil {
+			e.mu.Unlock()
+			return fmt.Errorf("reset identity: no node %s in the grid (nodes: %s)", name, strings.Join(e.namesLocked(), ", "))
+		}
+		if !n.HasVM() {
+			e.mu.Unlock()
+			return fmt.Errorf("reset identity: %s is the embedded venti: it has no nvram", name)
+		}
+		if n.Kind.ServesAuth() {
+			auths = append(auths, name)
+		}
+	}
+	e.mu.Unlock()
+	if id.Keyfs {
+		for _, a := range auths {
+			if err := e.Start(ctx, a); err != nil {
+				return fmt.Errorf("reset identity: start auth server %s to change its keyfs: %w", a, err)
+			}
+			if err := e.changeKeyfs(ctx, a, id); err != nil {
+				return err
+			}
+		}
+	}
+	if err := e.Stop(ctx, false, names...); err != nil {
+		return fmt.Errorf("reset identity: stop the nodes to write their nvram: %w", err)
+	}
+	for _, name := range names {
+		if err := e.writeIdentity(ctx, name, id); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.setPasswordLocked(id.User, id.AuthDom, id.Password)
+}
+
+// writeIdentity writes id into stopped node name's nvram and model.
+func (e *Engine) writeIdentity(ctx context.Context, name string, id IdentityChange) error {
+	r, st, err := e.ref(name)
+	if err != nil {
+		return err
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	if e.vmNode(r.id) != nil {
+		return fmt.Errorf("reset identity: node %s is running again: stop it and retry", name)
+	}
+	e.mu.Lock()
+	err = e.g.SetIdentity(name, id.User, id.AuthDom)
+	if err == nil {
+		err = e.saveLocked()
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("reset identity: %w", err)
+	}
+	if err := e.prepareDisk(ctx, name, false); err != nil {
+		return fmt.Errorf("reset identity of %s: %w", name, err)
+	}
+	disk, err := e.DiskPath(name)
+	if err != nil {
+		return err
+	}
+	if err := writeNvramKey(disk, id.User, id.AuthDom, id.Password); err != nil {
+		return fmt.Errorf("reset identity of %s: %w", name, err)
+	}
+	e.log.Info("wrote a new identity into the node's nvram", "node", name, "user", id.User, "authdom", id.AuthDom)
+	return nil
+}
+
+// writeNvramKey writes user@dom and the machine key(s) of password into
+// the nvram record of the disk at path, keeping its layout.
+func writeNvramKey(path, user, dom, password string) error {
+	im, err := qcow2.Open(path)
+	if err != nil {
+		return fmt.Errorf("open disk: %w", err)
+	}
+	werr := func() error {
+		p9, err := plan9disk.Open(im)
+		if err != nil {
+			return fmt.Errorf("not a Plan 9 disk: %w", err)
+		}
+		rec := &nvram.Record{Layout: nvram.NineFront}
+		if old, _, err := p9.ReadNvram(); err == nil {
+			rec = old
+		}
+		rec.AuthID, rec.AuthDom = user, dom
+		rec.MachKey = nvram.PassToDESKey(password)
+		if rec.Layout == nvram.NineFront {
+			if rec.AESMachKey, err = nvram.PassToAESKey(password); err != nil {
+				return err
+			}
+		}
+		if _, err := p9.WriteNvram(rec); err != nil {
+			return fmt.Errorf("nvram: %w", err)
+		}
+		return nil
+	}()
+	if err := im.Close(); werr == nil {
+		werr = err
+	}
+	return werr
+}
+
+// keyfsPrompts are what auth/changeuser and auth/convkeys ask at a 4e or
+// 9legacy console, and the answers for id (nil: answered separately).
+func keyfsPrompts(password string) []struct {
+	re     *regexp.Regexp
+	answer string
+} {
+	return []struct {
+		re     *regexp.Regexp
+		answer string
+	}{
+		{regexp.MustCompile(`assign new password\? \[y/n\]: $`), "y"},
+		{regexp.MustCompile(`Confirm password: $`), password},
+		{regexp.MustCompile(`Password: $`), password},
+		{regexp.MustCompile(`assign Inferno/POP secret\? \(y/n\) $`), "n"},
+		{regexp.MustCompile(`Expiration date[^:\n]*: $`), ""},
+		{regexp.MustCompile(`Post id: $`), ""},
+		{regexp.MustCompile(`full name: $`), ""},
+		{regexp.MustCompile(`Department #: $`), ""},
+		{regexp.MustCompile(`email address[^:\n]*: $`), ""},
+	}
+}
+
+// changeKeyfs types auth/changeuser for id.User at running auth server
+// name's console, answering its questions, then auth/convkeys so its key
+// file is encrypted with the key of the new password (which its nvram gets
+// next), and checks that both ended well.
+func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange) error {
+	r, st, err := e.ref(name)
+	if err != nil {
+		return err
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	vn := e.vmNode(r.id)
+	if vn == nil {
+		return fmt.Errorf("reset identity: auth server %s is not running", name)
+	}
+	ex := console.NewExpecter(vn.Console, false)
+	defer ex.Close()
+	fail := func(what string, err error) error {
+		return fmt.Errorf("reset identity: %s on %s: %w; console tail:\n%s", what, name, err, strings.Join(vn.Console.LastLines(15), "\n"))
+	}
+	dialog := func(command string, done *regexp.Regexp) error {
+		if err := ex.SendLine(command); err != nil {
+			return err
+		}
+		prompts := keyfsPrompts(id.Password)
+		for i := 0; i < 32; i++ {
+			alts := []string{done.String(), `(?m)^(?:changeuser|convkeys|keyfs): [^\r\n]*`}
+			for _, p := range prompts {
+				alts = append(alts, p.re.String())
+			}
+			m, err := ex.Expect(ctx, regexp.MustCompile("("+strings.Join(alts, ")|(")+")"), 60*time.Second)
+			if err != nil {
+				return err
+			}
+			switch {
+			case done.MatchString(m[0]):
+				return nil
+			case m[2] != "":
+				return fmt.Errorf("%s", strings.TrimSpace(m[2]))
+			}
+			answered := false
+			for _, p := range prompts {
+				if p.re.MatchString(m[0]) {
+					if err := ex.SendLine(p.answer); err != nil {
+						return err
+					}
+					answered = true
+					break
+				}
+			}
+			if !answered {
+				return fmt.Errorf("unexpected console output %q", m[0])
+			}
+		}
+		return errors.New("too many questions")
+	}
+	e.log.Info("changing the keyfs entry on the auth server", "node", name, "user", id.User)
+	if err := dialog("auth/changeuser "+id.User, regexp.MustCompile(`user \S+ installed for Plan 9`)); err != nil {
+		return fail("auth/changeuser "+id.User, err)
+	}
+	if err := dialog("auth/convkeys /adm/keys", regexp.MustCompile(`enter password to reencode with`)); err != nil {
+		return fail("auth/convkeys", err)
+	}
+	// Now its two password questions, then its status.
+	for _, q := range []string{`Password: $`, `Confirm password: $`} {
+		if _, err := ex.Expect(ctx, regexp.MustCompile(q), 60*time.Second); err != nil {
+			return fail("auth/convkeys", err)
+		}
+		if err := ex.SendLine(id.Password); err != nil {
+			return fail("auth/convkeys", err)
+		}
+	}
+	if _, err := ex.Expect(ctx, plan9Prompt, 60*time.Second); err != nil {
+		return fail("auth/convkeys", err)
+	}
+	if err := ex.SendLine("echo GRIDLORD-STATUS $status | tr A-Z a-z"); err != nil {
+		return fail("auth/convkeys", err)
+	}
+	m, err := ex.Expect(ctx, regexp.MustCompile(`gridlord-status ?([^\r\n]*)\r?\n`), 30*time.Second)
+	if err != nil {
+		return fail("auth/convkeys", err)
+	}
+	if s := strings.TrimSpace(m[1]); s != "" {
+		return fail("auth/convkeys", fmt.Errorf("status %q", s))
+	}
+	return nil
 }

@@ -231,6 +231,9 @@ func (e *Engine) edit(change func(*grid.Grid) error) error {
 		e.mu.Unlock()
 		return err
 	}
+	e.mu.Unlock()
+	e.refreshSwitch()
+	e.mu.Lock()
 	var pending []nodeRef
 	for _, n := range e.g.Pending() {
 		if n.HasVM() {

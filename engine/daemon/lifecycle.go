@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,13 +85,17 @@ func (e *Engine) vmNode(id uuid.UUID) *qemu.Node {
 	return sn
 }
 
-// Start starts the named nodes and everything they depend on, dependencies
-// first (grid.StartOrder), each waiting for the one before it to be ready.
-// With no names it starts the whole grid.
+// Start starts the named nodes and everything they depend on; with no names
+// the whole grid. Nodes boot in parallel where they can: each waits only
+// until what it depends on serves it — a fossil's 564 for the cpus rooted
+// there, which comes up while the fossil's boot is still running its
+// cpurc; full readiness for anything else — so a cpu boots while its
+// fossil finishes. A node whose dependency fails is not started.
 func (e *Engine) Start(ctx context.Context, names ...string) error {
 	e.mu.Lock()
 	order, err := e.g.StartOrder(names...)
 	var refs []nodeRef
+	deps, dependants := map[string][]string{}, map[string][]string{}
 	if err == nil {
 		for _, p := range e.g.Check() {
 			if p.Severity != grid.SeverityError {
@@ -104,25 +109,81 @@ func (e *Engine) Start(ctx context.Context, names ...string) error {
 		}
 		for _, n := range order {
 			refs = append(refs, refOf(n))
+			for _, d := range e.g.Dependencies(n) {
+				if d.HasVM() {
+					deps[n.Name] = append(deps[n.Name], d.Name)
+					dependants[d.Name] = append(dependants[d.Name], n.Name)
+				}
+			}
 		}
 	}
 	e.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	e.refreshSwitch() // nodes added while the grid was down
+	type run struct {
+		serving chan struct{} // closed once dependants may start
+		once    sync.Once
+		done    chan struct{} // closed at the end; err is set before
+		err     error
+	}
+	runs := make(map[string]*run, len(refs))
 	for _, r := range refs {
-		if !r.hasVM {
-			continue // the embedded venti is up while the engine is
+		runs[r.name] = &run{serving: make(chan struct{}), done: make(chan struct{})}
+	}
+	var wg sync.WaitGroup
+	for _, r := range refs {
+		rn := runs[r.name]
+		if !r.hasVM { // the embedded venti is up while the engine is
+			close(rn.serving)
+			close(rn.done)
+			continue
 		}
-		if err := e.startOne(ctx, r.name); err != nil {
-			return err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(rn.done)
+			serve := func() {
+				rn.once.Do(func() {
+					if len(dependants[r.name]) > 0 {
+						e.log.Info("node serves its dependants; they may boot", "node", r.name, "dependants", strings.Join(dependants[r.name], ","))
+					}
+					close(rn.serving)
+				})
+			}
+			for _, d := range deps[r.name] {
+				dr := runs[d]
+				if dr == nil {
+					continue // outside this start: StartOrder put it first, or it is not needed
+				}
+				select {
+				case <-dr.serving:
+				case <-dr.done:
+					if dr.err != nil {
+						rn.err = fmt.Errorf("%s was not started: %s, which it needs, did not start", r.name, d)
+						return
+					}
+				}
+			}
+			if rn.err = e.startOne(ctx, r.name, serve); rn.err == nil {
+				serve()
+			}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range refs {
+		if rn := runs[r.name]; rn.err != nil {
+			errs = append(errs, rn.err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// startOne prepares, boots and waits for one node.
-func (e *Engine) startOne(ctx context.Context, name string) error {
+// startOne prepares, boots and waits for one node. serving is called as
+// soon as dependants may start booting (see Start), before readiness.
+func (e *Engine) startOne(ctx context.Context, name string, serving func()) error {
 	r, st, err := e.ref(name)
 	if err != nil {
 		return err
@@ -153,7 +214,7 @@ func (e *Engine) startOne(ctx context.Context, name string) error {
 		return fail(fmt.Errorf("start %s: %w", name, err))
 	}
 	e.forward(name)
-	if err := e.waitReady(ctx, r, vn, boot); err != nil {
+	if err := e.waitReady(ctx, r, vn, boot, serving); err != nil {
 		if e.ctx.Err() != nil {
 			// The engine is closing, not the node failing: leave the VM
 			// running for the next engine to re-adopt.
@@ -223,7 +284,7 @@ func qemuArch(a images.Arch) string {
 // (grid.ReadyPorts: a fossil's 564, an auth server's 567, the cpu
 // listener), each accepting through the switch. A direct-boot stand-in: its
 // ready line (then its setup lines are typed), then its kind's port.
-func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *DirectBoot) error {
+func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *DirectBoot, serving func()) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
 	go func() { // a VM that dies stops the wait at once
@@ -264,8 +325,15 @@ func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *
 			ports = []int{grid.VentiPort}
 		}
 	} else {
-		// Real Plan 9: the console prompt (cpurc has run), then every
-		// listener the role has.
+		// Real Plan 9. A fossil serves 564 as soon as fossil starts, long
+		// before init: cpus rooted there may boot from then on. Then the
+		// console prompt (cpurc has run) and every listener of the role.
+		if r.kind.IsFossil() {
+			if err := e.waitListening(ctx, r.ip, grid.FossilPort); err != nil {
+				return failed(fmt.Sprintf("%s:%d does not accept connections", r.ip, grid.FossilPort), err)
+			}
+			serving()
+		}
 		if _, err := ex.Expect(ctx, plan9Prompt, 0); err != nil {
 			return failed("no console prompt", err)
 		}
@@ -274,6 +342,9 @@ func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *
 	for _, port := range ports {
 		if err := e.waitListening(ctx, r.ip, port); err != nil {
 			return failed(fmt.Sprintf("%s:%d does not accept connections", r.ip, port), err)
+		}
+		if port == grid.FossilPort {
+			serving()
 		}
 	}
 	return nil
@@ -434,6 +505,7 @@ func (e *Engine) Clone(ctx context.Context, src, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	e.refreshSwitch()
 	if err := e.prepareDisk(ctx, name, false); err != nil {
 		return name, err
 	}

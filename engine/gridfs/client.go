@@ -255,6 +255,12 @@ func (c *Client) Ctl(ctx context.Context, line string) error {
 	return c.ctl(ctx, "ctl", line)
 }
 
+// Identity writes one command to /identity (see IdentityVerbs); a refused
+// command gives a *CtlError.
+func (c *Client) Identity(ctx context.Context, line string) error {
+	return c.ctl(ctx, "identity", line)
+}
+
 // NodeCtl writes one command (e.g. "start") to /nodes/NODE/ctl. A missing
 // node gives an error wrapping os.ErrNotExist; a refused command a *CtlError.
 func (c *Client) NodeCtl(ctx context.Context, node, line string) error {

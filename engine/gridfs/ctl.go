@@ -59,6 +59,18 @@ func NodeVerbs() []Verb {
 	}
 }
 
+// IdentityVerbs returns the table of commands /identity accepts: a new host
+// owner identity for nodes, written there (not to /ctl) because ctl lines
+// are logged and this one holds a password:
+//
+//	set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]
+//
+// With keyfs=yes the auth servers' keyfs entry of USER is changed too (and
+// their key file re-encrypted), so the whole grid takes the new password.
+func IdentityVerbs() []Verb {
+	return []Verb{{"set", 3, -1, "set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]"}}
+}
+
 // verbTable is an explicit lookup table of ctl verbs.
 type verbTable map[string]Verb
 

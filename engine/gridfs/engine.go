@@ -7,6 +7,7 @@
 //	/ctl               write: one grid command per write; read: the verbs
 //	/grid.json         read: the grid model
 //	/events            read: blocks until the next change, then "changed SEQ\n"
+//	/identity          write: a new host owner identity for nodes (not logged)
 //	/seeds             read: one line per seed
 //	/venti/stats       read: "key value" lines
 //	/nodes/NAME/ctl    write: one node command per write; read: the verbs
@@ -96,6 +97,9 @@ type Engine interface {
 	// drawterm.Target.Marshal writes it (addresses, protocol, user and the
 	// password when known).
 	NodeDrawterm(node string) ([]byte, error)
+	// Identity runs one command written to /identity (see IdentityVerbs),
+	// already split into words. Its words are never logged.
+	Identity(ctx context.Context, words []string) error
 	// Seeds returns one line per seed: "NAME vac:SCORE SIZE FORMAT".
 	Seeds() ([]string, error)
 	// VentiStats returns the embedded venti's statistics as "key value" lines.

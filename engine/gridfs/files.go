@@ -114,7 +114,7 @@ func (d *dir) names() ([]string, map[string]bool) {
 	e := d.a.fs.e
 	switch d.kind {
 	case rootDir:
-		return []string{"ctl", "events", "grid.json", "nodes", "seeds", "venti"}, map[string]bool{"nodes": true, "venti": true}
+		return []string{"ctl", "events", "grid.json", "identity", "nodes", "seeds", "venti"}, map[string]bool{"nodes": true, "venti": true}
 	case nodesDir:
 		ns := e.Nodes()
 		isDir := make(map[string]bool, len(ns))
@@ -140,6 +140,8 @@ func (d *dir) lookup(name string) (p9.File, error) {
 			return &ctlFile{fileBase: fileBase{entry: c}}, nil
 		case "events":
 			return &eventsFile{fileBase: fileBase{entry: c}}, nil
+		case "identity":
+			return &ctlFile{fileBase: fileBase{entry: c}, identity: true}, nil
 		case "grid.json":
 			return &textFile{fileBase: fileBase{entry: c}, gen: d.a.fs.e.GridJSON}, nil
 		case "seeds":
@@ -338,7 +340,8 @@ func (f *textFile) ReadAt(p []byte, off int64) (int, error) {
 type ctlFile struct {
 	fileBase
 	templatefs.NilCloser
-	node string
+	node     string
+	identity bool // /identity: its lines hold a password and are never logged
 
 	mu      sync.Mutex
 	pending string // error of this fid's last write, until read
@@ -352,7 +355,7 @@ func (f *ctlFile) Walk(names []string) ([]p9.QID, p9.File, error) {
 	if len(names) != 0 {
 		return nil, nil, linux.ENOTDIR
 	}
-	return nil, &ctlFile{fileBase: f.fileBase, node: f.node}, nil
+	return nil, &ctlFile{fileBase: f.fileBase, node: f.node, identity: f.identity}, nil
 }
 
 // GetAttr implements p9.File.GetAttr.
@@ -376,6 +379,9 @@ func (f *ctlFile) Open(mode p9.OpenFlags) (p9.QID, uint32, error) {
 }
 
 func (f *ctlFile) verbs() verbTable {
+	if f.identity {
+		return f.a.fs.identVerbs
+	}
 	if f.node == "" {
 		return f.a.fs.gridVerbs
 	}
@@ -413,6 +419,9 @@ func (f *ctlFile) WriteAt(p []byte, off int64) (int, error) {
 	f.mu.Unlock()
 	if err != nil {
 		line := oneLine(string(bytes.TrimRight(p, "\r\n")))
+		if f.identity {
+			line = "(identity not shown)"
+		}
 		f.a.fs.lastErr.set(f.path, fmt.Sprintf("%q: %s", line, oneLine(err.Error())))
 		f.a.fs.log.Info("gridfs ctl failed", "path", f.path, "command", line, "err", err)
 		var ce *ctlError
@@ -435,6 +444,10 @@ func (f *ctlFile) run(p []byte) error {
 		return err
 	}
 	fs := f.a.fs
+	if f.identity {
+		fs.log.Info("gridfs identity", "path", f.path)
+		return fs.e.Identity(fs.ctx, words)
+	}
 	fs.log.Info("gridfs ctl", "path", f.path, "words", words)
 	if f.node == "" {
 		return fs.e.Ctl(fs.ctx, words)

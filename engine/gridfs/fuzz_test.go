@@ -32,14 +32,15 @@ func (r *recEngine) NodeCtl(ctx context.Context, n string, w []string) error {
 	r.got = append(r.got, append([]string{n}, w...))
 	return nil
 }
-func (r *recEngine) NodeStatus(string) (string, error)    { return "stopped", nil }
-func (r *recEngine) NodeIni(string) ([]byte, error)       { return nil, nil }
-func (r *recEngine) Console(string) (*console.Hub, error) { return nil, errors.New("none") }
-func (r *recEngine) NodeLog(string) ([]byte, error)       { return nil, nil }
-func (r *recEngine) NodeDrawterm(string) ([]byte, error)  { return nil, nil }
-func (r *recEngine) Seeds() ([]string, error)             { return nil, nil }
-func (r *recEngine) VentiStats() ([]byte, error)          { return nil, nil }
-func (r *recEngine) Changed() <-chan struct{}             { return make(chan struct{}) }
+func (r *recEngine) NodeStatus(string) (string, error)        { return "stopped", nil }
+func (r *recEngine) NodeIni(string) ([]byte, error)           { return nil, nil }
+func (r *recEngine) Console(string) (*console.Hub, error)     { return nil, errors.New("none") }
+func (r *recEngine) NodeLog(string) ([]byte, error)           { return nil, nil }
+func (r *recEngine) NodeDrawterm(string) ([]byte, error)      { return nil, nil }
+func (r *recEngine) Identity(context.Context, []string) error { return nil }
+func (r *recEngine) Seeds() ([]string, error)                 { return nil, nil }
+func (r *recEngine) VentiStats() ([]byte, error)              { return nil, nil }
+func (r *recEngine) Changed() <-chan struct{}                 { return make(chan struct{}) }
 
 // FuzzCtlWrite drives /ctl's write path with arbitrary bytes: a write either
 // reaches the engine with exactly ParseCtl's words and succeeds, or fails

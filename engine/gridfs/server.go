@@ -47,23 +47,25 @@ func WithVerbs(grid, node []Verb) Option {
 
 // fsys is the state shared by every connection to one file tree.
 type fsys struct {
-	e         Engine
-	ctx       context.Context
-	log       *slog.Logger
-	gridVerbs verbTable
-	nodeVerbs verbTable
-	events    *notifier
-	lastErr   lastErrors
+	e          Engine
+	ctx        context.Context
+	log        *slog.Logger
+	gridVerbs  verbTable
+	nodeVerbs  verbTable
+	identVerbs verbTable
+	events     *notifier
+	lastErr    lastErrors
 }
 
 func newFsys(e Engine, opts ...Option) *fsys {
 	f := &fsys{
-		e:         e,
-		ctx:       context.Background(),
-		log:       slog.New(slog.DiscardHandler),
-		gridVerbs: newVerbTable(GridVerbs()),
-		nodeVerbs: newVerbTable(NodeVerbs()),
-		events:    &notifier{e: e},
+		e:          e,
+		ctx:        context.Background(),
+		log:        slog.New(slog.DiscardHandler),
+		gridVerbs:  newVerbTable(GridVerbs()),
+		nodeVerbs:  newVerbTable(NodeVerbs()),
+		identVerbs: newVerbTable(IdentityVerbs()),
+		events:     &notifier{e: e},
 	}
 	for _, o := range opts {
 		o(f)

@@ -282,6 +282,11 @@ func (e *Engine) NodeIni(node string) ([]byte, error) { return e.get(node, e.ini
 // NodeLog implements gridfs.Engine.
 func (e *Engine) NodeLog(node string) ([]byte, error) { return e.get(node, e.logs) }
 
+// Identity implements gridfs.Engine: the fake's nodes have no nvram.
+func (e *Engine) Identity(context.Context, []string) error {
+	return errors.New("the fake engine's nodes have no nvram")
+}
+
 // NodeDrawterm implements gridfs.Engine: the fake's nodes run no cpu
 // service.
 func (e *Engine) NodeDrawterm(node string) ([]byte, error) {

@@ -206,8 +206,9 @@ type conn struct {
 
 // fid is one fid of a session.
 type fid struct {
-	mu   sync.Mutex
-	name string
+	mu    sync.Mutex
+	uname string // the user named at attach, inherited by walks
+	name  string
 	qid  plan9.Qid
 	open bool
 	mode uint8
@@ -405,9 +406,20 @@ func (c *conn) attach(f, r *plan9.Fcall) error {
 	if _, dup := c.fids[f.Fid]; dup {
 		return errors.New("fid in use")
 	}
-	c.fids[f.Fid] = &fid{name: ".", qid: d.Qid}
+	c.fids[f.Fid] = &fid{name: ".", qid: d.Qid, uname: f.Uname}
 	r.Qid = d.Qid
 	return nil
+}
+
+type userKey struct{}
+
+// User returns the user name the client gave at attach, for the calls an
+// FS gets on that client's behalf (Open): no authentication vouches for
+// it, so an FS may use it to refuse, never to grant more than any client
+// of the listener may have.
+func User(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
 }
 
 // child returns the path of elem in directory name.
@@ -435,7 +447,7 @@ func (c *conn) walk(f, r *plan9.Fcall) error {
 		return err
 	}
 	from.mu.Lock()
-	name, qid, open := from.name, from.qid, from.open
+	name, qid, open, uname := from.name, from.qid, from.open, from.uname
 	from.mu.Unlock()
 	if open {
 		return errors.New("walk of an open fid")
@@ -488,7 +500,7 @@ func (c *conn) walk(f, r *plan9.Fcall) error {
 	if _, dup := c.fids[f.Newfid]; dup {
 		return errors.New("fid in use")
 	}
-	c.fids[f.Newfid] = &fid{name: name, qid: qid}
+	c.fids[f.Newfid] = &fid{name: name, qid: qid, uname: uname}
 	return nil
 }
 
@@ -505,7 +517,7 @@ func (c *conn) open(f, r *plan9.Fcall) error {
 				return errors.New("is a directory")
 			}
 		} else {
-			file, err := c.srv.fs.Open(c.ctx, fd.name, f.Mode)
+			file, err := c.srv.fs.Open(context.WithValue(c.ctx, userKey{}, fd.uname), fd.name, f.Mode)
 			if err != nil {
 				return err
 			}

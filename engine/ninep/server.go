@@ -209,10 +209,10 @@ type fid struct {
 	mu    sync.Mutex
 	uname string // the user named at attach, inherited by walks
 	name  string
-	qid  plan9.Qid
-	open bool
-	mode uint8
-	file File
+	qid   plan9.Qid
+	open  bool
+	mode  uint8
+	file  File
 	// Directory reads: the listing taken when the read at offset 0
 	// began, the next entry and the offset the next read must give.
 	dir    []plan9.Dir

@@ -3,37 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
 )
-
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runSub runs one subcommand's run function in-process (the mirror
 // commands are not in commands() yet).
@@ -121,9 +102,11 @@ func TestMirrorCLI(t *testing.T) {
 
 	// Run, serving the store too: a block written there is mirrored.
 	ctx, cancel := context.WithCancel(context.Background())
-	var runOutput syncBuffer
+	var runOutput lockedBuffer // realgrid_test.go
 	done := make(chan error, 1)
-	go func() { done <- runSub(ctx, runMirrorRun, &runOutput, "-store", dir, "-serve", "127.0.0.1:0", "-every", "50ms") }()
+	go func() {
+		done <- runSub(ctx, runMirrorRun, &runOutput, "-store", dir, "-serve", "127.0.0.1:0", "-every", "50ms")
+	}()
 	waitUntil(t, "the mirror to hold every block", func() bool { return holds(addr, scores) })
 	var serveAddr string
 	waitUntil(t, "the venti line", func() bool {
@@ -208,4 +191,34 @@ func TestMirrorBenchCLI(t *testing.T) {
 		}
 	}
 	t.Log(out)
+}
+
+var mirrorBenchSize = flag.String("mirrorsize", "512M", "BenchmarkMirror: bytes of random 8 KiB blocks to mirror")
+
+// BenchmarkMirror is "gridlord bench mirror" under go test:
+//
+//	go test ./cmd/gridlord -run '^$' -bench Mirror -benchtime 1x [-mirrorsize 512M]
+//
+// It reports the mirror's MB/s of blocks and its ratio to the same run's
+// cp -r + sync of the arena files.
+func BenchmarkMirror(b *testing.B) {
+	size, err := parseSize(*mirrorBenchSize)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := &cmdEnv{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for b.Loop() {
+		res, err := benchMirror(context.Background(), env, b.TempDir(), size, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out bytes.Buffer
+		res.print(&out)
+		b.Log("\n" + out.String())
+		mirrorMBps := float64(res.blockBytes) / 1e6 / res.mirror.Seconds()
+		cpMBps := float64(res.logBytes) / 1e6 / res.cp.Seconds()
+		b.ReportMetric(mirrorMBps, "mirror-MB/s")
+		b.ReportMetric(cpMBps, "cp-MB/s")
+		b.ReportMetric(mirrorMBps/cpMBps, "mirror/cp")
+	}
 }

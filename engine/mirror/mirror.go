@@ -106,6 +106,24 @@ func WithDialTimeout(d time.Duration) Option {
 	}
 }
 
+// prepare checks a mirror's address and options: it returns the address
+// as host:port, the options, and log (a discarding one if nil) naming the
+// mirror.
+func prepare(addr string, log *slog.Logger, opts []Option) (string, options, *slog.Logger, error) {
+	canon, err := canonAddr(addr)
+	if err != nil {
+		return "", options{}, nil, err
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return "", options{}, nil, fmt.Errorf("mirror %s: %w", canon, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return canon, o, log.With("mirror", canon), nil
+}
+
 func buildOptions(opts []Option) (options, error) {
 	o := defaultOptions()
 	for _, f := range opts {
@@ -160,16 +178,9 @@ type Mirror struct {
 // is kept in the file path (read now if it exists; written once the
 // mirror has acknowledged a Tsync). It does not connect: Run does.
 func NewMirror(st *store.Store, addr, path string, log *slog.Logger, opts ...Option) (*Mirror, error) {
-	canon, err := canonAddr(addr)
+	canon, o, log, err := prepare(addr, log, opts)
 	if err != nil {
 		return nil, err
-	}
-	o, err := buildOptions(opts)
-	if err != nil {
-		return nil, fmt.Errorf("mirror %s: %w", canon, err)
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
 	}
 	s, err := loadState(path)
 	if err != nil {
@@ -178,7 +189,7 @@ func NewMirror(st *store.Store, addr, path string, log *slog.Logger, opts ...Opt
 	if s.Addr != "" && s.Addr != canon {
 		return nil, fmt.Errorf("mirror position %s belongs to mirror %s, not %s", path, s.Addr, canon)
 	}
-	m := &Mirror{st: st, addr: canon, path: path, log: log.With("mirror", canon), o: o, state: s}
+	m := &Mirror{st: st, addr: canon, path: path, log: log, o: o, state: s}
 	if s.Addr == "" || s.Store != st.ID() {
 		if s.Addr != "" {
 			m.log.Warn("venti mirror: position was saved for another store; pushing everything again", "position", path, "store", s.Store, "now", st.ID())

@@ -193,6 +193,22 @@ func statusOf(t testing.TB, mg *Manager, addr string) Status {
 	return m.Status()
 }
 
+// mirrorTo starts a manager of prim's mirrors with the one at addr.
+func mirrorTo(t testing.TB, prim *store.Store, addr string) (*Manager, string) {
+	t.Helper()
+	mg, err := New(prim, t.TempDir(), testLog(t), quick...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mg.Close() })
+	canon, err := mg.Add(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mg.Start(ctx)
+	return mg, canon
+}
+
 // TestMirrorPushes mirrors a store, follows new writes, and verifies.
 func TestMirrorPushes(t *testing.T) {
 	prim := openStore(t, t.TempDir(), store.WithArenaSize(1<<20))
@@ -298,13 +314,7 @@ func TestMirrorReconnect(t *testing.T) {
 	mst := openStore(t, t.TempDir())
 	srv := startServer(t, mst)
 	srv.st.delay.Store(int64(200 * time.Microsecond))
-	mg, err := New(prim, t.TempDir(), testLog(t), quick...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mg.Close()
-	addr, _ := mg.Add(srv.addr)
-	mg.Start(ctx)
+	mg, addr := mirrorTo(t, prim, srv.addr)
 	waitFor(t, "some progress", time.Minute, func() bool { return statusOf(t, mg, addr).Blocks > 200 })
 	srv.stop()
 	waitFor(t, "the error to show", time.Minute, func() bool {
@@ -379,13 +389,7 @@ func TestMirrorDamagedStore(t *testing.T) {
 	f.Close()
 	prim = openStore(t, pdir)
 	srv := startServer(t, openStore(t, t.TempDir()))
-	mg, err := New(prim, t.TempDir(), testLog(t), quick...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mg.Close()
-	addr, _ := mg.Add(srv.addr)
-	mg.Start(ctx)
+	mg, addr := mirrorTo(t, prim, srv.addr)
 	waitFor(t, "catch up", time.Minute, func() bool { return caughtUp(statusOf(t, mg, addr)) })
 	st := statusOf(t, mg, addr)
 	if st.Skipped != 1 || st.Blocks != 30 || !strings.Contains(st.LastError, victim.Score.String()) {

@@ -52,18 +52,11 @@ func (m *Mirror) Verify(ctx context.Context) (*VerifyReport, error) {
 // configured mirror (any venti that should hold a copy of st). Of opts,
 // the window and dial timeout apply.
 func Verify(ctx context.Context, st *store.Store, addr string, log *slog.Logger, opts ...Option) (*VerifyReport, error) {
-	canon, err := canonAddr(addr)
+	canon, o, log, err := prepare(addr, log, opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("verify: %w", err)
 	}
-	o, err := buildOptions(opts)
-	if err != nil {
-		return nil, fmt.Errorf("verify mirror %s: %w", canon, err)
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return verify(ctx, st, canon, log.With("mirror", canon), o)
+	return verify(ctx, st, canon, log, o)
 }
 
 // verify is Verify for a canonical address; log names the mirror.

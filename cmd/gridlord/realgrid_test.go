@@ -278,7 +278,19 @@ func TestRealGridCloneRewire(t *testing.T) {
 	defer cancel()
 	g := newRealGrid(t, ctx)
 	g.cli("clone", "cpu1", "cpu2")
-	g.cli("start", "cpu1", "cpu2")
+	g.cli("start", "cpu1")
+
+	// From cpu1's own shell: mount the grid's tree over 9P2000, list the
+	// nodes, and start cpu2 by writing to its ctl file.
+	out := g.exec("cpu1", "srv tcp!10.0.9.254!564 gridlord /n/grid && ls /n/grid/nodes && cat /n/grid/nodes/cpu2/status && echo start >/n/grid/nodes/cpu2/ctl && cat /n/grid/nodes/cpu2/status")
+	for _, want := range []string{"/n/grid/nodes/cpu1", "/n/grid/nodes/cpu2", "/n/grid/nodes/fossil1", "/n/grid/nodes/venti", "stopped kind=cpu", "running kind=cpu"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("cpu1 driving the grid through its 9P2000 tree printed no %q:\n%s", want, out)
+		}
+	}
+	if st := states(t, ctx, g.client())["cpu2"]; st != "running" {
+		t.Fatalf("cpu2 is %s after cpu1 started it through the grid's tree", st)
+	}
 	for _, cpu := range []string{"cpu1", "cpu2"} {
 		if out := g.exec(cpu, "cat /dev/sysname"); out != cpu {
 			t.Fatalf("exec %s -- cat /dev/sysname = %q", cpu, out)

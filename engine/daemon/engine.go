@@ -44,6 +44,7 @@ import (
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 	"gridlord/engine/network"
+	"gridlord/engine/ninep"
 	"gridlord/engine/qemu"
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
@@ -444,6 +445,10 @@ func (e *Engine) rebuildSwitch() error {
 		sw.Close()
 		return fmt.Errorf("grid network: embedded venti for guests: %w", err)
 	}
+	if err := e.servePlan9Tree(sw); err != nil {
+		sw.Close()
+		return err
+	}
 	set := make(map[string]network.Member, len(ms))
 	for _, m := range ms {
 		set[m.Name] = m
@@ -478,6 +483,42 @@ func (e *Engine) refreshSwitch() {
 	if err := e.rebuildSwitch(); err != nil {
 		e.log.Warn("rebuilding the grid network for the changed nodes", "err", err)
 	}
+}
+
+// servePlan9Tree serves the grid's tree over 9P2000 to the guests of sw, at
+// the host address on grid.GridfsPort, inside the grid network only (there
+// is no host socket); it ends with the switch.
+func (e *Engine) servePlan9Tree(sw *network.Switch) error {
+	ln, err := sw.ListenHost(grid.GridfsPort)
+	if err != nil {
+		return fmt.Errorf("grid network: the grid's tree for Plan 9 nodes: %w", err)
+	}
+	srv := ninep.NewServer(gridfs.NewPlan9FS(e, gridfs.Plan9Options{Owner: e.hostOwner}), ninep.Options{Logger: e.log.With("service", "gridfs-9p2000")})
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := srv.Serve(e.ctx, ln); err != nil && e.ctx.Err() == nil {
+			e.log.Debug("the grid's 9P2000 tree stopped (switch rebuilt or closed)", "err", err)
+		}
+	}()
+	return nil
+}
+
+// hostOwner is the grid's host owner: the user of its auth server, else
+// of its first node with a VM.
+func (e *Engine) hostOwner() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	owner := ""
+	for _, n := range e.g.Nodes {
+		switch {
+		case n.HasVM() && n.Kind.ServesAuth():
+			return n.User
+		case n.HasVM() && owner == "":
+			owner = n.User
+		}
+	}
+	return owner
 }
 
 // ensureMember makes sure the switch hands node its lease, rebuilding the

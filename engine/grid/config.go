@@ -19,6 +19,9 @@ const (
 	CPUPort      = 17010 // ncpu: 4e cpu listener (drawterm -O)
 	RCPUPort     = 17019 // rcpu: 9front cpu listener
 	SecstorePort = 5356  // secstore
+	// GridfsPort is where guests mount the grid's own tree (9P2000) at the
+	// grid's host address: srv tcp!HOST!564.
+	GridfsPort = 564
 )
 
 // ReadyPorts returns the ports a booted Plan 9 node of kind k from a seed of

@@ -50,7 +50,7 @@ func openMirrors(env *cmdEnv, storeDir, dir string, opts ...mirror.Option) (st *
 	}
 	st, err = store.Open(storeDir, store.WithLogger(env.log))
 	if errors.Is(err, store.ErrLocked) {
-		return nil, nil, nil, fmt.Errorf("%w (stop the engine or \"venti serve\" that uses it first)", err)
+		return nil, nil, nil, fmt.Errorf("%w (stop the engine, \"venti serve\" or \"mirror run\" that uses it first)", err)
 	}
 	if err != nil {
 		return nil, nil, nil, err

@@ -8,8 +8,10 @@
 //
 // Only the host services exposed with Switch.ExposeHost answer at the host
 // address; nothing else of the host's loopback is reachable from guests.
-// (Guests still reach other addresses, such as the LAN and the internet,
-// through the gateway's NAT, as gvisor-tap-vsock does by default.)
+// Guests reach addresses outside the grid (the host's LAN, the internet)
+// through the gateway's forwarders only when Config.Outbound allows it; by
+// default their connections there are refused, and the gateway's DNS asks
+// no outside resolver.
 //
 // QEMU attaches with -netdev stream,server=on: each NIC is a socket server
 // inside QEMU, and the engine dials it and hands the connection to
@@ -20,21 +22,16 @@ package network
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"sort"
 	"strconv"
 	"sync"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/types"
-	"github.com/containers/gvisor-tap-vsock/pkg/virtualnetwork"
 	"github.com/google/uuid"
 )
 
@@ -53,6 +50,15 @@ type Config struct {
 	// FirstNodeHost is the host number of the first node's address when
 	// Plan assigns them (default 10: 192.168.127.10, .11, ...).
 	FirstNodeHost int `json:"firstNodeHost,omitempty"`
+	// Outbound lets guests reach addresses outside the grid's subnet
+	// through the gateway: TCP and UDP to them are carried from the host,
+	// and the gateway's DNS asks the host's resolver. Off (the default),
+	// guests reach only each other, the gateway's DHCP and DNS and the
+	// exposed host services; anything else is refused (TCP reset, ICMP
+	// port unreachable) and DNS answers every name "not found". It is
+	// fixed for a switch's life: a changed setting takes effect with a new
+	// Switch.
+	Outbound bool `json:"outbound,omitempty"`
 }
 
 // Member is one node's place on the switch.
@@ -168,13 +174,14 @@ const VentiPort = 17034
 // DHCP server's static leases are.
 type Switch struct {
 	cfg     Config
-	vn      *virtualnetwork.VirtualNetwork
+	vn      *gateway
 	log     *slog.Logger
 	members map[string]Member
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	forwards map[string][]*forward
@@ -195,6 +202,12 @@ type forward struct {
 // New starts a switch for members (see Plan). It fails on duplicate MACs
 // or IPs, or addresses outside the subnet.
 func New(cfg Config, members []Member, log *slog.Logger) (*Switch, error) {
+	return newSwitch(cfg, members, log, net.DefaultResolver)
+}
+
+// newSwitch is New with the resolver the gateway's DNS asks for names
+// outside the grid when cfg.Outbound is on.
+func newSwitch(cfg Config, members []Member, log *slog.Logger, upstream resolver) (*Switch, error) {
 	cfg, err := cfg.Defaults()
 	if err != nil {
 		return nil, err
@@ -230,20 +243,10 @@ func New(cfg Config, members []Member, log *slog.Logger) (*Switch, error) {
 		m.MAC = mac
 		byName[m.Name] = m
 	}
-	vn, err := virtualnetwork.New(&types.Configuration{
-		MTU:               cfg.MTU,
-		Subnet:            cfg.Subnet,
-		GatewayIP:         cfg.GatewayIP,
-		GatewayMacAddress: "5a:94:ef:e4:0c:dd",
-		DHCPStaticLeases:  leases,
-		// No NAT from HostIP to the host's loopback: that would open every
-		// loopback port of the host to guests. HostIP answers ARP, and
-		// ExposeHost listens on chosen ports of it inside the virtual
-		// stack; connections to its other ports go to the library's
-		// forwarder, which dials HostIP itself on the host's network.
-		GatewayVirtualIPs: []string{cfg.HostIP},
-		Protocol:          types.QemuProtocol,
-	})
+	// HostIP answers ARP, and ExposeHost listens on chosen ports of it
+	// inside the gateway's stack; there is no NAT from it to the host's
+	// loopback, which would open every loopback port of the host to guests.
+	vn, err := newGateway(cfg, leases, upstream, log)
 	if err != nil {
 		return nil, fmt.Errorf("start virtual network %s: %w", cfg.Subnet, err)
 	}
@@ -279,13 +282,7 @@ func (s *Switch) AcceptQEMU(ctx context.Context, conn net.Conn) error {
 
 // Leases returns the DHCP leases, address -> MAC.
 func (s *Switch) Leases() (map[string]string, error) {
-	rec := httptest.NewRecorder()
-	s.vn.ServicesMux().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/leases", nil))
-	var out map[string]string
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-		return nil, fmt.Errorf("read leases: %w", err)
-	}
-	return out, nil
+	return s.vn.pool.Leases(), nil
 }
 
 // DialGuest opens a TCP connection from the gateway to addr ("IP:PORT") on
@@ -463,10 +460,8 @@ func (s *Switch) Forwards(node string) []Forward {
 	return out
 }
 
-// Close stops the forwards and exposed host services and ends every
-// AcceptQEMU. The gVisor stack's
-// own DHCP and DNS goroutines cannot be stopped through the library and
-// stay until the process exits; make one Switch per grid, not per test step.
+// Close stops the forwards and exposed host services, ends every
+// AcceptQEMU and stops the gateway (DHCP, DNS, forwarders, its stack).
 func (s *Switch) Close() error {
 	s.cancel()
 	s.mu.Lock()
@@ -482,5 +477,6 @@ func (s *Switch) Close() error {
 	s.exposed = map[int]*exposure{}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.closeOnce.Do(s.vn.close)
 	return nil
 }

@@ -193,11 +193,14 @@ func TestMirrorBenchCLI(t *testing.T) {
 	t.Log(out)
 }
 
-var mirrorBenchSize = flag.String("mirrorsize", "512M", "BenchmarkMirror: bytes of random 8 KiB blocks to mirror")
+var (
+	mirrorBenchSize   = flag.String("mirrorsize", "512M", "BenchmarkMirror: bytes of random 8 KiB blocks to mirror")
+	mirrorBenchWindow = flag.Int("mirrorwindow", 64, "BenchmarkMirror: writes in flight")
+)
 
 // BenchmarkMirror is "gridlord bench mirror" under go test:
 //
-//	go test ./cmd/gridlord -run '^$' -bench Mirror -benchtime 1x [-mirrorsize 512M]
+//	go test ./cmd/gridlord -run '^$' -bench Mirror -benchtime 1x [-mirrorsize 512M] [-mirrorwindow 64]
 //
 // It reports the mirror's MB/s of blocks and its ratio to the same run's
 // cp -r + sync of the arena files.
@@ -208,7 +211,7 @@ func BenchmarkMirror(b *testing.B) {
 	}
 	env := &cmdEnv{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for b.Loop() {
-		res, err := benchMirror(context.Background(), env, b.TempDir(), size, 64)
+		res, err := benchMirror(context.Background(), env, b.TempDir(), size, *mirrorBenchWindow)
 		if err != nil {
 			b.Fatal(err)
 		}

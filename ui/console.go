@@ -69,9 +69,7 @@ func (m *MainWindow) openConsole(name string) {
 		ct.lastState = n.State
 	}
 	ct.connect()
-	if c := fyne.CurrentApp().Driver().CanvasForObject(ct.input); c != nil {
-		c.Focus(ct.input)
-	}
+	m.win.Canvas().Focus(ct.input)
 }
 
 // connect attaches to the node's console in the background (UI

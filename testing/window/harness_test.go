@@ -44,7 +44,7 @@ var (
 )
 
 // gridlordBinary builds the real gridlord (cgo, GLFW) once.
-func gridlordBinary(t *testing.T) string {
+func gridlordBinary(t testing.TB) string {
 	t.Helper()
 	testenv.Tool(t, "gcc")
 	buildOnce.Do(func() {
@@ -70,14 +70,14 @@ func gridlordBinary(t *testing.T) string {
 // it like a person: import for screenshots, xwininfo to find windows,
 // xdotool for the mouse and keyboard.
 type screen struct {
-	t        *testing.T
+	t        testing.TB
 	display  string
 	importer string
 	xwininfo string
 	xdotool  string
 }
 
-func newScreen(t *testing.T) *screen {
+func newScreen(t testing.TB) *screen {
 	t.Helper()
 	return &screen{
 		t:        t,
@@ -137,6 +137,14 @@ func (s *screen) click(p image.Point, button int) {
 	s.xdo("mousemove", strconv.Itoa(p.X), strconv.Itoa(p.Y))
 	time.Sleep(150 * time.Millisecond)
 	s.xdo("click", strconv.Itoa(button))
+}
+
+// doubleClick clicks the left button twice in quick succession at p.
+func (s *screen) doubleClick(p image.Point) {
+	s.t.Helper()
+	s.xdo("mousemove", strconv.Itoa(p.X), strconv.Itoa(p.Y))
+	time.Sleep(150 * time.Millisecond)
+	s.xdo("click", "--repeat", "2", "--delay", "80", "1")
 }
 
 // drag presses the left button at from, moves to to in steps and releases.
@@ -208,6 +216,19 @@ func startGUI(t *testing.T, s *screen, bin string, args ...string) *gui {
 		}
 	}
 	return g
+}
+
+// stop closes the window the way a desktop session ending does (SIGTERM)
+// and waits for the process to exit.
+func (g *gui) stop() {
+	g.t.Helper()
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.exited:
+	case <-time.After(20 * time.Second):
+		g.t.Error("gridlord gui did not exit within 20 s of SIGTERM")
+		g.kill()
+	}
 }
 
 // kill ends the window's process (idempotent).

@@ -4,9 +4,12 @@ import (
 	"context"
 	"image"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 	"gridlord/testing/testenv"
 )
@@ -18,7 +21,7 @@ import (
 // The click is a real pointer click (xdotool) on the card found on the
 // screenshot by its colour; the result is read from the engine through
 // gridfs and from the screen (badge colours, links). Screenshots:
-// artifacts/real-seed-{before,during,after}.png.
+// artifacts/real-seed-{before,during,after,console,fossil2,rewired,reopened}.png.
 func TestOneClickBootsRealSeed(t *testing.T) {
 	testenv.Tool(t, "qemu-system-i386")
 	bin := gridlordBinary(t)
@@ -26,9 +29,9 @@ func TestOneClickBootsRealSeed(t *testing.T) {
 	data := shortTemp(t, "glr")
 	dir := filepath.Join(data, "grids", "default")
 	t.Cleanup(func() { cleanupGrid(t, dir) })
-	startGUI(t, s, bin, "-data", data, "-venti-addr", "127.0.0.1:0")
+	first := startGUI(t, s, bin, "-data", data, "-venti-addr", "127.0.0.1:0")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c := dialEngine(t, ctx, dir)
 	for _, n := range []string{"fossil1", "cpu1"} {
@@ -136,7 +139,124 @@ func TestOneClickBootsRealSeed(t *testing.T) {
 	if n := countColour(after, linkColour); n < 40 {
 		t.Errorf("after the boot: %d pixels of link colour, want the two links drawn", n)
 	}
+
+	// Double-click cpu1 for its console and type a line, like a person:
+	// the tab takes the keyboard, the line reaches Plan 9's rc, and its
+	// output comes back (read through gridfs from the node's log).
+	s.doubleClick(image.Pt(cpu.Min.X+cpu.Dx()/3, cpu.Min.Y+cpu.Dy()/2))
+	time.Sleep(2 * time.Second)
+	s.xdo("type", "--delay", "60", "echo typed-$sysname")
+	s.xdo("key", "Return")
+	waitLog(t, ctx, c, "cpu1", "typed-cpu1")
+	s.shot("real-seed-console.png")
+
+	// Back to the grid tab (the first tab, at the window's top left).
+	s.click(image.Pt(40, 66), 1)
+	time.Sleep(time.Second)
+	g := readGrid(t, ctx, c)
+	origin := cpu.Min.Sub(image.Pt(int(g.Node("cpu1").Position.X), int(g.Node("cpu1").Position.Y)))
+
+	// A second fossil below fossil1; drag cpu1's link handle (its top
+	// right dot) onto it: cpu1 now roots from fossil2 (one drag, no
+	// refusal), keeps running on its old configuration until it restarts.
+	f1 := g.Node("fossil1")
+	x2, y2 := f1.Position.X, f1.Position.Y+150
+	if err := c.Ctl(ctx, gridfs.QuoteWords([]string{"add", "fossil+auth", "fossil2", f1.Seed})); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ctl(ctx, gridfs.QuoteWords([]string{"move", "fossil2", strconv.Itoa(int(x2)), strconv.Itoa(int(y2))})); err != nil {
+		t.Fatal(err)
+	}
+	f2 := image.Rect(int(x2), int(y2), int(x2)+170, int(y2)+64).Add(origin)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		img := s.shot("real-seed-fossil2.png")
+		if _, n := region(img, f2, fossilColour); n > 3000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fossil2's card never showed at %v", f2)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	s.drag(image.Pt(cpu.Max.X-11, cpu.Min.Y+11), image.Pt(f2.Min.X+f2.Dx()/2, f2.Min.Y+f2.Dy()/2))
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		g = readGrid(t, ctx, c)
+		if r := g.Target(g.Node("cpu1"), grid.LinkRoot); r != nil && r.Name == "fossil2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.shot("real-seed-rewire-failed.png")
+			t.Fatalf("after the drag cpu1 roots from %v, want fossil2", g.Target(g.Node("cpu1"), grid.LinkRoot))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if n := len(g.Links); n != 2 {
+		t.Errorf("%d links after the rewire, want 2 (cpu1 → fossil2, fossil1 → venti)", n)
+	}
+	time.Sleep(2 * time.Second)
+	rewired := s.shot("real-seed-rewired.png")
+	mid := image.Pt((cpu.Min.X+cpu.Max.X+f2.Min.X+f2.Max.X)/4, (cpu.Min.Y+cpu.Max.Y+f2.Min.Y+f2.Max.Y)/4)
+	if _, n := region(rewired, image.Rectangle{mid, mid}.Inset(-12), linkColour); n < 20 {
+		t.Errorf("no link drawn between cpu1 and fossil2 (around %v)", mid)
+	}
+	if st, _ := nodeState(ctx, c, "cpu1"); st != "running" || badge(rewired, cpu) != "running" {
+		t.Errorf("after the rewire cpu1 is %q, its badge %q: want it running still", st, badge(rewired, cpu))
+	}
+
+	// Close the window (as the desktop does: SIGTERM) and open it again:
+	// the engine kept the grid; the same state is drawn.
+	first.stop()
+	second := startGUI(t, s, bin, "-data", data, "-venti-addr", "127.0.0.1:0")
+	defer second.kill()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		img := s.shot("real-seed-reopened.png")
+		okF, okC := badge(img, fossil) == "running", badge(img, cpu) == "running"
+		_, nf2 := region(img, f2, fossilColour)
+		_, nl := region(img, image.Rectangle{mid, mid}.Inset(-12), linkColour)
+		if okF && okC && nf2 > 3000 && nl >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reopened window: fossil1 running %v, cpu1 running %v, fossil2 card %d px, cpu1 → fossil2 link %d px", okF, okC, nf2, nl)
+		}
+		time.Sleep(time.Second)
+	}
 	logEngineTail(t, ctx, c)
+}
+
+// readGrid reads the grid model through gridfs.
+func readGrid(t *testing.T, ctx context.Context, c *gridfs.Client) *grid.Grid {
+	t.Helper()
+	b, err := c.ReadFile(ctx, "grid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := grid.Parse("grid.json (gridfs)", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// waitLog waits until a line of node's console log (through gridfs) is
+// exactly want: output, not the echo of what was typed.
+func waitLog(t *testing.T, ctx context.Context, c *gridfs.Client, node, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		b, _ := c.ReadFile(ctx, "nodes/"+node+"/log")
+		for _, l := range strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n") {
+			if strings.TrimSpace(l) == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			if len(b) > 400 {
+				b = b[len(b)-400:]
+			}
+			t.Fatalf("%s's console never printed %q; its log ends:\n%s", node, want, b)
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // logEngineTail logs the last lines of cpu1's console, to show what the

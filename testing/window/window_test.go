@@ -21,7 +21,7 @@ import (
 )
 
 // repoRoot is the module root, two levels above this file's package.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
@@ -29,7 +29,7 @@ func repoRoot(t *testing.T) string {
 
 // artifactDir is where screenshots are kept for people to look at:
 // $GRIDLORD_ARTIFACTS, else artifacts/ at the repository root.
-func artifactDir(t *testing.T) string {
+func artifactDir(t testing.TB) string {
 	d := os.Getenv("GRIDLORD_ARTIFACTS")
 	if d == "" {
 		d = filepath.Join(repoRoot(t), "artifacts")
@@ -41,7 +41,7 @@ func artifactDir(t *testing.T) string {
 }
 
 // startXvfb starts an X server on a free display number and returns it.
-func startXvfb(t *testing.T) string {
+func startXvfb(t testing.TB) string {
 	xvfb := testenv.Tool(t, "Xvfb")
 	for n := 90; n < 120; n++ {
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {

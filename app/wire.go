@@ -61,12 +61,7 @@ func planWire(g *grid.Grid, from, to string) (WirePlan, error) {
 					from, l.Kind, o.Kind, cur.Name, from, cur.Name)}
 			}
 		}
-		back, werr := sim.Wire(from, cur.Name)
-		if werr == nil {
-			if sim.Unwire(from, cur.Name) != nil {
-				back = nil
-			}
-		}
+		back, _ := sim.Wire(from, cur.Name) // what "wire FROM OLD" would restore
 		return WirePlan{Replaces: cur.Name, Kind: string(l.Kind), restorable: back != nil && back.Kind == l.Kind}, nil
 	}
 	return WirePlan{}, err

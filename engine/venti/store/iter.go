@@ -223,6 +223,10 @@ func (it *Iter) Next(ctx context.Context) (Record, error) {
 		it.w.size = limit
 		next := func() error { // step to the next arena
 			if num+1 >= len(as) {
+				// Cannot happen in a store's log (a sealed arena is
+				// followed by the next before any record is durable
+				// there); skip to the durable end rather than stall.
+				it.pos = makeAddr(num, limit)
 				return fmt.Errorf("%w: %s ends at offset %d, before the durable end of the log (%v)", venti.ErrCorrupt, a.path, off, posOf(end))
 			}
 			it.pos = makeAddr(num+1, arenaHeaderSize)
@@ -292,10 +296,7 @@ func (it *Iter) skipDamage(a *arena, off, limit int64, why error, next func() er
 		it.pos = makeAddr(a.num, at)
 		return fmt.Errorf("%w; skipped %d bytes to the next good record", err, at-off)
 	}
-	if next() != nil {
-		// The last arena: the damage runs to the durable end.
-		it.pos = makeAddr(a.num, limit)
-	}
+	next() // in the last arena it skips to the durable end
 	return err
 }
 

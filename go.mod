@@ -65,3 +65,5 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	gvisor.dev/gvisor v0.0.0-20240916094835-a174eb65023f
 )
+
+replace github.com/jeandeaual/go-locale => ./third_party/go-locale

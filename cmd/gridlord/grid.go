@@ -419,6 +419,15 @@ func printStatus(ctx context.Context, env *cmdEnv, c *gridfs.Client, asJSON bool
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	var def []string
+	for _, s := range st {
+		if strings.Contains(" "+s.Status+" ", " password=default ") {
+			def = append(def, s.Name)
+		}
+	}
+	if len(def) > 0 {
+		fmt.Fprintf(env.stdout, "default password: %s still use their seed's well-known password (bootes/password on the shipped seed); change it with: gridlord identity\n", strings.Join(def, ", "))
+	}
 	// Where host tools (vac -h, venti read -h) reach the grid's venti: not
 	// always 17034 (see daemon.Engine.VentiAddr).
 	if b, err := c.ReadFile(ctx, "venti/stats"); err == nil {

@@ -521,3 +521,20 @@ func TestConcurrentCLIsShareOneEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestNoLocaleNoise: no command prints Fyne's locale complaints, whatever
+// the C locale is called (the window's toolkit reads it at package init;
+// third_party/go-locale reads C.UTF-8 as C).
+func TestNoLocaleNoise(t *testing.T) {
+	for _, lang := range []string{"C.UTF-8", "C", "POSIX", "C.utf8", "en_US.UTF-8", ""} {
+		cmd := cliProcess("help")
+		cmd.Env = append(cmd.Env, "LANG="+lang, "LC_ALL=", "LC_MESSAGES=", "LANGUAGE=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("LANG=%s gridlord help: %v\n%s", lang, err, out)
+		}
+		if bytes.Contains(out, []byte("Fyne error")) || !bytes.HasPrefix(out, []byte("usage: gridlord")) {
+			t.Errorf("LANG=%q gridlord help printed:\n%s", lang, out)
+		}
+	}
+}

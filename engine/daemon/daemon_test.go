@@ -498,3 +498,44 @@ func TestModelEditVerbs(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultPasswordGuard: a grid on the shipped seed says its host owner
+// has the seed's default password (status, DefaultPasswords) and refuses to
+// open its venti beyond loopback until the password is changed.
+func TestDefaultPasswordGuard(t *testing.T) {
+	dir := filepath.Join(shortDir(t), "g")
+	if _, err := InitGrid(dir, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), dir, Options{VentiAddr: "0.0.0.0:0", Log: testLog(t)}); err == nil || !strings.Contains(err.Error(), "gridlord identity") {
+		t.Fatalf("venti beyond loopback with default passwords: %v, want refused with the fix", err)
+	}
+	e, err := Open(context.Background(), dir, Options{VentiAddr: "127.0.0.1:0", Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := e.DefaultPasswords(); len(d) != 2 || d[0] != "fossil1: bootes@grid" {
+		t.Fatalf("DefaultPasswords = %v", d)
+	}
+	if st, _ := e.NodeStatus("cpu1"); !strings.Contains(st, " password=default") {
+		t.Fatalf("cpu1 status %q does not say its password is the default", st)
+	}
+	e.mu.Lock()
+	err = e.setPasswordLocked("bootes", "grid", "n3w-grid-pass")
+	e.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.NodeStatus("cpu1"); strings.Contains(st, "password=default") {
+		t.Fatalf("cpu1 status %q after the password was set", st)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, PasswordsName)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("passwords file: %v %v, want mode 0600", fi, err)
+	}
+	e.Close()
+	e, err = Open(context.Background(), dir, Options{VentiAddr: "0.0.0.0:0", Log: testLog(t)})
+	if err != nil {
+		t.Fatalf("venti beyond loopback once the password is changed: %v", err)
+	}
+	e.Close()
+}

@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,6 +197,11 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 	}
 	if e.ventiLn, err = e.listenVenti(opts.VentiAddr); err != nil {
 		return nil, err
+	}
+	if a, ok := e.ventiLn.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		if d := e.DefaultPasswords(); len(d) > 0 {
+			return nil, fmt.Errorf("the grid's venti would listen on %s, beyond this machine, while nodes still have their seed's well-known default password (%s): change it first (gridlord identity), or keep the venti on loopback", a, strings.Join(d, ", "))
+		}
 	}
 	e.ventiSrv = venti.NewServer(e.store, venti.WithLogger(opts.Log))
 	e.wg.Add(1)

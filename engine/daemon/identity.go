@@ -80,6 +80,34 @@ func (e *Engine) passwordLocked(user, dom string, n *grid.Node) string {
 	return ""
 }
 
+// DefaultPasswords lists the nodes whose host owner still has its seed's
+// well-known default password ("fossil1: bootes@grid"), for warnings: such
+// a grid must not be opened beyond this machine.
+func (e *Engine) DefaultPasswords() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, n := range e.g.Nodes {
+		if e.defaultPasswordLocked(n) {
+			out = append(out, fmt.Sprintf("%s: %s@%s", n.Name, n.User, n.AuthDom))
+		}
+	}
+	return out
+}
+
+// defaultPasswordLocked reports whether n's host owner still has its seed's
+// well-known password (none was set for the grid); e.mu must be held.
+func (e *Engine) defaultPasswordLocked(n *grid.Node) bool {
+	if !n.HasVM() {
+		return false
+	}
+	if _, set := e.passwords[n.User+"@"+n.AuthDom]; set {
+		return false
+	}
+	seed, err := e.g.Seed(n.Seed)
+	return err == nil && seed.Password(n.User, n.AuthDom) != ""
+}
+
 // DrawtermTarget returns how drawterm reaches the running node name as its
 // host owner: the loopback forwards of its cpu port (17010, or rcpu 17019
 // on 9front) and of its auth server's ticket (567) and secstore (5356)

@@ -336,7 +336,8 @@ func (e *Engine) NodeCtl(ctx context.Context, node string, words []string) error
 }
 
 // NodeStatus is the node's one-line state: "STATE kind=K ip=IP pid=PID
-// pending=BOOL [fwd=GUESTPORT:HOST,...] [err=\"...\"]".
+// pending=BOOL [password=default] [fwd=GUESTPORT:HOST,...] [err=\"...\"]";
+// password=default while its host owner has its seed's well-known password.
 func (e *Engine) NodeStatus(node string) (string, error) {
 	r, _, err := e.ref(node)
 	if err != nil {
@@ -347,6 +348,7 @@ func (e *Engine) NodeStatus(node string) (string, error) {
 	st := e.stateLocked(r.id)
 	state, msg := st.state, st.err
 	pending := n.Pending()
+	defaultPW := e.defaultPasswordLocked(n)
 	e.mu.Unlock()
 	var b strings.Builder
 	if !r.hasVM {
@@ -366,6 +368,11 @@ func (e *Engine) NodeStatus(node string) (string, error) {
 		}
 	}
 	fmt.Fprintf(&b, "%s kind=%s ip=%s pid=%d pending=%t", state, r.kind, r.ip, pid, pending)
+	if defaultPW {
+		// The seed's well-known password still guards this node's host
+		// owner: say so wherever the status is shown.
+		b.WriteString(" password=default")
+	}
 	if sw := e.sw.get(); sw != nil && pid != 0 {
 		var fw []string
 		for _, f := range sw.Forwards(node) {

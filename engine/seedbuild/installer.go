@@ -43,6 +43,12 @@ type InstallerOptions struct {
 	// Trace, if set, receives the 9P server's debug records (every
 	// request and reply).
 	Trace slog.Handler
+	// Target is the target disk's path (default Dir/target.qcow2).
+	Target string
+	// Extra are files served on top of the distribution (ninep.Overlay):
+	// what the recipe writes for the installer, such as a filtered
+	// replica log.
+	Extra map[string]ninep.Extra
 }
 
 // Installer is a running installer VM: the distribution's cpu kernel,
@@ -91,66 +97,112 @@ func StartInstaller(ctx context.Context, d *Distribution, opts InstallerOptions)
 	if opts.Trace != nil {
 		trace = slog.New(opts.Trace)
 	}
+	if opts.Target == "" {
+		opts.Target = filepath.Join(opts.Dir, "target.qcow2")
+	}
+	root, err := ninep.Overlay(ninep.FromFS(d.FS, ninep.FSOptions{Meta: d.Meta}), opts.Extra)
+	if err != nil {
+		return nil, fmt.Errorf("installer: %w", err)
+	}
+	boot := filepath.Join(opts.Dir, "boot.img")
+	return startVM(ctx, vmOptions{
+		dir: opts.Dir, sysname: opts.Sysname, bootTimeout: opts.BootTimeout, accel: opts.Accel, log: log, trace: trace,
+		root: root, boot: boot, target: opts.Target, removeTarget: true,
+		prepare: func(host string) error {
+			rec, err := installerNvram()
+			if err != nil {
+				return err
+			}
+			ini := InstallerIni(d.Kernel, opts.Sysname, host, host)
+			if err := d.WriteBootDisk(boot, BootDisk{Ini: ini, Nvram: rec}); err != nil {
+				return err
+			}
+			return d.WriteTargetDisk(opts.Target, opts.TargetSize)
+		},
+		what: d.Kernel,
+	})
+}
+
+// vmOptions describes a VM startVM boots: its disks (a boot disk, removed
+// when it stops, and a target), a tree served over 9P2000 at the host
+// address, if any, and how to recognise its prompt.
+type vmOptions struct {
+	dir, sysname string
+	bootTimeout  time.Duration
+	accel        string
+	log, trace   *slog.Logger
+	// root, if set, is served on port 564 of the host address.
+	root ninep.FS
+	// boot, if set, is the first disk (raw); target the next (qcow2).
+	boot, target string
+	// removeTarget removes the target when the start fails.
+	removeTarget bool
+	// prepare writes the disks once the host address is known.
+	prepare func(host string) error
+	// what names the kernel in messages.
+	what string
+}
+
+// startVM boots a VM on a switch of its own and waits for its shell
+// prompt; on failure everything it started is stopped and its boot disk
+// (and target, with removeTarget) removed.
+func startVM(ctx context.Context, o vmOptions) (_ *Installer, err error) {
 	in := &Installer{
 		name:   "installer",
-		boot:   filepath.Join(opts.Dir, "boot.img"),
-		Target: filepath.Join(opts.Dir, "target.qcow2"),
-		Prompt: regexp.MustCompile(regexp.QuoteMeta(opts.Sysname) + `# $`),
+		boot:   o.boot,
+		Target: o.target,
+		Prompt: regexp.MustCompile(regexp.QuoteMeta(o.sysname) + `# $`),
 		served: make(chan error, 1),
 	}
 	defer func() {
 		if err != nil {
 			in.stop()
-			os.Remove(in.Target)
+			if o.removeTarget {
+				os.Remove(in.Target)
+			}
 		}
 	}()
-
-	// The tree over 9P2000 on the host's loopback.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("installer: serve the distribution: %w", err)
-	}
-	srvCtx, cancel := context.WithCancel(context.Background())
-	in.cancel = cancel
-	srv := ninep.NewServer(ninep.FromFS(d.FS, ninep.FSOptions{Meta: d.Meta}), ninep.Options{Logger: trace})
-	go func() { in.served <- srv.Serve(srvCtx, ln) }()
-
-	// A switch of its own, the server at the host address on 564.
 	id := uuid.NewString()
 	members, err := network.Plan(network.Config{}, []string{in.name}, map[string]string{in.name: id})
 	if err != nil {
 		return nil, fmt.Errorf("installer: %w", err)
 	}
-	if in.sw, err = network.New(network.Config{}, members, log); err != nil {
-		return nil, fmt.Errorf("installer: %w", err)
-	}
-	if err := in.sw.ExposeHost(564, ln.Addr().String()); err != nil {
+	if in.sw, err = network.New(network.Config{}, members, o.log); err != nil {
 		return nil, fmt.Errorf("installer: %w", err)
 	}
 	host := in.sw.Config().HostIP
-
-	rec, err := installerNvram()
-	if err != nil {
-		return nil, fmt.Errorf("installer: %w", err)
+	if o.root != nil {
+		// The tree over 9P2000 on the host's loopback, at the host
+		// address on 564.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("installer: serve the distribution: %w", err)
+		}
+		srvCtx, cancel := context.WithCancel(context.Background())
+		in.cancel = cancel
+		srv := ninep.NewServer(o.root, ninep.Options{Logger: o.trace})
+		go func() { in.served <- srv.Serve(srvCtx, ln) }()
+		if err := in.sw.ExposeHost(564, ln.Addr().String()); err != nil {
+			return nil, fmt.Errorf("installer: %w", err)
+		}
 	}
-	ini := InstallerIni(d.Kernel, opts.Sysname, host, host)
-	if err := d.WriteBootDisk(in.boot, BootDisk{Ini: ini, Nvram: rec}); err != nil {
-		return nil, fmt.Errorf("installer: %w", err)
+	if o.prepare != nil {
+		if err := o.prepare(host); err != nil {
+			return nil, fmt.Errorf("installer: %w", err)
+		}
 	}
-	if err := d.WriteTargetDisk(in.Target, opts.TargetSize); err != nil {
-		return nil, fmt.Errorf("installer: %w", err)
+	var disks []qemu.Disk
+	if o.boot != "" {
+		disks = append(disks, qemu.Disk{Path: o.boot, Format: "raw", Bus: qemu.BusIDE})
 	}
-
-	if in.sup, err = qemu.NewSupervisor(filepath.Join(opts.Dir, "vm"), in.sw, qemu.SupervisorOptions{Accel: opts.Accel, Log: log}); err != nil {
+	disks = append(disks, qemu.Disk{Path: o.target, Format: "qcow2", Bus: qemu.BusIDE})
+	if in.sup, err = qemu.NewSupervisor(filepath.Join(o.dir, "vm"), in.sw, qemu.SupervisorOptions{Accel: o.accel, Log: o.log}); err != nil {
 		return nil, fmt.Errorf("installer: %w", err)
 	}
 	n, err := in.sup.Start(ctx, qemu.Spec{
 		Name: in.name, UUID: id, Arch: "i386", MemoryMiB: 512,
-		Disks: []qemu.Disk{
-			{Path: in.boot, Format: "raw", Bus: qemu.BusIDE},
-			{Path: in.Target, Format: "qcow2", Bus: qemu.BusIDE},
-		},
-		NICs: []qemu.NIC{{Model: qemu.NICRTL8139, MAC: members[0].MAC}},
+		Disks: disks,
+		NICs:  []qemu.NIC{{Model: qemu.NICRTL8139, MAC: members[0].MAC}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("installer: %w", err)
@@ -158,14 +210,14 @@ func StartInstaller(ctx context.Context, d *Distribution, opts InstallerOptions)
 	in.Console = n.Console
 	e := console.NewExpecter(n.Console, true)
 	defer e.Close()
-	log.Info("installer booting", "kernel", d.Kernel, "fs", host)
-	m, err := e.Expect(ctx, bootEnd(opts.Sysname), opts.BootTimeout)
+	o.log.Info("booting", "kernel", o.what, "fs", host, "sysname", o.sysname)
+	m, err := e.Expect(ctx, bootEnd(o.sysname), o.bootTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("installer: no shell prompt: %w\nconsole:\n%s", err, lastLines(n.Console, 30))
 	}
 	switch {
 	case m[2] != "":
-		return nil, fmt.Errorf("installer: 9load could not load %s from the boot disk and asks where to boot from\nconsole:\n%s", d.Kernel, lastLines(n.Console, 30))
+		return nil, fmt.Errorf("installer: 9load could not load %s from the boot disk and asks where to boot from\nconsole:\n%s", o.what, lastLines(n.Console, 30))
 	case m[3] != "":
 		return nil, fmt.Errorf("installer: the kernel stopped: %s\nconsole:\n%s", m[3], lastLines(n.Console, 30))
 	}
@@ -219,8 +271,10 @@ func (in *Installer) stop() error {
 		in.cancel()
 		errs = append(errs, <-in.served)
 	}
-	if err := os.Remove(in.boot); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
+	if in.boot != "" {
+		if err := os.Remove(in.boot); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gridlord/engine/grid"
+	"gridlord/engine/seedbuild"
+	"gridlord/images"
+)
+
+// BuiltDir is where built seed images are kept (under the cache).
+const BuiltDir = "built"
+
+// BuildSeedOptions configures BuildSeed.
+type BuildSeedOptions struct {
+	// From is a Plan 9 distribution: a CD image (ISO 9660) or a
+	// directory holding its tree.
+	From string
+	// Name is the new seed's name in the grid.
+	Name string
+	// Profile selects the files (default seedbuild.ProfileGrid).
+	Profile seedbuild.Profile
+	// Identity is the seed's host owner and the one account its keyfs
+	// holds.
+	Identity seedbuild.Identity
+	// Sysname is the seed's own system name (default "helix").
+	Sysname string
+	// Size is the disk's size in bytes (default: the recipe's).
+	Size int64
+	// Progress, if set, receives each step's progress (see
+	// seedbuild.Progress); it must not block.
+	Progress func(seedbuild.Progress)
+}
+
+// BuildSeed builds a seed from a Plan 9 distribution by the 9legacy
+// recipe (a real install at an installer VM's console, on a switch of its
+// own) and imports it into the grid (its image and its venti's arenas).
+// The distribution is checked before any VM starts; a failed or cancelled
+// build leaves no disk behind and no seed recorded. The seed's record
+// carries the build's identity and sysname, so nodes made from it log in
+// with them.
+func (e *Engine) BuildSeed(ctx context.Context, opts BuildSeedOptions) (images.Seed, error) {
+	name := opts.Name
+	if name == "" {
+		return images.Seed{}, errors.New("seed build: give the new seed a name")
+	}
+	e.mu.Lock()
+	_, exists := e.g.Seed(name)
+	e.mu.Unlock()
+	if exists == nil {
+		return images.Seed{}, fmt.Errorf("seed build: the grid already has a seed %s: choose another name", name)
+	}
+	fsys, closeFS, err := seedbuild.Open(opts.From)
+	if err != nil {
+		return images.Seed{}, fmt.Errorf("seed build: %w", err)
+	}
+	defer closeFS()
+	d, err := seedbuild.Check(fsys, opts.From)
+	if err != nil {
+		return images.Seed{}, fmt.Errorf("seed build: %w", err)
+	}
+	dir := filepath.Join(e.opts.CacheDir, BuiltDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return images.Seed{}, fmt.Errorf("seed build: %w", err)
+	}
+	out := filepath.Join(dir, name+".qcow2")
+	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return images.Seed{}, fmt.Errorf("seed build: an old build of %s is in the way: %w", name, err)
+	}
+	e.log.Info("building a seed", "seed", name, "from", opts.From, "profile", opts.Profile)
+	res, err := seedbuild.Run(ctx, d, seedbuild.Legacy4e(), seedbuild.BuildOptions{
+		Profile: opts.Profile, Identity: opts.Identity, Sysname: opts.Sysname, Size: opts.Size,
+		Output: out, Accel: e.opts.Accel, Log: e.log, Progress: opts.Progress,
+	})
+	if err != nil {
+		return images.Seed{}, err
+	}
+	seed, err := e.ImportSeed(ctx, name, res.Path, ImportOptions{Like: grid.DefaultSeed})
+	if err != nil {
+		os.Remove(res.Path)
+		return images.Seed{}, err
+	}
+	// The record says what the build made, not what the template's image
+	// holds.
+	id := res.Identity
+	seed.Description = fmt.Sprintf("built from %s (%s profile, 9legacy recipe)", opts.From, d.Kernel)
+	seed.AuthID, seed.AuthDom, seed.LocalSysname = id.User, id.AuthDom, res.Sysname
+	seed.Users = []images.Credential{{User: id.User, Password: id.Password}}
+	seed.Notes = fmt.Sprintf("%d files, %d bytes; fossil archive %s", res.Files, res.Bytes, res.Archive)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.g.AddSeed(seed); err != nil {
+		return images.Seed{}, fmt.Errorf("seed build: record %s: %w", name, err)
+	}
+	if err := e.saveLocked(); err != nil {
+		return images.Seed{}, fmt.Errorf("seed build: record %s: %w", name, err)
+	}
+	e.log.Info("seed built", "seed", name, "vac", seed.Vac, "archive", res.Archive)
+	return seed, nil
+}

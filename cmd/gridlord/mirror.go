@@ -249,7 +249,8 @@ func runMirrorRun(ctx context.Context, env *cmdEnv, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel: the server's connections are done before the store closes
+	var serveErr error // set by the server's goroutine before wg.Done
+	defer wg.Wait()    // after cancel: the server's connections are done before the store closes
 	if *serve != "" {
 		ln, err := net.Listen("tcp", *serve)
 		if err != nil {
@@ -257,10 +258,8 @@ func runMirrorRun(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		fmt.Fprintf(env.stdout, "venti %s store %s\n", ln.Addr(), st.Dir())
 		wg.Go(func() {
-			if err := venti.NewServer(st, venti.WithLogger(env.log)).Serve(ctx, ln); err != nil {
-				env.log.Error("venti serve", "err", err)
-				cancel()
-			}
+			serveErr = venti.NewServer(st, venti.WithLogger(env.log)).Serve(ctx, ln)
+			cancel() // a failed server ends the run
 		})
 	}
 	fmt.Fprintf(env.stdout, "mirroring store %s to %s\n", st.Dir(), strings.Join(mg.List(), ", "))
@@ -280,7 +279,7 @@ func runMirrorRun(ctx context.Context, env *cmdEnv, args []string) error {
 			wg.Wait()
 			mg.Close()
 			printMirrorStatus(env.stdout, mg.Status(), nil)
-			return closeAll()
+			return errors.Join(serveErr, closeAll())
 		}
 	}
 }

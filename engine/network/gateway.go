@@ -17,6 +17,7 @@ import (
 	"github.com/containers/gvisor-tap-vsock/pkg/types"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -49,6 +50,8 @@ type gateway struct {
 	sw     *tap.Switch
 	pool   *tap.IPPool
 	subnet netip.Prefix
+	// broadcast is the subnet's broadcast address.
+	broadcast netip.Addr
 	// outbound is Config.Outbound, fixed for the gateway's life.
 	outbound bool
 	refused  *refusals
@@ -82,17 +85,22 @@ func newGateway(cfg Config, leases map[string]string, upstream resolver, log *sl
 	sw := tap.NewSwitch(false)
 	link.Connect(sw)
 	sw.Connect(link)
+	own := map[tcpip.Address]bool{stackAddr(netip.MustParseAddr(cfg.GatewayIP)): true, stackAddr(netip.MustParseAddr(cfg.HostIP)): true}
 
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
 	})
-	g := &gateway{stack: s, sw: sw, pool: pool, subnet: subnet, outbound: cfg.Outbound,
+	bc := subnet.Addr().As4()
+	for i := subnet.Bits(); i < 32; i++ {
+		bc[i/8] |= 0x80 >> (i % 8)
+	}
+	g := &gateway{stack: s, sw: sw, pool: pool, subnet: subnet, broadcast: netip.AddrFrom4(bc), outbound: cfg.Outbound,
 		refused: &refusals{log: log}, log: log}
 	if !cfg.Outbound {
 		upstream = noResolver{g.refused}
 	}
-	if err := g.setUp(cfg, link, upstream); err != nil {
+	if err := g.setUp(cfg, &gatewayLink{LinkEndpoint: link, own: own}, upstream); err != nil {
 		g.close()
 		return nil, err
 	}
@@ -105,7 +113,7 @@ func (g *gateway) setUp(cfg Config, link stack.LinkEndpoint, upstream resolver) 
 	if err := g.stack.CreateNIC(nicID, link); err != nil {
 		return fmt.Errorf("gateway NIC: %s", err)
 	}
-	gw := tcpip.AddrFrom4(netip.MustParseAddr(cfg.GatewayIP).As4())
+	gw := stackAddr(netip.MustParseAddr(cfg.GatewayIP))
 	if err := g.stack.AddProtocolAddress(nicID, tcpip.ProtocolAddress{
 		Protocol:          ipv4.ProtocolNumber,
 		AddressWithPrefix: gw.WithPrefix(),
@@ -121,7 +129,7 @@ func (g *gateway) setUp(cfg Config, link stack.LinkEndpoint, upstream resolver) 
 	if err := g.stack.SetPromiscuousMode(nicID, true); err != nil {
 		return fmt.Errorf("gateway promiscuous mode: %s", err)
 	}
-	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4(g.subnet.Addr().As4()), tcpip.MaskFromBytes(net.CIDRMask(g.subnet.Bits(), 32)))
+	sub, err := tcpip.NewSubnet(stackAddr(g.subnet.Addr()), tcpip.MaskFromBytes(net.CIDRMask(g.subnet.Bits(), 32)))
 	if err != nil {
 		return fmt.Errorf("gateway route %s: %w", g.subnet, err)
 	}
@@ -173,12 +181,26 @@ func (g *gateway) admit(proto string, fwd func(stack.TransportEndpointID, *stack
 		if why == "" {
 			return fwd(id, pkt)
 		}
-		if !dst.IsMulticast() && dst != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		if g.worthLogging(proto, dst, pkt) {
 			g.refused.note(proto, netip.AddrPortFrom(netip.AddrFrom4(id.RemoteAddress.As4()), id.RemotePort),
 				netip.AddrPortFrom(dst, id.LocalPort), why)
 		}
 		return false
 	}
+}
+
+// worthLogging reports whether a refused packet is worth a log line: a
+// TCP connection attempt (SYN) or a UDP datagram, but not to a broadcast or
+// multicast address, where guests' chatter goes.
+func (g *gateway) worthLogging(proto string, dst netip.Addr, pkt *stack.PacketBuffer) bool {
+	if dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || dst == g.broadcast {
+		return false
+	}
+	if proto == "tcp" {
+		h := header.TCP(pkt.TransportHeader().Slice())
+		return len(h) >= header.TCPMinimumSize && h.Flags() == header.TCPFlagSyn
+	}
+	return true
 }
 
 // refusal says why a guest's packet to dst, which no endpoint of the
@@ -196,6 +218,70 @@ func (g *gateway) refusal(dst netip.Addr) string {
 		return "outbound traffic is off for this grid"
 	}
 	return ""
+}
+
+// stackAddr is an IPv4 address as the stack's.
+func stackAddr(a netip.Addr) tcpip.Address { return tcpip.AddrFrom4(a.As4()) }
+
+// gatewayLink is the gateway's link endpoint as its stack sees it. It
+// drops ICMP echo requests (pings) for addresses other than the gateway's
+// own before the stack sees them: the stack, being promiscuous, would
+// answer them itself, so that a ping to any address beyond the grid seemed
+// to work although ICMP is never forwarded (the library has no ICMP
+// forwarder). And it drops the switch's frames once the stack is gone
+// (the library's endpoint would call a nil dispatcher) while guests'
+// connections wind down.
+type gatewayLink struct {
+	*tap.LinkEndpoint
+	own map[tcpip.Address]bool
+
+	mu   sync.RWMutex
+	next stack.NetworkDispatcher
+}
+
+// Attach sets the stack that receives the link's packets (nil: none).
+func (l *gatewayLink) Attach(d stack.NetworkDispatcher) {
+	l.mu.Lock()
+	l.next = d
+	l.mu.Unlock()
+	l.LinkEndpoint.Attach(l)
+}
+
+// IsAttached reports whether a stack receives the link's packets.
+func (l *gatewayLink) IsAttached() bool { return l.dispatcher() != nil }
+
+func (l *gatewayLink) dispatcher() stack.NetworkDispatcher {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.next
+}
+
+// DeliverNetworkPacket passes pkt (an IP or ARP packet, the Ethernet
+// header removed) to the stack unless it is a ping to an address not the
+// gateway's.
+func (l *gatewayLink) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	d := l.dispatcher()
+	if d == nil {
+		return
+	}
+	if proto == ipv4.ProtocolNumber {
+		if h, ok := pkt.Data().PullUp(header.IPv4MinimumSize); ok {
+			ip := header.IPv4(h)
+			if ip.TransportProtocol() == header.ICMPv4ProtocolNumber && !l.own[ip.DestinationAddress()] {
+				if b, ok := pkt.Data().PullUp(int(ip.HeaderLength()) + 1); ok && header.ICMPv4Type(b[len(b)-1]) == header.ICMPv4Echo {
+					return
+				}
+			}
+		}
+	}
+	d.DeliverNetworkPacket(proto, pkt)
+}
+
+// DeliverLinkPacket passes pkt to the stack's packet endpoints.
+func (l *gatewayLink) DeliverLinkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	if d := l.dispatcher(); d != nil {
+		d.DeliverLinkPacket(proto, pkt)
+	}
 }
 
 // AcceptQemu serves one VM NIC connection (QEMU's framing) on the switch
@@ -233,7 +319,7 @@ func fullAddr(network, addr string) (tcpip.FullAddress, error) {
 	if err != nil || !ap.Addr().Is4() {
 		return tcpip.FullAddress{}, fmt.Errorf("address %q is not an IPv4 address and port", addr)
 	}
-	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(ap.Addr().As4()), Port: ap.Port()}, nil
+	return tcpip.FullAddress{NIC: nicID, Addr: stackAddr(ap.Addr()), Port: ap.Port()}, nil
 }
 
 // close stops DHCP and DNS and the stack; the switch's connections must be

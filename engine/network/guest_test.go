@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
@@ -19,6 +21,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 // netGuest is a guest's own TCP/IP stack (a second gVisor stack) plugged
@@ -47,17 +50,17 @@ func newNetGuest(t testing.TB, sw *Switch, m Member) *netGuest {
 	}
 	p := netip.MustParsePrefix(sw.Config().Subnet)
 	if err := s.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
-		AddressWithPrefix: tcpip.AddressWithPrefix{Address: addr4(netip.MustParseAddr(m.IP)), PrefixLen: p.Bits()}},
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: stackAddr(netip.MustParseAddr(m.IP)), PrefixLen: p.Bits()}},
 		stack.AddressProperties{}); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := tcpip.NewSubnet(addr4(p.Addr()), tcpip.MaskFromBytes(net.CIDRMask(p.Bits(), 32)))
+	sub, err := tcpip.NewSubnet(stackAddr(p.Addr()), tcpip.MaskFromBytes(net.CIDRMask(p.Bits(), 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SetRouteTable([]tcpip.Route{
 		{Destination: sub, NIC: 1},
-		{Destination: header4Any(), Gateway: addr4(netip.MustParseAddr(sw.Config().GatewayIP)), NIC: 1},
+		{Destination: header4Any(), Gateway: stackAddr(netip.MustParseAddr(sw.Config().GatewayIP)), NIC: 1},
 	})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -122,8 +125,6 @@ func readFull(c net.Conn, b []byte) (int, error) {
 	return n, nil
 }
 
-func addr4(a netip.Addr) tcpip.Address { return tcpip.AddrFrom4(a.As4()) }
-
 // header4Any is the IPv4 default route's destination, 0.0.0.0/0.
 func header4Any() tcpip.Subnet {
 	s, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{}), tcpip.MaskFromBytes(make([]byte, 4)))
@@ -134,7 +135,7 @@ func header4Any() tcpip.Subnet {
 func (g *netGuest) dial(addr netip.AddrPort, d time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return gonet.DialContextTCP(ctx, g.stack, tcpip.FullAddress{NIC: 1, Addr: addr4(addr.Addr()), Port: addr.Port()}, ipv4.ProtocolNumber)
+	return gonet.DialContextTCP(ctx, g.stack, tcpip.FullAddress{NIC: 1, Addr: stackAddr(addr.Addr()), Port: addr.Port()}, ipv4.ProtocolNumber)
 }
 
 // listen listens on the guest's port (TCP).
@@ -148,6 +149,31 @@ func (g *netGuest) listen(port uint16) net.Listener {
 	return ln
 }
 
+// ping sends an ICMP echo request from the guest to addr and reports
+// whether an echo reply came within d.
+func (g *netGuest) ping(addr netip.Addr, d time.Duration) bool {
+	g.t.Helper()
+	var wq waiter.Queue
+	ep, err := g.stack.NewEndpoint(icmp.ProtocolNumber4, ipv4.ProtocolNumber, &wq)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer ep.Close()
+	req := header.ICMPv4(make([]byte, header.ICMPv4MinimumSize+8))
+	req.SetType(header.ICMPv4Echo)
+	req.SetSequence(1)
+	if _, err := ep.Write(bytes.NewReader(req), tcpip.WriteOptions{To: &tcpip.FullAddress{NIC: 1, Addr: stackAddr(addr)}}); err != nil {
+		g.t.Fatalf("ping %s: %v", addr, err)
+	}
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var b bytes.Buffer
+		if _, err := ep.Read(&b, tcpip.ReadOptions{}); err == nil {
+			return len(b.Bytes()) >= header.ICMPv4MinimumSize && header.ICMPv4(b.Bytes()).Type() == header.ICMPv4EchoReply
+		}
+	}
+	return false
+}
+
 // udp opens a UDP socket from the guest to addr (local port chosen by the
 // stack, or local if non-zero; broadcast allowed).
 func (g *netGuest) udp(local uint16, addr netip.AddrPort) *gonet.UDPConn {
@@ -156,7 +182,7 @@ func (g *netGuest) udp(local uint16, addr netip.AddrPort) *gonet.UDPConn {
 	if local != 0 {
 		laddr = &tcpip.FullAddress{NIC: 1, Port: local}
 	}
-	c, err := gonet.DialUDP(g.stack, laddr, &tcpip.FullAddress{NIC: 1, Addr: addr4(addr.Addr()), Port: addr.Port()}, ipv4.ProtocolNumber)
+	c, err := gonet.DialUDP(g.stack, laddr, &tcpip.FullAddress{NIC: 1, Addr: stackAddr(addr.Addr()), Port: addr.Port()}, ipv4.ProtocolNumber)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -15,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containers/gvisor-tap-vsock/pkg/tap"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // ownAddr returns one of this machine's own IPv4 addresses that is not a
@@ -116,6 +120,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // the grid) are refused at once and never arrive, the gateway's DNS
 // answers "localhost" not found without asking the host's resolver, and
 // the refusal is logged with the destination; with it on, all three work.
+// Either way the gateway answers pings for its own addresses and no other.
 func TestOutbound(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(map[bool]string{false: "off", true: "on"}[on], func(t *testing.T) { testOutbound(t, on) })
@@ -216,6 +221,17 @@ func testOutbound(t *testing.T, on bool) {
 	}
 	if asked := upstream.asked(); on != (len(asked) > 0) {
 		t.Errorf("outbound %v: the upstream resolver was asked %q", on, asked)
+	}
+
+	// Pings: the gateway answers for its own addresses only; ICMP is not
+	// forwarded in either mode, so no answer may seem to come from beyond.
+	for _, ip := range []netip.Addr{gwIP, hostIP} {
+		if !a.ping(ip, 5*time.Second) {
+			t.Errorf("no answer to a's ping of %s", ip)
+		}
+	}
+	if a.ping(out.tcp.Addr(), time.Second) {
+		t.Errorf("a's ping of %s beyond the grid was answered", out.tcp.Addr())
 	}
 
 	want := 0
@@ -420,4 +436,22 @@ func TestRefusalsRateLimited(t *testing.T) {
 	if ok, n := r.allow(t0.Add(refusalWindow)); !ok || n != 3 {
 		t.Fatalf("first line of the next window: allow = %v, %d unlogged; want true, 3", ok, n)
 	}
+}
+
+// TestGatewayLinkDetached: a frame the switch delivers after the gateway's
+// stack is gone (Switch.Close, guests' connections still winding down) is
+// dropped, where the library's endpoint alone would call a nil dispatcher.
+func TestGatewayLinkDetached(t *testing.T) {
+	inner, err := tap.NewLinkEndpoint(false, 1500, gatewayMAC, "192.168.127.1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &gatewayLink{LinkEndpoint: inner}
+	l.Attach(nil)
+	if l.IsAttached() {
+		t.Fatal("attached to nothing, IsAttached is true")
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(make([]byte, 40))})
+	defer pkt.DecRef()
+	inner.DeliverNetworkPacket(ipv4.ProtocolNumber, pkt)
 }

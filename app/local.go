@@ -283,7 +283,7 @@ func (l *Local) NodeCtl(ctx context.Context, name string, words ...string) error
 		return errors.New("empty node command")
 	}
 	switch words[0] {
-	case "wire", "unwire":
+	case "wire", "unwire", "rewire":
 		if len(words) != 2 {
 			return fmt.Errorf("usage: %s TARGET", words[0])
 		}
@@ -396,7 +396,7 @@ func (l *Local) Ctl(ctx context.Context, words ...string) error {
 
 // EditVerbs returns the grid commands that only edit the model (ApplyCtl).
 func EditVerbs() []string {
-	return []string{"add", "arrange", "clone", "identity", "ip", "memory", "move", "remove", "rename", "unwire", "wire"}
+	return []string{"add", "arrange", "clone", "identity", "ip", "memory", "move", "remove", "rename", "rewire", "unwire", "wire"}
 }
 
 // ApplyCtl applies one model-editing grid command (see Backend.Ctl and
@@ -442,6 +442,12 @@ func ApplyCtl(g *grid.Grid, words ...string) error {
 			return err
 		}
 		return g.Unwire(args[0], args[1])
+	case "rewire":
+		if err := want(2, "FROM TO"); err != nil {
+			return err
+		}
+		_, _, err := g.Rewire(args[0], args[1])
+		return err
 	case "move":
 		if err := want(3, "NAME X Y"); err != nil {
 			return err

@@ -74,7 +74,7 @@ func (e *Engine) Nodes() []string {
 }
 
 // gridVerbs lists the grid commands for error messages.
-const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, move NODE X Y, arrange, identity NODE USER AUTHDOM, memory NODE MB, ip NODE ADDR, rename NODE NEWNAME, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
+const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, rewire FROM TO, move NODE X Y, arrange, identity NODE USER AUTHDOM, memory NODE MB, ip NODE ADDR, rename NODE NEWNAME, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
 
 // Ctl runs one grid command (see gridfs.Engine).
 func (e *Engine) Ctl(ctx context.Context, words []string) error {
@@ -122,6 +122,11 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 			return err
 		}
 		return e.edit(func(g *grid.Grid) error { return g.Unwire(args[0], args[1]) })
+	case "rewire":
+		if err := need(2); err != nil {
+			return err
+		}
+		return e.edit(func(g *grid.Grid) error { _, _, err := g.Rewire(args[0], args[1]); return err })
 	case "move":
 		if err := need(3); err != nil {
 			return err
@@ -300,7 +305,7 @@ func (e *Engine) remove(name string) error {
 }
 
 // nodeVerbs lists the node commands for error messages.
-const nodeVerbs = "start, stop, poweroff, reset, wire TARGET, unwire TARGET, clone NEWNAME"
+const nodeVerbs = "start, stop, poweroff, reset, wire TARGET, unwire TARGET, rewire TARGET, clone NEWNAME"
 
 // NodeCtl runs one node command (see gridfs.Engine).
 func (e *Engine) NodeCtl(ctx context.Context, node string, words []string) error {
@@ -325,7 +330,7 @@ func (e *Engine) NodeCtl(ctx context.Context, node string, words []string) error
 		return e.run(ctx, func(c context.Context) error { return e.Stop(c, true, node) })
 	case "reset":
 		return e.run(ctx, func(c context.Context) error { return e.Reset(c, node) })
-	case "wire", "unwire", "clone":
+	case "wire", "unwire", "rewire", "clone":
 		a, err := arg()
 		if err != nil {
 			return err

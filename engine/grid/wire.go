@@ -203,3 +203,47 @@ func (g *Grid) checkWire(f, t *Node, k LinkKind) error {
 	}
 	return nil
 }
+
+// Rewire links from to to like Wire, replacing from's existing link of the
+// same kind (a cpu's root or auth, a fossil's archive) in one change: what
+// a person means by dragging a cpu onto another fossil. It returns the new
+// link and the node the replaced one went to (nil if there was none). A
+// refused pair changes nothing.
+func (g *Grid) Rewire(from, to string) (*Link, *Node, error) {
+	f, err := g.mustNode(from)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rewire: %w", err)
+	}
+	t, err := g.mustNode(to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rewire: %w", err)
+	}
+	k, reason := inferLink(f, t)
+	if reason != "" {
+		return nil, nil, &WiringError{From: from, To: to, Reason: reason}
+	}
+	old := g.Target(f, k)
+	if old == t {
+		return nil, nil, &WiringError{From: from, To: to, Reason: fmt.Sprintf("%s already %s %s", from, linkVerb(k), to)}
+	}
+	saved := slices.Clone(g.Links)
+	g.Links = slices.DeleteFunc(g.Links, func(l *Link) bool { return l.From == f.ID && l.Kind == k })
+	l, err := g.wire(f, t, k)
+	if err != nil {
+		g.Links = saved
+		g.refresh()
+		return nil, nil, err
+	}
+	return l, old, nil
+}
+
+// linkVerb says what a link of kind k does, for messages.
+func linkVerb(k LinkKind) string {
+	switch k {
+	case LinkRoot:
+		return "roots from"
+	case LinkArchive:
+		return "archives to"
+	}
+	return "authenticates with"
+}

@@ -211,3 +211,44 @@ func TestWiringCardinality(t *testing.T) {
 		t.Errorf("wire from a missing node: %v", err)
 	}
 }
+
+// TestRewire: dragging cpu1 onto a second fossil replaces its root link
+// (and a fossil's archive link) in one change; a refused pair or the same
+// target changes nothing.
+func TestRewire(t *testing.T) {
+	g, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.AddNode(NodeSpec{Kind: KindFossilAuth, Name: "fossil2", Seed: DefaultSeed}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := g.Marshal()
+	l, old, err := g.Rewire("cpu1", "fossil2")
+	if err != nil || l.Kind != LinkRoot || old == nil || old.Name != "fossil1" {
+		t.Fatalf("Rewire cpu1 fossil2 = %+v, %+v, %v", l, old, err)
+	}
+	cpu := g.Node("cpu1")
+	if r := g.Target(cpu, LinkRoot); r == nil || r.Name != "fossil2" || len(g.linksFrom(cpu.ID, LinkRoot)) != 1 {
+		t.Fatalf("cpu1 roots from %v after the rewire", r)
+	}
+	if a := g.AuthServer(cpu); a == nil || a.Name != "fossil2" {
+		t.Fatalf("cpu1's auth server after the rewire: %v", a)
+	}
+	if !cpu.Pending() {
+		t.Error("cpu1 is not pending after its root changed")
+	}
+	after, _ := g.Marshal()
+	if _, _, err := g.Rewire("cpu1", "fossil2"); err == nil {
+		t.Error("rewiring to the same fossil was accepted")
+	}
+	if _, _, err := g.Rewire("cpu1", "cpu1"); err == nil {
+		t.Error("rewiring a cpu to itself was accepted")
+	}
+	if again, _ := g.Marshal(); string(again) != string(after) {
+		t.Error("a refused rewire changed the grid")
+	}
+	if string(before) == string(after) {
+		t.Error("the rewire changed nothing")
+	}
+}

@@ -36,6 +36,7 @@ func GridVerbs() []Verb {
 		{"clone", 2, 2, "clone NODE NEWNAME"},
 		{"wire", 2, 2, "wire FROM TO"},
 		{"unwire", 2, 2, "unwire FROM TO"},
+		{"rewire", 2, 2, "rewire FROM TO"},
 		{"move", 3, 3, "move NODE X Y"},
 		{"arrange", 0, 0, "arrange"},
 		{"seed", 1, -1, "seed import NAME PATH [OPTION=VALUE...]"},
@@ -55,6 +56,7 @@ func NodeVerbs() []Verb {
 		{"reset", 0, 0, "reset"},
 		{"wire", 1, 1, "wire TARGET"},
 		{"unwire", 1, 1, "unwire TARGET"},
+		{"rewire", 1, 1, "rewire TARGET"},
 		{"clone", 1, 1, "clone NEWNAME"},
 	}
 }

@@ -66,7 +66,7 @@ func TestVerbTable(t *testing.T) {
 			t.Errorf("check(%q) = %v, want %q", tc.words, err, tc.err)
 		}
 	}
-	if u := newVerbTable(NodeVerbs()).usage(); u != "clone NEWNAME\npoweroff\nreset\nstart\nstop\nunwire TARGET\nwire TARGET\n" {
+	if u := newVerbTable(NodeVerbs()).usage(); u != "clone NEWNAME\npoweroff\nreset\nrewire TARGET\nstart\nstop\nunwire TARGET\nwire TARGET\n" {
 		t.Errorf("node usage:\n%s", u)
 	}
 }

@@ -132,14 +132,14 @@ func TestGuestKernelMount(t *testing.T) {
 
 	for _, tc := range []struct{ sh, want string }{
 		{"cat /mnt/g/nodes/cpu1/status", "stopped ip=10.0.9.11 pending=false\n"},
-		{"ls -1 /mnt/g/", "ctl\nevents\ngrid.json\nnodes\nseeds\nventi\n"},
-		{"ls -1 /mnt/g/nodes/cpu1", "cons\nctl\nini\nlog\nstatus\n"},
+		{"ls -1 /mnt/g/", "ctl\nevents\ngrid.json\nidentity\nnodes\nseeds\nventi\n"},
+		{"ls -1 /mnt/g/nodes/cpu1", "cons\nctl\ndrawterm\nini\nlog\nstatus\n"},
 		{"cat /mnt/g/venti/stats", "arenas 1\nblocks 42\nbytes 1234567\n"},
 		{"grep -c '\"name\"' /mnt/g/grid.json", "3\n"},
 		{"echo start >/mnt/g/nodes/cpu1/ctl; echo rc=$?", "rc=0\n"},
 		{"cat /mnt/g/nodes/cpu1/status", "running\n"},
 		{"echo frobnicate >/mnt/g/ctl 2>/dev/null; echo rc=$?", "rc=1\n"},
-		{"tail -n 1 /mnt/g/ctl", "last error: \"frobnicate\": unknown command \"frobnicate\"; verbs: add, arrange, clone, down, identity, ip, memory, move, remove, rename, seed, unwire, up, wire\n"},
+		{"tail -n 1 /mnt/g/ctl", "last error: \"frobnicate\": unknown command \"frobnicate\"; verbs: add, arrange, clone, down, identity, ip, memory, move, remove, rename, rewire, seed, unwire, up, wire\n"},
 		{"stat -c '%A %s' /mnt/g/ctl /mnt/g/grid.json /mnt/g/nodes", "-rw-r--r-- 0\n-r--r--r-- 0\ndr-xr-xr-x 0\n"},
 	} {
 		if got := run(tc.sh); got != tc.want {

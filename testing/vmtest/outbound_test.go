@@ -60,8 +60,9 @@ func serveOutside(t *testing.T) (addr *net.TCPAddr, reached <-chan net.Addr) {
 // default) take their fixed addresses by DHCP, reach each other and the
 // host's venti exposed at the host address, but a connection to one of
 // this machine's own non-loopback addresses (a stand-in for anything
-// beyond the grid) is refused and never arrives, and the gateway's DNS
-// answers a name beyond the grid NXDOMAIN. On a switch with Outbound on, a
+// beyond the grid) is refused and never arrives, a ping there is not
+// answered while the gateway's own is, and the gateway's DNS answers a
+// name beyond the grid NXDOMAIN. On a switch with Outbound on, a
 // guest's connection to the same address arrives and is answered, and the
 // exposed venti still works.
 func TestOutbound(t *testing.T) {
@@ -112,6 +113,12 @@ func TestOutbound(t *testing.T) {
 			t.Fatalf("outbound off: a guest's connection reached %s (from %v)", out, from)
 		case <-time.After(time.Second):
 		}
+		// ICMP: the gateway answers its own pings; nothing seems to answer
+		// from beyond the grid.
+		shell(t, cons["fossil"], fmt.Sprintf("ping -c 1 -W 5 %s >/dev/null; echo ping-gw-$?-$((5*5))", sw.Config().GatewayIP),
+			regexp.MustCompile(`ping-gw-0-25`))
+		shell(t, cons["fossil"], fmt.Sprintf("ping -c 1 -W 2 %s >/dev/null; echo ping-out-$?-$((6*6))", out.IP),
+			regexp.MustCompile(`ping-out-1-36`))
 		shell(t, cons["fossil"], fmt.Sprintf("nslookup beyond-the-grid.example %s 2>&1; echo ns-$((4+4))", sw.Config().GatewayIP),
 			regexp.MustCompile(`NXDOMAIN[^\n]*\n(?s:.*)ns-8`))
 		// The exposed venti still works after the refusals.

@@ -121,11 +121,17 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return fmt.Errorf("9P server: accept: %w", err)
 		}
+		// A connection from a virtual network (gVisor) may have no remote
+		// address once it is closed: take it now.
+		remote := "unknown"
+		if a := c.RemoteAddr(); a != nil {
+			remote = a.String()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := s.ServeConn(ctx, c); err != nil {
-				s.log.Warn("9P connection ended", "remote", c.RemoteAddr().String(), "err", err)
+				s.log.Warn("9P connection ended", "remote", remote, "err", err)
 			}
 		}()
 	}

@@ -9,6 +9,7 @@ import (
 
 	"gridlord/engine/console"
 	"gridlord/engine/network"
+	"gridlord/testing/standin"
 )
 
 // outsideGreeting is what the stand-in for an address beyond the grid
@@ -56,6 +57,35 @@ func serveOutside(t *testing.T) (addr *net.TCPAddr, reached <-chan net.Addr) {
 	return ln.Addr().(*net.TCPAddr), ch
 }
 
+// bootGrid starts stand-in guests for names on a switch made with cfg, the
+// venti exposed at its host address, and waits until each has its fixed
+// address by DHCP. Everything stops when the test ends.
+func bootGrid(t *testing.T, im *standin.Image, venti hostVenti, cfg network.Config, names ...string) (*network.Switch, []network.Member, map[string]*console.Expecter) {
+	t.Helper()
+	members := plan(t, cfg, names...)
+	sw, err := network.New(cfg, members, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
+	venti.expose(t, sw)
+	sup := newSupervisor(t, shortTempDir(t), sw)
+	t.Cleanup(func() { sup.Close() })
+	cons := map[string]*console.Expecter{}
+	for _, m := range members {
+		n := start(t, sup, spec(im, m.Name, m.MAC))
+		e := console.NewExpecter(n.Console, true)
+		t.Cleanup(func() { e.Close() })
+		cons[m.Name] = e
+	}
+	for _, m := range members {
+		if ip := waitReady(t, cons[m.Name]); ip != m.IP {
+			t.Fatalf("%s got address %s by DHCP, want its fixed %s", m.Name, ip, m.IP)
+		}
+	}
+	return sw, members, cons
+}
+
 // TestOutbound: real guests on a switch with Config.Outbound off (the
 // default) take their fixed addresses by DHCP, reach each other and the
 // host's venti exposed at the host address, but a connection to one of
@@ -72,26 +102,7 @@ func TestOutbound(t *testing.T) {
 	ncOut := fmt.Sprintf("echo hi | nc -w 5 %s %d; echo nc-exit-$?-$((3*3))", out.IP, out.Port)
 
 	t.Run("off", func(t *testing.T) {
-		members := plan(t, network.Config{}, "venti", "fossil")
-		sw, err := network.New(network.Config{}, members, testLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sw.Close()
-		venti.expose(t, sw)
-		sup := newSupervisor(t, shortTempDir(t), sw)
-		defer sup.Close()
-		cons := map[string]*console.Expecter{}
-		for _, m := range members {
-			n := start(t, sup, spec(im, m.Name, m.MAC))
-			cons[m.Name] = console.NewExpecter(n.Console, true)
-			defer cons[m.Name].Close()
-		}
-		for _, m := range members {
-			if ip := waitReady(t, cons[m.Name]); ip != m.IP {
-				t.Fatalf("%s got address %s by DHCP, want its fixed %s", m.Name, ip, m.IP)
-			}
-		}
+		sw, members, cons := bootGrid(t, im, venti, network.Config{}, "venti", "fossil")
 		// The grid's own traffic: guest to guest, guest to the exposed venti.
 		shell(t, cons["fossil"], listenCmd(7000, "pong-from-fossil", "/tmp/got")+"; echo listening-$((7000+1))",
 			regexp.MustCompile(`listening-7001`))
@@ -126,22 +137,8 @@ func TestOutbound(t *testing.T) {
 	})
 
 	t.Run("on", func(t *testing.T) {
-		cfg := network.Config{Outbound: true}
-		members := plan(t, cfg, "cpu")
-		sw, err := network.New(cfg, members, testLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sw.Close()
-		venti.expose(t, sw)
-		sup := newSupervisor(t, shortTempDir(t), sw)
-		defer sup.Close()
-		n := start(t, sup, spec(im, "cpu", members[0].MAC))
-		e := console.NewExpecter(n.Console, true)
-		defer e.Close()
-		if ip := waitReady(t, e); ip != members[0].IP {
-			t.Fatalf("cpu got address %s by DHCP, want its fixed %s", ip, members[0].IP)
-		}
+		sw, _, cons := bootGrid(t, im, venti, network.Config{Outbound: true}, "cpu")
+		e := cons["cpu"]
 		shell(t, e, ncOut, regexp.MustCompile(outsideGreeting+`\s+nc-exit-0-9`))
 		select {
 		case from := <-reached:

@@ -87,15 +87,11 @@ func newGateway(cfg Config, leases map[string]string, upstream resolver, log *sl
 	sw.Connect(link)
 	own := map[tcpip.Address]bool{stackAddr(netip.MustParseAddr(cfg.GatewayIP)): true, stackAddr(netip.MustParseAddr(cfg.HostIP)): true}
 
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
-	})
 	bc := subnet.Addr().As4()
 	for i := subnet.Bits(); i < 32; i++ {
 		bc[i/8] |= 0x80 >> (i % 8)
 	}
-	g := &gateway{stack: s, sw: sw, pool: pool, subnet: subnet, broadcast: netip.AddrFrom4(bc), outbound: cfg.Outbound,
+	g := &gateway{stack: newIPv4Stack(), sw: sw, pool: pool, subnet: subnet, broadcast: netip.AddrFrom4(bc), outbound: cfg.Outbound,
 		refused: &refusals{log: log}, log: log}
 	if !cfg.Outbound {
 		upstream = noResolver{g.refused}
@@ -105,6 +101,14 @@ func newGateway(cfg Config, leases map[string]string, upstream resolver, log *sl
 		return nil, err
 	}
 	return g, nil
+}
+
+// newIPv4Stack is a gVisor stack with IPv4, ARP, TCP, UDP and ICMP.
+func newIPv4Stack() *stack.Stack {
+	return stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
+	})
 }
 
 // setUp gives the stack its NIC, address and route, installs the filtered

@@ -202,7 +202,11 @@ func runGridInit(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	opts := daemon.InitOptions{Subnet: *subnet, Like: imp.like}
 	if *seed != "" {
-		if st, err := os.Stat(*seed); err == nil && st.Mode().IsRegular() {
+		st, err := os.Stat(*seed)
+		if err != nil && (strings.ContainsRune(*seed, filepath.Separator) || filepath.Ext(*seed) != "") {
+			return fmt.Errorf("seed image %s: %w (give an existing disk image file, or a catalog seed name: gridlord init DIR --seed %s)", *seed, err, grid.DefaultSeed)
+		}
+		if err == nil && st.Mode().IsRegular() {
 			opts.SeedPath = *seed
 			opts.Seed = *name
 			if opts.Seed == "" {

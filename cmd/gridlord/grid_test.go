@@ -538,3 +538,20 @@ func TestNoLocaleNoise(t *testing.T) {
 		}
 	}
 }
+
+// TestInitMissingSeed: a seed file that is not there is named as such,
+// and no grid directory is left behind.
+func TestInitMissingSeed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "g")
+	_, errs, code := runCLI(t, context.Background(), "init", dir, "--seed", "/nonexistent/seed.qcow2")
+	if code != 1 || !strings.Contains(errs, "seed image /nonexistent/seed.qcow2") || !strings.Contains(errs, "no such file") {
+		t.Fatalf("init with a missing seed file: exit %d, %q", code, errs)
+	}
+	_, errs, code = runCLI(t, context.Background(), "init", dir, "--seed", "nosuch")
+	if code != 1 || !strings.Contains(errs, `unknown seed "nosuch"`) || !strings.Contains(errs, "9legacy-grid-seed") {
+		t.Fatalf("init with an unknown catalog seed: exit %d, %q", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, grid.FileName)); err == nil {
+		t.Fatal("a refused init left a grid behind")
+	}
+}

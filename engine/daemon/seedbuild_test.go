@@ -117,14 +117,7 @@ func TestBuildSeedRunsAGrid(t *testing.T) {
 // recorded or left in the cache.
 func TestBuildSeedRefusesBrokenDistributions(t *testing.T) {
 	iso := seedtest.ISO(t)
-	b, err := os.ReadFile(iso)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut := filepath.Join(t.TempDir(), "cut.iso")
-	if err := os.WriteFile(cut, b[:len(b)/3], 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cut := seedtest.Truncated(t, iso)
 	dir := filepath.Join(shortDir(t), "g")
 	if _, err := InitGrid(dir, InitOptions{}); err != nil {
 		t.Fatal(err)

@@ -40,20 +40,14 @@ const mbrStart = 63
 // over tcp from the file server fsAddr (the auth server authAddr), with
 // the console on the first serial port.
 func InstallerIni(kernel, sysname, fsAddr, authAddr string) string {
-	return strings.Join([]string{
-		"bootfile=sdC0!9fat!" + path.Base(kernel),
-		"nobootprompt=tcp",
-		"fs=" + fsAddr,
-		"auth=" + authAddr,
-		"sysname=" + sysname,
-		"*nomp=1",
-		"*nobiosload=1",
-		"partition=new",
-		"dmamode=yes",
-		"console=0",
-		"baud=9600",
-		"",
-	}, "\n")
+	return iniText("bootfile=sdC0!9fat!"+path.Base(kernel), "nobootprompt=tcp", "fs="+fsAddr, "auth="+authAddr, "sysname="+sysname)
+}
+
+// iniText is plan9.ini with the lines given and those every machine the
+// engine boots has: the installer's cautious settings and the console on
+// the first serial port.
+func iniText(lines ...string) string {
+	return strings.Join(append(lines, "*nomp=1", "*nobiosload=1", "partition=new", "dmamode=yes", "console=0", "baud=9600", ""), "\n")
 }
 
 // WriteBootDisk writes the raw boot disk image b describes at name (a new

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"gridlord/engine/atomicfile"
 	"gridlord/engine/console"
 )
 
@@ -410,7 +411,7 @@ func (b *Build) step(ctx context.Context, st Step, i, n int) error {
 	return nil
 }
 
-// moveFile renames src to dst, copying (then syncing) when they are on
+// moveFile renames src to dst, copying it (atomically) when they are on
 // different file systems; dst is never left half-written.
 func moveFile(src, dst string) error {
 	if err := os.Rename(src, dst); err == nil {
@@ -421,23 +422,10 @@ func moveFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
+	if err := atomicfile.WriteFunc(dst, 0o644, func(f *os.File) error {
+		_, err := io.Copy(f, in)
 		return err
-	}
-	_, err = io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	}); err != nil {
 		return fmt.Errorf("move %s to %s: %w", src, dst, err)
 	}
 	return os.Remove(src)

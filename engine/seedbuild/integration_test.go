@@ -1,7 +1,6 @@
 package seedbuild_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,15 +47,7 @@ func TestBrokenDistributions(t *testing.T) {
 			t.Errorf("without %v: %v; want an error naming %q", tc.omit, err, tc.want)
 		}
 	}
-	iso := seedtest.ISO(t)
-	b, err := os.ReadFile(iso)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut := filepath.Join(t.TempDir(), "cut.iso")
-	if err := os.WriteFile(cut, b[:len(b)/3], 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cut := seedtest.Truncated(t, seedtest.ISO(t))
 	if _, _, err := seedbuild.Open(cut); err == nil || !strings.Contains(err.Error(), "truncated") || !strings.Contains(err.Error(), cut) {
 		t.Errorf("a truncated ISO: %v", err)
 	}

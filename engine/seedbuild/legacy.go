@@ -106,6 +106,8 @@ func extras(d *Distribution, p Profile) (map[string]ninep.Extra, error) {
 			"clientdb=" + newfs + "/dist/replica/client/plan9.db",
 			"clientlog=" + newfs + "/dist/replica/client/plan9.log",
 			"clientexclude=(dist/replica/client)",
+			// -u: the owners too, not only the groups.
+			"applyopt=(-u)",
 			"",
 		}, "\n"))},
 		ventiInstall: {Data: venti("sdC1")},
@@ -147,40 +149,37 @@ func bootInstaller(ctx context.Context, b *Build) error {
 	return err
 }
 
-func formatVenti(ctx context.Context, b *Build) error {
-	t := b.Opts.StepTimeout
-	for _, l := range []string{
-		"venti/fmtarenas arenas /dev/sdC1/arenas",
-		"venti/fmtisect isect /dev/sdC1/isect",
-		"venti/fmtindex /" + ventiInstall,
-		"venti/conf -w /dev/sdC1/arenas /" + ventiBoot,
-		"venti/venti -c /" + ventiInstall + " -a 'tcp!127.1!17034' -h 'tcp!127.1!8000' >/tmp/venti.log >[2=1] &",
-	} {
-		if _, err := b.Run(ctx, l, t); err != nil {
+// startServer types lines, the last of which starts a server in the
+// background logging to /tmp/NAME.log, and waits until the rc condition
+// ready holds; if it never does, the error holds the server's log.
+func startServer(ctx context.Context, b *Build, name, ready string, lines ...string) error {
+	for _, l := range lines {
+		if _, err := b.Run(ctx, l, b.Opts.StepTimeout); err != nil {
 			return err
 		}
 	}
-	if err := b.WaitFor(ctx, "grep -s '!17034' /net/tcp/*/local", 300); err != nil {
-		out, _ := b.Run(ctx, "cat /tmp/venti.log", time.Minute)
-		return fmt.Errorf("venti does not listen on 17034: %w\nventi's log:\n%s", err, out)
+	if err := b.WaitFor(ctx, ready, 300); err != nil {
+		out, _ := b.Run(ctx, "cat /tmp/"+name+".log", time.Minute)
+		return fmt.Errorf("%s did not start (%s): %w\n%s's log:\n%s", name, ready, err, name, out)
 	}
 	return nil
 }
 
+func formatVenti(ctx context.Context, b *Build) error {
+	return startServer(ctx, b, "venti", "grep -s '!17034' /net/tcp/*/local",
+		"venti/fmtarenas arenas /dev/sdC1/arenas",
+		"venti/fmtisect isect /dev/sdC1/isect",
+		"venti/fmtindex /"+ventiInstall,
+		"venti/conf -w /dev/sdC1/arenas /"+ventiBoot,
+		"venti/venti -c /"+ventiInstall+" -a 'tcp!127.1!17034' -h 'tcp!127.1!8000' >/tmp/venti.log >[2=1] &")
+}
+
 func formatFossil(ctx context.Context, b *Build) error {
-	t := b.Opts.StepTimeout
-	for _, l := range []string{
+	if err := startServer(ctx, b, "fossil", "test -e /srv/fossil",
 		"fossil/flfmt -y /dev/sdC1/fossil",
-		"fossil/conf -w /dev/sdC1/fossil /" + fossilBoot,
-		"venti='tcp!127.1!17034' fossil/fossil -c '. /" + fossilInstall + "' >/tmp/fossil.log >[2=1] &",
-	} {
-		if _, err := b.Run(ctx, l, t); err != nil {
-			return err
-		}
-	}
-	if err := b.WaitFor(ctx, "test -e /srv/fossil", 300); err != nil {
-		out, _ := b.Run(ctx, "cat /tmp/fossil.log", time.Minute)
-		return fmt.Errorf("fossil did not post /srv/fossil: %w\nfossil's log:\n%s", err, out)
+		"fossil/conf -w /dev/sdC1/fossil /"+fossilBoot,
+		"venti='tcp!127.1!17034' fossil/fossil -c '. /"+fossilInstall+"' >/tmp/fossil.log >[2=1] &"); err != nil {
+		return err
 	}
 	_, err := b.Run(ctx, "mount -c /srv/fossil "+newfs, time.Minute)
 	return err
@@ -416,20 +415,7 @@ func format9fat(ctx context.Context, b *Build) error {
 // SeedIni returns the plan9.ini of a seed disk booting kernel (a base
 // name such as "9pccpuf") with its own fossil and venti.
 func SeedIni(kernel, sysname string) string {
-	return strings.Join([]string{
-		"bootfile=sdC0!9fat!" + kernel,
-		"bootargs=local!#S/sdC0/fossil",
-		"nobootprompt=local!#S/sdC0/fossil",
-		"venti=#S/sdC0/arenas",
-		"sysname=" + sysname,
-		"*nobiosload=1",
-		"*nomp=1",
-		"partition=new",
-		"dmamode=yes",
-		"console=0",
-		"baud=9600",
-		"",
-	}, "\n")
+	return iniText("bootfile=sdC0!9fat!"+kernel, "bootargs=local!#S/sdC0/fossil", "nobootprompt=local!#S/sdC0/fossil", "venti=#S/sdC0/arenas", "sysname="+sysname)
 }
 
 // configure writes plan9.ini, the nvram identity and fossil's listener
@@ -480,8 +466,9 @@ func configure(_ context.Context, b *Build) error {
 	return werr
 }
 
-// changeuserAnswers answers auth/changeuser's questions for a new user.
-func changeuserAnswers(password string) []console.Answer {
+// ChangeuserAnswers answers the questions auth/changeuser asks at a 4e or
+// 9legacy console (a new or an existing user) with password.
+func ChangeuserAnswers(password string) []console.Answer {
 	return []console.Answer{
 		{Prompt: regexp.MustCompile(`assign new password\? \[y/n\]: $`), Reply: "y"},
 		{Prompt: regexp.MustCompile(`Confirm password: $`), Reply: password},
@@ -528,7 +515,7 @@ func firstBoot(ctx context.Context, b *Build) error {
 			return err
 		}
 	}
-	res, err := rc.Dialog(ctx, "auth/changeuser "+id.User, changeuserAnswers(id.Password), 5*time.Minute)
+	res, err := rc.Dialog(ctx, "auth/changeuser "+id.User, ChangeuserAnswers(id.Password), 5*time.Minute)
 	if err != nil {
 		return err
 	}

@@ -274,3 +274,18 @@ func CopyTree(t testing.TB, omit ...string) string {
 	}
 	return dst
 }
+
+// Truncated returns a copy of the first third of the file at src (a
+// truncated ISO image) under t.TempDir.
+func Truncated(t testing.TB, src string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut"+filepath.Ext(src))
+	if err := os.WriteFile(cut, b[:len(b)/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cut
+}

@@ -326,8 +326,8 @@ func fullAddr(network, addr string) (tcpip.FullAddress, error) {
 	return tcpip.FullAddress{NIC: nicID, Addr: stackAddr(ap.Addr()), Port: ap.Port()}, nil
 }
 
-// close stops DHCP and DNS and the stack; the switch's connections must be
-// closed first.
+// close stops DHCP, DNS and the stack; frames guests still send are
+// dropped (see gatewayLink).
 func (g *gateway) close() {
 	g.closing.Store(true)
 	if g.dhcp != nil {

@@ -70,6 +70,7 @@ func commands() []command {
 		{"clone", "add a node cloned from a stopped node", runGridClone},
 		{"wire", "link a node to one it depends on (cpu to fossil, fossil to venti)", runGridWire("wire")},
 		{"unwire", "remove a link between two nodes", runGridWire("unwire")},
+		{"rewire", "move a node's link to another node (a cpu to another fossil), in one change", runGridWire("rewire")},
 		{"console", "attach to a node's serial console", runGridConsole},
 		{"drawterm", "open drawterm on a cpu node", runGridDrawterm},
 		{"exec", "run one command on a cpu node (drawterm -G) and print its output and status", runGridExec},

@@ -15,6 +15,7 @@ import (
 
 	"gridlord/app"
 	"gridlord/engine/daemon"
+	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 	"gridlord/engine/qemu"
 	"gridlord/testing/testenv"
@@ -310,8 +311,13 @@ func TestRealGridCloneRewire(t *testing.T) {
 	if f2 == nil || f2.IP == f1.IP || f2.MAC == f1.MAC || f2.Kind != f1.Kind {
 		t.Fatalf("fossil2 = %+v (fossil1 %+v)", f2, f1)
 	}
-	g.cli("unwire", "cpu2", "fossil1")
-	g.cli("wire", "cpu2", "fossil2")
+	g.cli("rewire", "cpu2", "fossil2") // one change: fossil1's root link goes
+	if gr, err = readGrid(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if r := gr.Target(gr.Node("cpu2"), grid.LinkRoot); r == nil || r.Name != "fossil2" {
+		t.Fatalf("cpu2 roots from %v after rewire", r)
+	}
 	g.cli("start", "fossil2")
 	n := nonce(t)
 	only := "/usr/only-on-fossil2-" + n

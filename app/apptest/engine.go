@@ -96,6 +96,9 @@ func (e *Engine) NodeDrawterm(node string) ([]byte, error) {
 	return nil, fmt.Errorf("node %s: the stand-in engine runs no cpu service", node)
 }
 
+// VentiMirrors implements gridfs.Engine: no mirrors.
+func (e *Engine) VentiMirrors() ([]byte, error) { return nil, nil }
+
 // Seeds implements gridfs.Engine.
 func (e *Engine) Seeds() ([]string, error) { return nil, nil }
 

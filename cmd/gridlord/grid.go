@@ -718,3 +718,15 @@ func runGridIdentity(ctx context.Context, env *cmdEnv, args []string) error {
 		return nil
 	})
 }
+
+// runGridOutbound turns the grid's outbound traffic on or off.
+func runGridOutbound(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "outbound", "[-grid DIR] on|off")
+	return withEngine(ctx, env, fs, args, 1, 1, func(c *gridfs.Client, _ string, a []string) error {
+		if err := c.Ctl(ctx, gridfs.QuoteWords([]string{"outbound", a[0]})); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "outbound traffic %s for the grid's guests (a running grid takes it at its next start)\n", a[0])
+		return nil
+	})
+}

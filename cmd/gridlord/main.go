@@ -75,6 +75,13 @@ func commands() []command {
 		{"drawterm", "open drawterm on a cpu node", runGridDrawterm},
 		{"exec", "run one command on a cpu node (drawterm -G) and print its output and status", runGridExec},
 		{"seed import", "store a disk image in the grid's venti as a seed", runSeedImport},
+		{"mirror add", "make a venti a mirror of the grid's venti (every block is pushed to it)", runMirrorAdd},
+		{"mirror rm", "stop mirroring to a venti and forget its position", runMirrorRm},
+		{"mirror status", "list the venti's mirrors with their position, lag and state", runMirrorStatus},
+		{"mirror verify", "check that every block of the venti reads back from a mirror", runMirrorVerify},
+		{"mirror run", "push a store's blocks to its mirrors in the foreground until interrupted", runMirrorRun},
+		{"bench mirror", "measure mirror throughput against cp -r of the store's arena files", runBenchMirror},
+		{"outbound", "let the grid's guests reach beyond the grid (on) or not (off, the default)", runGridOutbound},
 		{"seed list", "list the seeds the grid knows", runSeedList},
 		{"seed download", "download a catalog seed image and verify its checksum", runSeedDownload},
 	}

@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
+	"gridlord/engine/gridfs"
 	"gridlord/engine/mirror"
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
@@ -24,6 +24,20 @@ import (
 // Subcommands of "gridlord mirror": the venti mirrors of a store (issue
 // 14). For now they work on a store directory that no other process has
 // open; the grid's engine will run the same Manager continuously.
+
+// hasFlag reports whether args set -name (or --name), before a "--".
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
 
 // mirrorDirName is the directory inside a store that holds its mirrors'
 // list and positions unless -dir says otherwise.
@@ -80,8 +94,19 @@ func parseOpenMirrors(env *cmdEnv, fs *flag.FlagSet, args []string, storeDir, di
 // [-store DIR] [-dir DIR] ADDR, applies edit and prints what it did.
 func runMirrorEdit(name, help string, edit func(mg *mirror.Manager, addr string) (string, error)) func(context.Context, *cmdEnv, []string) error {
 	return func(ctx context.Context, env *cmdEnv, args []string) error {
-		fs := newFlags(env, name, "[-store DIR] [-dir DIR] ADDR\n"+help)
+		fs := newFlags(env, name, "[-grid DIR | -store DIR [-dir DIR]] ADDR\n"+help)
 		storeDir, dir := mirrorFlags(fs)
+		if !hasFlag(args, "store") {
+			// The grid's engine owns its store and pushes continuously.
+			return withEngine(ctx, env, fs, args, 1, 1, func(c *gridfs.Client, _ string, a []string) error {
+				verb := strings.Fields(name)[1]
+				if err := c.Ctl(ctx, gridfs.QuoteWords([]string{"mirror", verb, a[0]})); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.stdout, "mirror %s: %s done; the grid's engine pushes every block to its mirrors\n", a[0], verb)
+				return nil
+			})
+		}
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
@@ -122,6 +147,19 @@ func runMirrorStatus(ctx context.Context, env *cmdEnv, args []string) error {
 		"Lists the mirrors with their saved position and lag (blocks and bytes of blocks not yet on the mirror).")
 	storeDir, dir := mirrorFlags(fs)
 	probe := fs.Bool("probe", true, "dial each mirror (5 s timeout) and say whether it answers")
+	if !hasFlag(args, "store") {
+		return withEngine(ctx, env, fs, args, 0, 0, func(c *gridfs.Client, _ string, _ []string) error {
+			b, err := c.ReadFile(ctx, "/venti/mirrors")
+			if err != nil {
+				return err
+			}
+			if len(b) == 0 {
+				b = []byte("the grid's venti has no mirrors (add one with \"gridlord mirror add ADDR\")\n")
+			}
+			_, err = env.stdout.Write(b)
+			return err
+		})
+	}
 	st, mg, closeAll, err := parseOpenMirrors(env, fs, args, storeDir, dir)
 	if err != nil {
 		return err
@@ -140,7 +178,7 @@ func runMirrorStatus(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		wg.Wait()
 	}
-	printMirrorStatus(env.stdout, sts, reach)
+	mirror.WriteStatus(env.stdout, sts, reach)
 	return closeAll()
 }
 
@@ -154,40 +192,20 @@ func probeVenti(ctx context.Context, addr string) string {
 	return "answers"
 }
 
-// printMirrorStatus prints a table of mirrors; reach (if not empty) says
-// whether each answered.
-func printMirrorStatus(w io.Writer, sts []mirror.Status, reach []string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MIRROR\tPOSITION\tPUSHED\tLAG BLOCKS\tLAG BYTES\tSTATE\tLAST ERROR")
-	for i, s := range sts {
-		state := "stopped"
-		switch {
-		case s.Connected:
-			state = "connected"
-		case s.Running:
-			state = "connecting"
-		}
-		if i < len(reach) && reach[i] != "" {
-			state += ", " + reach[i]
-		}
-		lastErr := "-"
-		if s.LastError != "" {
-			lastErr = s.LastErrorAt.Format(time.RFC3339) + " " + s.LastError
-		}
-		pushed := fmt.Sprintf("%d blocks, %d bytes", s.Blocks, s.Bytes)
-		if s.Skipped > 0 {
-			pushed += fmt.Sprintf(" (%d damaged in the store, skipped)", s.Skipped)
-		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%d\t%s\t%s\n", s.Addr, s.Pos, pushed, s.LagBlocks, s.LagBytes, state, lastErr)
-	}
-	tw.Flush()
-}
-
 func runMirrorVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "mirror verify", "[-store DIR] [-dir DIR] [ADDR]\n"+
 		"Reads every block of the store back from the mirror at ADDR (any venti), or from every mirror,\n"+
 		"and checks its score, type and bytes. Exits 1 if a block is missing or wrong.")
 	storeDir, dir := mirrorFlags(fs)
+	if !hasFlag(args, "store") {
+		return withEngine(ctx, env, fs, args, 1, 1, func(c *gridfs.Client, _ string, a []string) error {
+			if err := c.Ctl(ctx, gridfs.QuoteWords([]string{"mirror", "verify", a[0]})); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "mirror %s holds every block of the grid's venti\nok\n", a[0])
+			return nil
+		})
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -273,12 +291,12 @@ func runMirrorRun(ctx context.Context, env *cmdEnv, args []string) error {
 	for {
 		select {
 		case <-tick:
-			printMirrorStatus(env.stdout, mg.Status(), nil)
+			mirror.WriteStatus(env.stdout, mg.Status(), nil)
 		case <-ctx.Done():
 			cancel()
 			wg.Wait()
 			mg.Close()
-			printMirrorStatus(env.stdout, mg.Status(), nil)
+			mirror.WriteStatus(env.stdout, mg.Status(), nil)
 			return errors.Join(serveErr, closeAll())
 		}
 	}

@@ -130,6 +130,9 @@ func TestMirrorCLI(t *testing.T) {
 	c.Close()
 	scores = append(scores, s)
 	waitUntil(t, "the new block on the mirror", func() bool { return holds(addr, scores) })
+	// Its periodic status shows the mirror connected (however fast the
+	// pushing went).
+	waitUntil(t, "a status table with the mirror connected", func() bool { return strings.Contains(runOutput.String(), "connected") })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("mirror run: %v\n%s", err, runOutput.String())

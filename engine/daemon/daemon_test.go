@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gridlord/engine/grid"
 	"gridlord/engine/plan9disk"
@@ -20,6 +21,7 @@ import (
 	"gridlord/engine/plan9disk/plan9disktest"
 	"gridlord/engine/qcow2"
 	"gridlord/engine/venti"
+	"gridlord/engine/venti/store"
 	"gridlord/testing/p9pdata"
 )
 
@@ -538,4 +540,50 @@ func TestDefaultPasswordGuard(t *testing.T) {
 		t.Fatalf("venti beyond loopback once the password is changed: %v", err)
 	}
 	e.Close()
+}
+
+// TestEngineMirrors: a mirror added through the grid's ctl gets every
+// block of the grid's venti pushed to it, /venti/mirrors shows it caught
+// up, and verify through the engine passes.
+func TestEngineMirrors(t *testing.T) {
+	e, _ := newTestGrid(t)
+	mst, err := store.Open(filepath.Join(t.TempDir(), "mirror"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mst.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go venti.NewServer(mst).Serve(ctx, ln)
+	addr := ln.Addr().String()
+	if err := e.Ctl(ctx, []string{"mirror", "add", addr}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		sts := e.mirrors.Status()
+		if len(sts) == 1 && sts[0].LagBlocks == 0 && sts[0].Blocks > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror did not catch up: %+v", sts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if b, _ := e.VentiMirrors(); !strings.Contains(string(b), addr) {
+		t.Fatalf("/venti/mirrors:\n%s", b)
+	}
+	if err := e.Ctl(ctx, []string{"mirror", "verify", addr}); err != nil {
+		t.Fatalf("verify through the engine: %v", err)
+	}
+	if err := e.Ctl(ctx, []string{"mirror", "rm", addr}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := e.VentiMirrors(); len(b) != 0 {
+		t.Fatalf("/venti/mirrors after rm:\n%s", b)
+	}
 }

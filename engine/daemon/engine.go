@@ -14,6 +14,7 @@
 //	boot.json                  direct-kernel boot records of seeds (see DirectBoot)
 //	passwords.json             passwords set for the grid's users (mode 0600)
 //	venti/                     the embedded venti's store (default)
+//	mirrors/                   the venti's mirrors and how far each got
 //	cache/<score>/             materialised seeds (default)
 //	nodes/<uuid>/              per node: disk.qcow2 and the supervisor's files
 //
@@ -44,6 +45,7 @@ import (
 
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
+	"gridlord/engine/mirror"
 	"gridlord/engine/network"
 	"gridlord/engine/ninep"
 	"gridlord/engine/qemu"
@@ -59,6 +61,9 @@ const (
 	SocketName = "engine.sock"
 	LogName    = "engine.log"
 	BootName   = "boot.json"
+	// MirrorsDir holds the list of the venti's mirrors and each one's
+	// position (engine/mirror).
+	MirrorsDir = "mirrors"
 	DiskName   = "disk.qcow2"
 )
 
@@ -123,6 +128,7 @@ type Engine struct {
 	ops    sync.WaitGroup // operations started by run; Close waits for them
 
 	store     *store.Store
+	mirrors   *mirror.Manager // pushes every block to the grid's mirror ventis
 	ventiLn   net.Listener
 	ventiSrv  *venti.Server
 	sw        *switchRef
@@ -203,6 +209,10 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 			return nil, fmt.Errorf("the grid's venti would listen on %s, beyond this machine, while nodes still have their seed's well-known default password (%s): change it first (gridlord identity), or keep the venti on loopback", a, strings.Join(d, ", "))
 		}
 	}
+	if e.mirrors, err = mirror.New(e.store, filepath.Join(dir, MirrorsDir), e.log); err != nil {
+		return nil, fmt.Errorf("the grid's venti mirrors: %w", err)
+	}
+	e.mirrors.Start(e.ctx)
 	e.ventiSrv = venti.NewServer(e.store, venti.WithLogger(opts.Log))
 	e.wg.Add(1)
 	go func() {
@@ -315,6 +325,9 @@ func (e *Engine) Close() error {
 		}
 		e.sw.close()
 		e.wg.Wait()
+		if e.mirrors != nil {
+			errs = append(errs, e.mirrors.Close())
+		}
 		if e.store != nil {
 			errs = append(errs, e.store.Close())
 		}
@@ -432,7 +445,7 @@ func (e *Engine) networkPlan() (network.Config, []network.Member) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	nw := e.g.Network
-	cfg := network.Config{Subnet: nw.Subnet.String(), GatewayIP: nw.Gateway.String(), HostIP: nw.Host.String()}
+	cfg := network.Config{Subnet: nw.Subnet.String(), GatewayIP: nw.Gateway.String(), HostIP: nw.Host.String(), Outbound: nw.Outbound}
 	var ms []network.Member
 	for _, l := range e.g.Leases() {
 		ms = append(ms, network.Member{Name: l.Name, MAC: l.MAC.String(), IP: l.IP.String()})
@@ -474,9 +487,9 @@ func (e *Engine) rebuildSwitch() error {
 // while the grid is down get their leases before anything starts (the
 // switch's DHCP leases are fixed at creation).
 func (e *Engine) refreshSwitch() {
-	_, ms := e.networkPlan()
+	cfg, ms := e.networkPlan()
 	e.sw.mu.Lock()
-	same := len(ms) == len(e.sw.members)
+	same := len(ms) == len(e.sw.members) && e.sw.sw != nil && e.sw.sw.Config().Outbound == cfg.Outbound
 	for _, m := range ms {
 		if have, ok := e.sw.members[m.Name]; !ok || have != m {
 			same = false

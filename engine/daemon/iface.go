@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"gridlord/engine/console"
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
+	"gridlord/engine/mirror"
 	"gridlord/engine/qemu"
 )
 
@@ -74,7 +76,7 @@ func (e *Engine) Nodes() []string {
 }
 
 // gridVerbs lists the grid commands for error messages.
-const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, rewire FROM TO, move NODE X Y, arrange, identity NODE USER AUTHDOM, memory NODE MB, ip NODE ADDR, rename NODE NEWNAME, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
+const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, rewire FROM TO, move NODE X Y, arrange, identity NODE USER AUTHDOM, memory NODE MB, ip NODE ADDR, rename NODE NEWNAME, mirror add|rm|verify ADDR, outbound on|off, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
 
 // Ctl runs one grid command (see gridfs.Engine).
 func (e *Engine) Ctl(ctx context.Context, words []string) error {
@@ -167,6 +169,43 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 			return err
 		}
 		return e.edit(func(g *grid.Grid) error { return g.Rename(args[0], args[1]) })
+	case "outbound":
+		if err := need(1); err != nil {
+			return err
+		}
+		if args[0] != "on" && args[0] != "off" {
+			return fmt.Errorf("outbound %q: want on or off", args[0])
+		}
+		if err := e.edit(func(g *grid.Grid) error { g.SetOutbound(args[0] == "on"); return nil }); err != nil {
+			return err
+		}
+		if e.anyVMRunning() {
+			e.log.Info("outbound traffic setting changed; it applies when the grid restarts (gridlord down, then up)", "outbound", args[0])
+		}
+		return nil
+	case "mirror":
+		if err := need(2); err != nil {
+			return err
+		}
+		switch args[0] {
+		case "add":
+			_, err := e.mirrors.Add(args[1])
+			return err
+		case "rm":
+			return e.mirrors.Remove(args[1])
+		case "verify":
+			return e.run(ctx, func(c context.Context) error {
+				rep, err := e.mirrors.Verify(c, args[1])
+				if err != nil {
+					return err
+				}
+				if !rep.OK() {
+					return fmt.Errorf("mirror %s does not hold every block of the grid's venti: %d missing, %d wrong (of %d); %s", rep.Addr, rep.Missing, rep.Wrong, rep.Blocks, strings.Join(rep.Problems, "; "))
+				}
+				return nil
+			})
+		}
+		return fmt.Errorf("mirror %q: want add, rm or verify", args[0])
 	case "seed":
 		if len(args) < 3 || args[0] != "import" {
 			return fmt.Errorf("usage: seed import NAME PATH [key=value ...]; verbs: %s", gridVerbs)
@@ -456,6 +495,17 @@ func (e *Engine) NodeLog(node string) ([]byte, error) {
 		return nil, nil
 	}
 	return b, err
+}
+
+// VentiMirrors returns the table of the venti's mirrors (empty: none).
+func (e *Engine) VentiMirrors() ([]byte, error) {
+	sts := e.mirrors.Status()
+	if len(sts) == 0 {
+		return nil, nil
+	}
+	var b bytes.Buffer
+	err := mirror.WriteStatus(&b, sts, nil)
+	return b.Bytes(), err
 }
 
 // VentiStats returns the embedded venti's statistics as "key value" lines.

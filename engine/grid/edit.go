@@ -419,6 +419,14 @@ func (g *Grid) Copy() (*Grid, error) {
 	return c, nil
 }
 
+// SetOutbound lets the grid's guests reach beyond the grid or not (see
+// Network.Outbound); a running switch keeps its setting until the grid
+// restarts.
+func (g *Grid) SetOutbound(on bool) {
+	g.Network.Outbound = on
+	g.refresh()
+}
+
 // SetStaticBoot switches how 4e/9legacy cpu nodes get their address (see
 // Network.StaticBoot); every such cpu becomes pending.
 func (g *Grid) SetStaticBoot(on bool) {

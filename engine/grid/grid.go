@@ -223,6 +223,11 @@ type Network struct {
 	// plan9.ini (nobootprompt=tcp -g GW ether /net/ether0 IP MASK) instead
 	// of by DHCP.
 	StaticBoot bool `json:"staticBoot,omitempty"`
+	// Outbound lets the grid's guests reach addresses beyond the grid (the
+	// host's LAN, the internet) through the switch's gateway; off by
+	// default: guests reach the grid and the host services the engine
+	// exposes, nothing else.
+	Outbound bool `json:"outbound,omitempty"`
 	Extra
 }
 

@@ -44,6 +44,8 @@ func GridVerbs() []Verb {
 		{"memory", 2, 2, "memory NODE MB"},
 		{"ip", 2, 2, "ip NODE ADDR"},
 		{"rename", 2, 2, "rename NODE NEWNAME"},
+		{"mirror", 2, 2, "mirror add|rm|verify ADDR"},
+		{"outbound", 1, 1, "outbound on|off"},
 	}
 }
 

@@ -10,6 +10,7 @@
 //	/identity          write: a new host owner identity for nodes (not logged)
 //	/seeds             read: one line per seed
 //	/venti/stats       read: "key value" lines
+//	/venti/mirrors     read: the venti's mirrors, their position and lag
 //	/nodes/NAME/ctl    write: one node command per write; read: the verbs
 //	/nodes/NAME/status read: one line of state
 //	/nodes/NAME/cons   read: console stream (scrollback first); write: type
@@ -104,6 +105,8 @@ type Engine interface {
 	Seeds() ([]string, error)
 	// VentiStats returns the embedded venti's statistics as "key value" lines.
 	VentiStats() ([]byte, error)
+	// VentiMirrors returns the table of the venti's mirrors (empty: none).
+	VentiMirrors() ([]byte, error)
 	// Changed returns a channel that is closed at the next change of any
 	// node's state or of the grid (then call Changed again): used by the
 	// /events file so the GUI needs no polling.

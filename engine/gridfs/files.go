@@ -125,7 +125,7 @@ func (d *dir) names() ([]string, map[string]bool) {
 	case nodeDir:
 		return nodeFileNames, nil
 	case ventiDir:
-		return []string{"stats"}, nil
+		return []string{"mirrors", "stats"}, nil
 	}
 	return nil, nil
 }
@@ -164,8 +164,11 @@ func (d *dir) lookup(name string) (p9.File, error) {
 	case nodeDir:
 		return nodeFile(c, d.node, name)
 	case ventiDir:
-		if name == "stats" {
+		switch name {
+		case "stats":
 			return &textFile{fileBase: fileBase{entry: c}, gen: d.a.fs.e.VentiStats}, nil
+		case "mirrors":
+			return &textFile{fileBase: fileBase{entry: c}, gen: d.a.fs.e.VentiMirrors}, nil
 		}
 	}
 	return nil, linux.ENOENT

@@ -40,6 +40,7 @@ func (r *recEngine) NodeDrawterm(string) ([]byte, error)      { return nil, nil 
 func (r *recEngine) Identity(context.Context, []string) error { return nil }
 func (r *recEngine) Seeds() ([]string, error)                 { return nil, nil }
 func (r *recEngine) VentiStats() ([]byte, error)              { return nil, nil }
+func (r *recEngine) VentiMirrors() ([]byte, error)            { return nil, nil }
 func (r *recEngine) Changed() <-chan struct{}                 { return make(chan struct{}) }
 
 // FuzzCtlWrite drives /ctl's write path with arbitrary bytes: a write either

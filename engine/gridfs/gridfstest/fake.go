@@ -316,6 +316,9 @@ func (e *Engine) Seeds() ([]string, error) {
 	return s, nil
 }
 
+// VentiMirrors implements gridfs.Engine: the fake venti has no mirrors.
+func (e *Engine) VentiMirrors() ([]byte, error) { return nil, nil }
+
 // VentiStats implements gridfs.Engine.
 func (e *Engine) VentiStats() ([]byte, error) {
 	e.mu.Lock()

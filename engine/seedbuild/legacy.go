@@ -388,11 +388,11 @@ func archive(ctx context.Context, b *Build) error {
 	if err := syncVenti(ctx, b); err != nil {
 		return err
 	}
-	if err := fscons(ctx, b, "fsys all halt"); err != nil {
+	// Unmount first: a halted fossil never answers the unmount's clunks.
+	if _, err := b.Run(ctx, "unmount "+newfs, time.Minute); err != nil {
 		return err
 	}
-	_, err = b.Run(ctx, "unmount "+newfs, time.Minute)
-	return err
+	return fscons(ctx, b, "fsys all halt")
 }
 
 // kernels are the distribution's kernels that go in the 9fat (those it

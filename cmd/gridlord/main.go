@@ -75,6 +75,7 @@ func commands() []command {
 		{"drawterm", "open drawterm on a cpu node", runGridDrawterm},
 		{"exec", "run one command on a cpu node (drawterm -G) and print its output and status", runGridExec},
 		{"seed import", "store a disk image in the grid's venti as a seed", runSeedImport},
+		{"seed build", "build a seed from a Plan 9 CD image or directory by a real install (9legacy recipe)", runSeedBuild},
 		{"mirror add", "make a venti a mirror of the grid's venti (every block is pushed to it)", runMirrorAdd},
 		{"mirror rm", "stop mirroring to a venti and forget its position", runMirrorRm},
 		{"mirror status", "list the venti's mirrors with their position, lag and state", runMirrorStatus},

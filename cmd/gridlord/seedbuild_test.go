@@ -51,6 +51,7 @@ func TestSeedBuildRefuses(t *testing.T) {
 // directory (issue 13, done-when 2) prints each step's progress and
 // records the seed, with the identity given, in the grid.
 func TestSeedBuildFromDirectory(t *testing.T) {
+	testenv.SeedBuild(t)
 	testenv.Tool(t, "qemu-system-i386")
 	tree := seedtest.Tree(t)
 	t.Setenv(qemu.EnvAccel, "tcg")

@@ -25,6 +25,7 @@ import (
 // /386/bin | wc -l matches the distribution's tree, and a wrong password
 // is refused.
 func TestBuildSeedRunsAGrid(t *testing.T) {
+	testenv.SeedBuild(t)
 	testenv.Tool(t, "qemu-system-i386")
 	testenv.Tool(t, "drawterm")
 	iso, tree := seedtest.ISO(t), seedtest.Tree(t)

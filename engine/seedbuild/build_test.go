@@ -16,6 +16,7 @@ import (
 // TestBuildSeed runs the 9legacy recipe on the distribution made from the
 // real seed, with the grid profile and a new identity.
 func TestBuildSeed(t *testing.T) {
+	testenv.SeedBuild(t)
 	testenv.Tool(t, "qemu-system-i386")
 	d := openDist(t, seedtest.ISO(t))
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -46,6 +47,7 @@ func TestBuildSeed(t *testing.T) {
 // grid profile from the ISO made of the shared seed) under the machine's
 // accelerator (TCG here): go test -run - -bench SeedBuild -benchtime 1x.
 func BenchmarkSeedBuild(b *testing.B) {
+	testenv.SeedBuild(b)
 	testenv.Tool(b, "qemu-system-i386")
 	iso := seedtest.ISO(b)
 	fsys, closeFS, err := seedbuild.Open(iso)

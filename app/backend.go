@@ -39,6 +39,10 @@ type Backend interface {
 	NodeCtl(ctx context.Context, node string, words ...string) error
 	// NodeIni is the node's plan9.ini: from its disk, or the one it will get.
 	NodeIni(ctx context.Context, node string) ([]byte, error)
+	// Identity writes one command to the engine's /identity (a new host
+	// owner identity: nvram on the nodes' disks and, with keyfs=yes, the
+	// auth servers' keyfs); see gridfs.IdentityVerbs.
+	Identity(ctx context.Context, line string) error
 	// Drawterm says how drawterm reaches a running node (the engine's
 	// /nodes/NAME/drawterm).
 	Drawterm(ctx context.Context, node string) (drawterm.Target, error)

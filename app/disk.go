@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
 	"gridlord/engine/plan9disk"
 	"gridlord/engine/plan9disk/nvram"
 	"gridlord/engine/qcow2"
@@ -84,6 +85,11 @@ type Identity struct {
 	// FreshDisk first recreates each node's disk from its seed (the
 	// engine's "reset"; everything written to the disk is lost).
 	FreshDisk bool
+	// Keyfs also changes the user in the auth servers' keyfs (typed at
+	// their consoles by the engine): the nvram holds only the machine's
+	// own key, the users' keys live in the auth server's file system, and
+	// logins fail until both agree.
+	Keyfs bool
 }
 
 // ResetResult says what Reset did to each node.
@@ -100,7 +106,9 @@ type ResetResult struct {
 // a new host owner, auth domain and password (the old confighelper "r"):
 // the grid model first (through the backend, so a running engine agrees),
 // then the nvram record on each node's disk, with the machine keys derived
-// from the password. Running nodes are refused: their disks are in use.
+// from the password. With the engine daemon the engine does it (stopping
+// the nodes, and with Keyfs changing the auth servers' keyfs too); the
+// in-process backend writes the nvram of stopped nodes itself.
 func ResetIdentity(ctx context.Context, b Backend, id Identity, names ...string) (ResetResult, error) {
 	var res ResetResult
 	if err := CheckPassword(id.User, id.Password); err != nil {
@@ -131,6 +139,33 @@ func ResetIdentity(ctx context.Context, b Backend, id Identity, names ...string)
 		}
 		nodes = append(nodes, n)
 	}
+	if id.FreshDisk {
+		for _, n := range nodes {
+			if err := b.NodeCtl(ctx, n.Name, "reset"); err != nil {
+				return res, fmt.Errorf("recreate the disk of %s: %w", n.Name, err)
+			}
+		}
+	}
+	// The engine does it all, under its node locks: it stops the nodes,
+	// writes their nvram and, with Keyfs, changes the auth servers' keyfs.
+	words := []string{"set", "user=" + id.User, "authdom=" + id.AuthDom, "password=" + id.Password}
+	if id.Keyfs {
+		words = append(words, "keyfs=yes")
+	}
+	for _, n := range nodes {
+		words = append(words, n.Name)
+	}
+	err = b.Identity(ctx, gridfs.QuoteWords(words))
+	if err == nil {
+		for _, n := range nodes {
+			res.Written = append(res.Written, n.Name)
+		}
+		return res, nil
+	}
+	if !errors.Is(err, ErrEngineNotRunning) {
+		return res, err
+	}
+	// In-process: only the nvram of stopped nodes, written here.
 	for _, n := range nodes {
 		st, err := b.NodeStatus(ctx, n.Name)
 		if err != nil {
@@ -141,11 +176,6 @@ func ResetIdentity(ctx context.Context, b Backend, id Identity, names ...string)
 		}
 	}
 	for _, n := range nodes {
-		if id.FreshDisk {
-			if err := b.NodeCtl(ctx, n.Name, "reset"); err != nil {
-				return res, fmt.Errorf("recreate the disk of %s: %w", n.Name, err)
-			}
-		}
 		if err := b.Ctl(ctx, "identity", n.Name, id.User, id.AuthDom); err != nil {
 			return res, fmt.Errorf("set identity of %s: %w", n.Name, err)
 		}

@@ -231,6 +231,10 @@ func (l *Local) NodeStatus(_ context.Context, name string) (string, error) {
 	return s + " pending=" + strconv.FormatBool(n.Pending()), nil
 }
 
+// Identity implements Backend: the in-process backend writes nvram itself
+// (ResetIdentity) and cannot reach keyfs.
+func (l *Local) Identity(context.Context, string) error { return ErrEngineNotRunning }
+
 // Drawterm implements Backend: only the engine daemon runs cpu nodes.
 func (l *Local) Drawterm(context.Context, string) (drawterm.Target, error) {
 	return drawterm.Target{}, ErrEngineNotRunning

@@ -96,6 +96,9 @@ func (r *Remote) NodeIni(ctx context.Context, node string) ([]byte, error) {
 	return r.c.ReadFile(ctx, "nodes/"+node+"/ini")
 }
 
+// Identity implements Backend.
+func (r *Remote) Identity(ctx context.Context, line string) error { return r.c.Identity(ctx, line) }
+
 // Drawterm implements Backend.
 func (r *Remote) Drawterm(ctx context.Context, node string) (drawterm.Target, error) {
 	b, err := r.c.ReadFile(ctx, "nodes/"+node+"/drawterm")

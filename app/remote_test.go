@@ -235,3 +235,20 @@ func TestStartEngineFailureFallsBack(t *testing.T) {
 	}
 	a.Close()
 }
+
+// TestResetIdentityGoesToTheEngine: over the engine daemon, reset identity
+// is one /identity command the engine carries out (nvram and keyfs under
+// its node locks); the window does not write disks itself, so an engine
+// that refuses leaves every disk alone and its reason reaches the caller.
+func TestResetIdentityGoesToTheEngine(t *testing.T) {
+	dir, _, _ := apptest.Serve(t, 10*time.Millisecond)
+	r, err := app.DialRemote(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = app.ResetIdentity(context.Background(), r, app.Identity{User: "bootes", AuthDom: "grid", Password: "n3w-grid-pass", Keyfs: true})
+	if err == nil || !strings.Contains(err.Error(), "no nvram") {
+		t.Fatalf("reset identity over the engine: %v, want the engine's own refusal", err)
+	}
+}

@@ -26,6 +26,7 @@ type resetWizard struct {
 	password *widget.Entry
 	confirm  *widget.Entry
 	fresh    *widget.Check
+	keyfs    *widget.Check
 	problem  *widget.Label
 	dlg      dialog.Dialog
 }
@@ -43,7 +44,14 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 		password: widget.NewPasswordEntry(), confirm: widget.NewPasswordEntry(),
 		problem: widget.NewLabel(""),
 		fresh:   widget.NewCheck("First recreate the disk from its seed (erases it)", nil),
+		keyfs:   widget.NewCheck("Also change the user in the auth server's keyfs", nil),
 	}
+	w.keyfs.SetChecked(true)
+	keyfsNote := widget.NewLabel("A machine's nvram holds only its own key; the users' keys live in the auth " +
+		"server's keyfs, inside its file system. Logins fail until both agree, so Gridlord also types " +
+		"auth/changeuser (and auth/convkeys) at the auth server's console. The nodes are stopped and " +
+		"boot with the new identity at their next start.")
+	keyfsNote.Wrapping = fyne.TextWrapWord
 	w.authDom.SetText(app.DefaultAuthDom)
 	w.user.SetText(app.DefaultUser)
 	if n, ok := m.snapshot().NodeByName(node); ok && !n.Embedded {
@@ -63,6 +71,8 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 		widget.NewFormItem("Password", w.password),
 		widget.NewFormItem("Again", w.confirm),
 		widget.NewFormItem("Disk", w.fresh),
+		widget.NewFormItem("Users", w.keyfs),
+		widget.NewFormItem("", keyfsNote),
 		widget.NewFormItem("", w.problem),
 	)
 	w.dlg = dialog.NewCustomConfirm("Reset machine identity", "Reset", "Cancel", form, func(ok bool) {
@@ -70,7 +80,7 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 			w.submit()
 		}
 	}, m.win)
-	w.dlg.Resize(fyne.NewSize(520, 360))
+	w.dlg.Resize(fyne.NewSize(560, 480))
 	w.dlg.Show()
 	return w
 }
@@ -95,7 +105,7 @@ func (w *resetWizard) submit() {
 		w.m.showError("Reset refused", err)
 		return
 	}
-	id := app.Identity{User: w.user.Text, AuthDom: w.authDom.Text, Password: w.password.Text, FreshDisk: w.fresh.Checked}
+	id := app.Identity{User: w.user.Text, AuthDom: w.authDom.Text, Password: w.password.Text, FreshDisk: w.fresh.Checked, Keyfs: w.keyfs.Checked}
 	var names []string
 	if w.node.Selected != wholeGrid {
 		names = []string{w.node.Selected}
@@ -106,6 +116,11 @@ func (w *resetWizard) submit() {
 			return err
 		}
 		msg := fmt.Sprintf("identity %s@%s: nvram written on %s", id.User, id.AuthDom, orNone(res.Written))
+		if id.Keyfs {
+			msg += "; the auth server's keyfs has the new password"
+		} else {
+			msg += "; the auth server's keyfs still has the old password: logins fail until it is changed"
+		}
 		if len(res.Deferred) > 0 {
 			msg += "; written when first started: " + strings.Join(res.Deferred, ", ")
 		}

@@ -23,6 +23,7 @@ import (
 	"gridlord/engine/plan9disk/ini"
 	"gridlord/engine/plan9disk/plan9disktest"
 	"gridlord/engine/qemu"
+	"gridlord/testing/gridtest"
 	"gridlord/testing/standin"
 	"gridlord/testing/testenv"
 )
@@ -71,34 +72,8 @@ func enginePid(t *testing.T, dir string) int {
 	return pid
 }
 
-// cleanupGrid ends the engine and any VM the test left running.
-func cleanupGrid(t testing.TB, dir string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if b, err := os.ReadFile(filepath.Join(dir, daemon.LockName)); err == nil {
-		if c, err := gridfs.Dial(ctx, filepath.Join(dir, daemon.SocketName)); err == nil {
-			c.Ctl(ctx, "down")
-			c.Close()
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != os.Getpid() {
-			syscall.Kill(pid, syscall.SIGTERM)
-			for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-	}
-	recs, _ := filepath.Glob(filepath.Join(dir, grid.NodesDir, "*", qemu.FileState))
-	for _, r := range recs {
-		var rec struct {
-			PID int `json:"pid"`
-		}
-		if b, err := os.ReadFile(r); err == nil && json.Unmarshal(b, &rec) == nil && rec.PID > 0 {
-			if syscall.Kill(rec.PID, syscall.SIGKILL) == nil {
-				t.Logf("killed leftover QEMU pid %d", rec.PID)
-			}
-		}
-	}
-}
+// cleanupGrid stops the grid in dir, its engine and any VM left behind.
+func cleanupGrid(t testing.TB, dir string) { gridtest.Cleanup(t, dir) }
 
 // states reads every node's state through gridfs.
 func states(t *testing.T, ctx context.Context, c *gridfs.Client) map[string]string {

@@ -2,7 +2,6 @@ package window
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -18,9 +17,8 @@ import (
 	"time"
 
 	"gridlord/engine/daemon"
-	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
-	"gridlord/engine/qemu"
+	"gridlord/testing/gridtest"
 	"gridlord/testing/testenv"
 )
 
@@ -281,35 +279,8 @@ func nodeState(ctx context.Context, c *gridfs.Client, name string) (string, erro
 	return st, nil
 }
 
-// cleanupGrid stops the grid in dir and its engine, then kills any QEMU
-// left behind, so that no test leaves VMs running.
-func cleanupGrid(t *testing.T, dir string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	if b, err := os.ReadFile(filepath.Join(dir, daemon.LockName)); err == nil {
-		if c, err := gridfs.Dial(ctx, filepath.Join(dir, daemon.SocketName)); err == nil {
-			c.Ctl(ctx, "down")
-			c.Close()
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != os.Getpid() {
-			syscall.Kill(pid, syscall.SIGTERM)
-			for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-	}
-	recs, _ := filepath.Glob(filepath.Join(dir, grid.NodesDir, "*", qemu.FileState))
-	for _, r := range recs {
-		var rec struct {
-			PID int `json:"pid"`
-		}
-		if b, err := os.ReadFile(r); err == nil && json.Unmarshal(b, &rec) == nil && rec.PID > 0 {
-			if syscall.Kill(rec.PID, syscall.SIGKILL) == nil {
-				t.Logf("killed leftover QEMU pid %d", rec.PID)
-			}
-		}
-	}
-}
+// cleanupGrid stops the grid in dir, its engine and any VM left behind.
+func cleanupGrid(t testing.TB, dir string) { gridtest.Cleanup(t, dir) }
 
 // region is the bounding box of the pixels of colour c (within a small
 // distance) inside r, and how many there are.

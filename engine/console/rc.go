@@ -55,6 +55,23 @@ type Answer struct {
 	Reply  string
 }
 
+// ChangeuserAnswers answers the questions auth/changeuser asks at a 4e or
+// 9legacy console, for a new or an existing user, with password (its two
+// password questions are also what auth/convkeys asks).
+func ChangeuserAnswers(password string) []Answer {
+	return []Answer{
+		{Prompt: regexp.MustCompile(`assign new password\? \[y/n\]: $`), Reply: "y"},
+		{Prompt: regexp.MustCompile(`Confirm password: $`), Reply: password},
+		{Prompt: regexp.MustCompile(`Password: $`), Reply: password},
+		{Prompt: regexp.MustCompile(`assign Inferno/POP secret\? \(y/n\) $`), Reply: "n"},
+		{Prompt: regexp.MustCompile(`Expiration date[^:\n]*: $`), Reply: ""},
+		{Prompt: regexp.MustCompile(`Post id: $`), Reply: ""},
+		{Prompt: regexp.MustCompile(`full name: $`), Reply: ""},
+		{Prompt: regexp.MustCompile(`Department #: $`), Reply: ""},
+		{Prompt: regexp.MustCompile(`email address[^:\n]*: $`), Reply: ""},
+	}
+}
+
 // NewRC starts driving the rc at h, whose shell prompt prompt matches.
 // Close releases it.
 func NewRC(h *Hub, prompt *regexp.Regexp) *RC {

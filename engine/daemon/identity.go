@@ -368,28 +368,6 @@ func writeNvramKey(path, user, dom, password string) error {
 	return werr
 }
 
-// keyfsPrompts are what auth/changeuser and auth/convkeys ask at a 4e or
-// 9legacy console, and the answers for id (nil: answered separately).
-func keyfsPrompts(password string) []struct {
-	re     *regexp.Regexp
-	answer string
-} {
-	return []struct {
-		re     *regexp.Regexp
-		answer string
-	}{
-		{regexp.MustCompile(`assign new password\? \[y/n\]: $`), "y"},
-		{regexp.MustCompile(`Confirm password: $`), password},
-		{regexp.MustCompile(`Password: $`), password},
-		{regexp.MustCompile(`assign Inferno/POP secret\? \(y/n\) $`), "n"},
-		{regexp.MustCompile(`Expiration date[^:\n]*: $`), ""},
-		{regexp.MustCompile(`Post id: $`), ""},
-		{regexp.MustCompile(`full name: $`), ""},
-		{regexp.MustCompile(`Department #: $`), ""},
-		{regexp.MustCompile(`email address[^:\n]*: $`), ""},
-	}
-}
-
 // changeKeyfs types auth/changeuser for id.User at running auth server
 // name's console, answering its questions, then auth/convkeys so its key
 // file is encrypted with the key of the new password (which its nvram gets
@@ -414,11 +392,11 @@ func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange
 		if err := ex.SendLine(command); err != nil {
 			return err
 		}
-		prompts := keyfsPrompts(id.Password)
+		prompts := console.ChangeuserAnswers(id.Password)
 		for i := 0; i < 32; i++ {
 			alts := []string{done.String(), `(?m)^(?:changeuser|convkeys|keyfs): [^\r\n]*`}
 			for _, p := range prompts {
-				alts = append(alts, p.re.String())
+				alts = append(alts, p.Prompt.String())
 			}
 			m, err := ex.Expect(ctx, regexp.MustCompile("("+strings.Join(alts, ")|(")+")"), 60*time.Second)
 			if err != nil {
@@ -432,8 +410,8 @@ func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange
 			}
 			answered := false
 			for _, p := range prompts {
-				if p.re.MatchString(m[0]) {
-					if err := ex.SendLine(p.answer); err != nil {
+				if p.Prompt.MatchString(m[0]) {
+					if err := ex.SendLine(p.Reply); err != nil {
 						return err
 					}
 					answered = true

@@ -466,22 +466,6 @@ func configure(_ context.Context, b *Build) error {
 	return werr
 }
 
-// ChangeuserAnswers answers the questions auth/changeuser asks at a 4e or
-// 9legacy console (a new or an existing user) with password.
-func ChangeuserAnswers(password string) []console.Answer {
-	return []console.Answer{
-		{Prompt: regexp.MustCompile(`assign new password\? \[y/n\]: $`), Reply: "y"},
-		{Prompt: regexp.MustCompile(`Confirm password: $`), Reply: password},
-		{Prompt: regexp.MustCompile(`Password: $`), Reply: password},
-		{Prompt: regexp.MustCompile(`assign Inferno/POP secret\? \(y/n\) $`), Reply: "n"},
-		{Prompt: regexp.MustCompile(`Expiration date[^:\n]*: $`), Reply: ""},
-		{Prompt: regexp.MustCompile(`Post id: $`), Reply: ""},
-		{Prompt: regexp.MustCompile(`full name: $`), Reply: ""},
-		{Prompt: regexp.MustCompile(`Department #: $`), Reply: ""},
-		{Prompt: regexp.MustCompile(`email address[^:\n]*: $`), Reply: ""},
-	}
-}
-
 // firstBoot boots the new disk alone as a cpu+auth server, writes its
 // cpurc (keyfs, authsrv on 567), makes the identity's keyfs entry, lets
 // its host owner speak for users, archives and halts it.
@@ -515,7 +499,7 @@ func firstBoot(ctx context.Context, b *Build) error {
 			return err
 		}
 	}
-	res, err := rc.Dialog(ctx, "auth/changeuser "+id.User, ChangeuserAnswers(id.Password), 5*time.Minute)
+	res, err := rc.Dialog(ctx, "auth/changeuser "+id.User, console.ChangeuserAnswers(id.Password), 5*time.Minute)
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,9 @@ type Options struct {
 	StopTimeout time.Duration
 	// Log receives the engine's messages; nil discards them.
 	Log *slog.Logger
+	// NewRunner builds what runs the VMs (default NewQEMURunner); tests
+	// give daemontest's fake.
+	NewRunner func(RunnerConfig) (Runner, error)
 }
 
 // Node states, the first word of NodeStatus.
@@ -132,7 +135,7 @@ type Engine struct {
 	ventiLn   net.Listener
 	ventiSrv  *venti.Server
 	sw        *switchRef
-	sup       *qemu.Supervisor
+	vms       Runner     // runs the nodes' VMs (Options.NewRunner)
 	seedMu    sync.Mutex // serialises seed materialisation
 	shippedMu sync.Mutex // serialises imports of shipped seeds
 	closeOnce sync.Once
@@ -224,16 +227,21 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 	if err := e.rebuildSwitch(); err != nil {
 		return nil, err
 	}
-	e.sup, err = qemu.NewSupervisor(filepath.Join(dir, grid.NodesDir), e.sw, qemu.SupervisorOptions{
-		CacheDir: opts.AccelCacheDir,
-		Accel:    opts.Accel,
-		Log:      opts.Log,
-		OnState:  e.onVMState,
+	if opts.NewRunner == nil {
+		opts.NewRunner = NewQEMURunner
+	}
+	e.vms, err = opts.NewRunner(RunnerConfig{
+		StateDir:      filepath.Join(dir, grid.NodesDir),
+		Net:           e.sw,
+		Accel:         opts.Accel,
+		AccelCacheDir: opts.AccelCacheDir,
+		Log:           opts.Log,
+		OnState:       e.onVMState,
 	})
 	if err != nil {
 		return nil, err
 	}
-	nodes, aerr := e.sup.AdoptAll(ctx)
+	nodes, aerr := e.vms.AdoptAll(ctx)
 	if aerr != nil {
 		e.log.Warn("re-adopting VMs", "err", aerr)
 	}
@@ -245,8 +253,8 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 }
 
 // adopted records a VM found running at Open.
-func (e *Engine) adopted(n *qemu.Node) {
-	id, err := uuid.Parse(n.VM.Name())
+func (e *Engine) adopted(vm VM) {
+	id, err := uuid.Parse(vm.Name())
 	e.mu.Lock()
 	var gn *grid.Node
 	if err == nil {
@@ -254,7 +262,7 @@ func (e *Engine) adopted(n *qemu.Node) {
 	}
 	if gn == nil {
 		e.mu.Unlock()
-		e.log.Warn("adopted a VM that is not in the grid; leaving it alone", "vm", n.VM.Name())
+		e.log.Warn("adopted a VM that is not in the grid; leaving it alone", "vm", vm.Name())
 		return
 	}
 	st := e.stateLocked(gn.ID)
@@ -263,7 +271,7 @@ func (e *Engine) adopted(n *qemu.Node) {
 	e.notifyLocked()
 	e.mu.Unlock()
 	e.forward(name)
-	e.log.Info("re-adopted running node", "node", name, "pid", n.VM.Info().PID)
+	e.log.Info("re-adopted running node", "node", name, "pid", vm.Info().PID)
 }
 
 // Dir returns the grid directory.
@@ -317,8 +325,8 @@ func (e *Engine) Close() error {
 		e.cancel()
 		e.mu.Unlock()
 		e.ops.Wait()
-		if e.sup != nil {
-			errs = append(errs, e.sup.Close())
+		if e.vms != nil {
+			errs = append(errs, e.vms.Close())
 		}
 		if e.ventiLn != nil {
 			e.ventiLn.Close()
@@ -565,7 +573,7 @@ func (e *Engine) ensureMember(name string) error {
 	return e.rebuildSwitch()
 }
 
-// anyVMRunning reports whether the supervisor has a live VM.
+// anyVMRunning reports whether the runner has a live VM.
 func (e *Engine) anyVMRunning() bool {
 	e.mu.Lock()
 	var ids []string
@@ -574,10 +582,8 @@ func (e *Engine) anyVMRunning() bool {
 	}
 	e.mu.Unlock()
 	for _, id := range ids {
-		if sn := e.sup.Node(id); sn != nil {
-			if s := sn.VM.Info().State; s != qemu.Stopped && s != qemu.Failed {
-				return true
-			}
+		if live(e.vms.VM(id)) {
+			return true
 		}
 	}
 	return false

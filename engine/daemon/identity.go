@@ -383,10 +383,10 @@ func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange
 	if vn == nil {
 		return fmt.Errorf("reset identity: auth server %s is not running", name)
 	}
-	ex := console.NewExpecter(vn.Console, false)
+	ex := console.NewExpecter(vn.Console(), false)
 	defer ex.Close()
 	fail := func(what string, err error) error {
-		return fmt.Errorf("reset identity: %s on %s: %w; console tail:\n%s", what, name, err, strings.Join(vn.Console.LastLines(15), "\n"))
+		return fmt.Errorf("reset identity: %s on %s: %w; console tail:\n%s", what, name, err, strings.Join(vn.Console().LastLines(15), "\n"))
 	}
 	dialog := func(command string, done *regexp.Regexp) error {
 		if err := ex.SendLine(command); err != nil {

@@ -400,8 +400,8 @@ func (e *Engine) NodeStatus(node string) (string, error) {
 		return b.String(), nil
 	}
 	pid := 0
-	if sn := e.sup.Node(r.id.String()); sn != nil {
-		info := sn.VM.Info()
+	if vm := e.vms.VM(r.id.String()); vm != nil {
+		info := vm.Info()
 		if info.State != qemu.Stopped && info.State != qemu.Failed {
 			pid = info.PID
 			if state == StateStopped || state == StateFailed {
@@ -471,11 +471,11 @@ func (e *Engine) Console(node string) (*console.Hub, error) {
 	if !r.hasVM {
 		return nil, fmt.Errorf("%s is the embedded venti: it has no console", node)
 	}
-	sn := e.sup.Node(r.id.String())
-	if sn == nil {
+	vm := e.vms.VM(r.id.String())
+	if vm == nil {
 		return nil, fmt.Errorf("node %s has not been started by this engine: no console", node)
 	}
-	return sn.Console, nil
+	return vm.Console(), nil
 }
 
 // NodeLog returns the node's console log on disk.

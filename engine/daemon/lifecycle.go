@@ -73,16 +73,12 @@ func (e *Engine) namesLocked() []string {
 	return s
 }
 
-// vmNode returns the supervisor's live node for id, or nil.
-func (e *Engine) vmNode(id uuid.UUID) *qemu.Node {
-	sn := e.sup.Node(id.String())
-	if sn == nil {
-		return nil
+// vmNode returns the runner's live VM for id, or nil.
+func (e *Engine) vmNode(id uuid.UUID) VM {
+	if vm := e.vms.VM(id.String()); live(vm) {
+		return vm
 	}
-	if s := sn.VM.Info().State; s == qemu.Stopped || s == qemu.Failed {
-		return nil
-	}
-	return sn
+	return nil
 }
 
 // Start starts the named nodes and everything they depend on; with no names
@@ -209,7 +205,7 @@ func (e *Engine) startOne(ctx context.Context, name string, serving func()) erro
 		return fail(err)
 	}
 	e.log.Info("starting node", "node", name, "kind", r.kind)
-	vn, err := e.sup.Start(ctx, spec)
+	vn, err := e.vms.Start(ctx, spec)
 	if err != nil {
 		return fail(fmt.Errorf("start %s: %w", name, err))
 	}
@@ -222,7 +218,7 @@ func (e *Engine) startOne(ctx context.Context, name string, serving func()) erro
 		}
 		e.log.Warn("node did not become ready; powering it off", "node", name, "err", err)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-		e.sup.Stop(sctx, r.id.String(), 0)
+		e.vms.Stop(sctx, r.id.String(), 0)
 		cancel()
 		return fail(err)
 	}
@@ -284,23 +280,23 @@ func qemuArch(a images.Arch) string {
 // (grid.ReadyPorts: a fossil's 564, an auth server's 567, the cpu
 // listener), each accepting through the switch. A direct-boot stand-in: its
 // ready line (then its setup lines are typed), then its kind's port.
-func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *DirectBoot, serving func()) error {
+func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn VM, boot *DirectBoot, serving func()) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
 	go func() { // a VM that dies stops the wait at once
 		select {
-		case <-vn.VM.Done():
+		case <-vn.Done():
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	failed := func(what string, err error) error {
-		if info := vn.VM.Info(); info.State == qemu.Failed || info.State == qemu.Stopped {
+		if info := vn.Info(); info.State == qemu.Failed || info.State == qemu.Stopped {
 			what += fmt.Sprintf(" (QEMU ended: %s %s)", info.Exit, info.Err)
 		}
-		return fmt.Errorf("node %s: %s: %v; console tail:\n%s", r.name, what, err, strings.Join(vn.Console.LastLines(20), "\n"))
+		return fmt.Errorf("node %s: %s: %v; console tail:\n%s", r.name, what, err, strings.Join(vn.Console().LastLines(20), "\n"))
 	}
-	ex := console.NewExpecter(vn.Console, true)
+	ex := console.NewExpecter(vn.Console(), true)
 	defer ex.Close()
 	if boot != nil {
 		if _, err := ex.Expect(ctx, regexp.MustCompile(boot.Ready), 0); err != nil {
@@ -351,21 +347,19 @@ func (e *Engine) waitReady(ctx context.Context, r nodeRef, vn *qemu.Node, boot *
 }
 
 // waitListening waits until the guest at ip accepts TCP connections on
-// port through the switch.
+// port (through the switch, for QEMU VMs: Runner.DialGuest).
 func (e *Engine) waitListening(ctx context.Context, ip string, port int) error {
 	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	var last error
 	for {
-		if sw := e.sw.get(); sw != nil {
-			dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
-			c, err := sw.DialGuest(dctx, addr)
-			dcancel()
-			if err == nil {
-				c.Close()
-				return nil
-			}
-			last = err
+		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+		c, err := e.vms.DialGuest(dctx, addr)
+		dcancel()
+		if err == nil {
+			c.Close()
+			return nil
 		}
+		last = err
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), last)
@@ -422,7 +416,7 @@ func (e *Engine) stopOne(ctx context.Context, name string, poweroff bool) error 
 		grace = 0
 	} else if r.kind.IsFossil() {
 		e.log.Info("halting fossil", "node", name)
-		ex := console.NewExpecter(vn.Console, false)
+		ex := console.NewExpecter(vn.Console(), false)
 		err := ex.SendLine("fshalt")
 		if err == nil {
 			_, err = ex.Expect(ctx, fshaltDone, e.opts.StopTimeout)
@@ -435,7 +429,7 @@ func (e *Engine) stopOne(ctx context.Context, name string, poweroff bool) error 
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+30*time.Second)
 	defer cancel()
-	if err := e.sup.Stop(sctx, r.id.String(), grace); err != nil {
+	if err := e.vms.Stop(sctx, r.id.String(), grace); err != nil {
 		e.setState(r.id, StateFailed, err.Error())
 		return fmt.Errorf("stop %s: %w", name, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"gridlord/engine/console"
-	"gridlord/engine/qemu"
 )
 
 // Peers in ndb. A node that boots its own root keeps /lib/ndb/local (and an
@@ -105,7 +104,7 @@ func markerRegexp(marker string) (string, error) {
 
 // writeNdb types the node's ndb sections at its console. A failure is
 // logged, not returned: the node runs, and boot never needs ndb.
-func (e *Engine) writeNdb(ctx context.Context, name string, vn *qemu.Node, plan9 bool) {
+func (e *Engine) writeNdb(ctx context.Context, name string, vn VM, plan9 bool) {
 	e.mu.Lock()
 	cfg, err := e.g.Config(name)
 	e.mu.Unlock()
@@ -116,7 +115,7 @@ func (e *Engine) writeNdb(ctx context.Context, name string, vn *qemu.Node, plan9
 	if cfg.AuthNdb != "" {
 		files = append(files, struct{ path, section string }{NdbAuth, cfg.AuthNdb})
 	}
-	ex := console.NewExpecter(vn.Console, false)
+	ex := console.NewExpecter(vn.Console(), false)
 	defer ex.Close()
 	for _, f := range files {
 		if err := typeNdb(ctx, ex, f.path, f.section, plan9); err != nil {

@@ -1,0 +1,49 @@
+package daemontest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"gridlord/engine/daemon/daemontest"
+)
+
+// TestStartStop: the real engine boots the grid on fake VMs to running
+// (prompt and every ReadyPorts listener), types the ndb entries, and stops
+// fossil with fshalt.
+func TestStartStop(t *testing.T) {
+	g := daemontest.Open(t, daemontest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := g.Engine.Ctl(ctx, []string{"up"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("up took %v: some wait timed out", d)
+	}
+	for _, n := range []string{"fossil1", "cpu1"} {
+		st, err := g.Engine.NodeStatus(n)
+		if err != nil || !strings.HasPrefix(st, "running ") || strings.Contains(st, "pid=0") {
+			t.Errorf("%s: %q, %v; want running with a pid", n, st, err)
+		}
+	}
+	if typed := strings.Join(g.Runner.Typed("fossil1"), "\n"); !strings.Contains(typed, "/lib/ndb/local") {
+		t.Errorf("fossil1's console got no ndb update:\n%s", typed)
+	}
+	if err := g.Engine.Ctl(ctx, []string{"down"}); err != nil {
+		t.Fatal(err)
+	}
+	if typed := g.Runner.Typed("fossil1"); typed[len(typed)-1] != "fshalt" {
+		t.Errorf("fossil1 was not halted with fshalt: %q", typed)
+	}
+	for _, n := range []string{"fossil1", "cpu1"} {
+		if st, _ := g.Engine.NodeStatus(n); !strings.HasPrefix(st, "stopped ") {
+			t.Errorf("%s after down: %q", n, st)
+		}
+	}
+	if got, want := strings.Join(g.Runner.Calls(), ","), "start fossil1,start cpu1,stop cpu1,stop fossil1"; got != want {
+		t.Errorf("runner calls %s, want %s", got, want)
+	}
+}

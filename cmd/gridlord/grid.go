@@ -96,7 +96,7 @@ func gridFlags(fs *flag.FlagSet) *string {
 func runEngine(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "engine", "[-grid DIR]")
 	dirFlag := gridFlags(fs)
-	ventiAddr := fs.String("venti-addr", "", "embedded venti listen address (default $"+envVentiAddr+", else "+daemon.DefaultVentiAddr+", or a free loopback port if another grid has that)")
+	ventiAddr := fs.String("venti-addr", "", "embedded venti listen address (default $"+envVentiAddr+", else "+grid.DefaultVentiAddr+", or a free loopback port if another grid has that)")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long a node may take to boot to readiness")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
@@ -134,7 +134,7 @@ func runEngine(ctx context.Context, env *cmdEnv, args []string) error {
 // process ("gridlord engine -grid DIR", logging to GRIDDIR/engine.log) if
 // none answers.
 func dialEngine(ctx context.Context, env *cmdEnv, dir string) (*gridfs.Client, error) {
-	sock := filepath.Join(dir, daemon.SocketName)
+	sock := filepath.Join(dir, grid.SocketName)
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	c, err := gridfs.Dial(dctx, sock)
 	cancel()
@@ -152,7 +152,7 @@ func dialEngine(ctx context.Context, env *cmdEnv, dir string) (*gridfs.Client, e
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(env.stderr, "gridlord: engine pid %d serves %s (log %s)\n", pid, dir, filepath.Join(dir, daemon.LogName))
+	fmt.Fprintf(env.stderr, "gridlord: engine pid %d serves %s (log %s)\n", pid, dir, filepath.Join(dir, grid.LogName))
 	return c, nil
 }
 

@@ -61,7 +61,7 @@ func cliProcess(args ...string) *exec.Cmd {
 // enginePid reads the running engine's pid from the grid's lock file.
 func enginePid(t *testing.T, dir string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, daemon.LockName))
+	b, err := os.ReadFile(filepath.Join(dir, grid.LockName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestGridEndToEnd(t *testing.T) {
 	dir := filepath.Join(base, "g")
 	t.Cleanup(func() {
 		cleanupGrid(t, dir)
-		b, _ := os.ReadFile(filepath.Join(dir, daemon.LogName))
+		b, _ := os.ReadFile(filepath.Join(dir, grid.LogName))
 		if bytes.Contains(b, []byte("DATA RACE")) {
 			t.Error("the engine process reported a data race (see engine.log)")
 		}
@@ -163,7 +163,7 @@ func TestGridEndToEnd(t *testing.T) {
 		t.Fatalf("seed list: %q", out)
 	}
 
-	c, err := gridfs.Dial(ctx, filepath.Join(dir, daemon.SocketName))
+	c, err := gridfs.Dial(ctx, filepath.Join(dir, grid.SocketName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestGridEndToEnd(t *testing.T) {
 	if _, _, code := runCLI(t, ctx, "up", "-grid", dir); code != 0 {
 		t.Fatal("up on a running grid failed")
 	}
-	logb, _ := os.ReadFile(filepath.Join(dir, daemon.LogName))
+	logb, _ := os.ReadFile(filepath.Join(dir, grid.LogName))
 	log := string(logb)
 	// cpu1 boots once fossil1 serves 564, not before.
 	fossilServes := logOrder(log, "node serves its dependants", "node=fossil1", "cpu1")
@@ -219,7 +219,7 @@ func TestGridEndToEnd(t *testing.T) {
 	var serr bytes.Buffer
 	second.Stderr = &serr
 	err = second.Run()
-	want := fmt.Sprintf("grid %s is already run by engine pid %d (socket %s)", dir, pid, filepath.Join(dir, daemon.SocketName))
+	want := fmt.Sprintf("grid %s is already run by engine pid %d (socket %s)", dir, pid, filepath.Join(dir, grid.SocketName))
 	if err == nil || !strings.Contains(serr.String(), want) {
 		t.Fatalf("second engine: %v\n%s\nwant %q", err, serr.String(), want)
 	}
@@ -273,7 +273,7 @@ func TestGridEndToEnd(t *testing.T) {
 	} else {
 		pid = p
 	}
-	if c, err = gridfs.Dial(ctx, filepath.Join(dir, daemon.SocketName)); err != nil {
+	if c, err = gridfs.Dial(ctx, filepath.Join(dir, grid.SocketName)); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
@@ -285,7 +285,7 @@ func TestGridEndToEnd(t *testing.T) {
 	}
 	for _, name := range []string{"fossil1", "cpu1"} {
 		n := g.Node(name)
-		b, err := daemon.ReadDiskIni(filepath.Join(g.NodeDir(n), daemon.DiskName))
+		b, err := daemon.ReadDiskIni(filepath.Join(g.NodeDir(n), grid.DiskName))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +366,7 @@ func TestGridEndToEnd(t *testing.T) {
 	if _, _, code := runCLI(t, ctx, "down", "-grid", dir); code != 0 {
 		t.Fatal("down failed")
 	}
-	logb, _ = os.ReadFile(filepath.Join(dir, daemon.LogName))
+	logb, _ = os.ReadFile(filepath.Join(dir, grid.LogName))
 	log = string(logb)
 	cpuStopped := logOrder(log, "node stopped", "node=cpu1")
 	fossilHalt := logOrder(log, "halting fossil", "node=fossil1")
@@ -410,7 +410,7 @@ func TestGridEndToEnd(t *testing.T) {
 
 func mustIni(t *testing.T, g *grid.Grid, name string) []byte {
 	t.Helper()
-	b, err := daemon.ReadDiskIni(filepath.Join(g.NodeDir(g.Node(name)), daemon.DiskName))
+	b, err := daemon.ReadDiskIni(filepath.Join(g.NodeDir(g.Node(name)), grid.DiskName))
 	if err != nil {
 		t.Fatal(err)
 	}

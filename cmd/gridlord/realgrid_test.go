@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"gridlord/app"
-	"gridlord/engine/daemon"
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 	"gridlord/engine/qemu"
@@ -46,7 +45,7 @@ func newRealGrid(t *testing.T, ctx context.Context) *realGrid {
 	t.Cleanup(func() {
 		cleanupGrid(t, g.dir)
 		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(g.dir, daemon.LogName))
+			b, _ := os.ReadFile(filepath.Join(g.dir, grid.LogName))
 			t.Logf("engine.log:\n%s", b)
 			logs, _ := filepath.Glob(filepath.Join(g.dir, "nodes", "*", qemu.FileConsoleLog))
 			for _, l := range logs {
@@ -84,7 +83,7 @@ func (g *realGrid) exec(node, command string) string {
 // client dials the grid's engine.
 func (g *realGrid) client() *gridfs.Client {
 	g.t.Helper()
-	c, err := gridfs.Dial(g.ctx, filepath.Join(g.dir, daemon.SocketName))
+	c, err := gridfs.Dial(g.ctx, filepath.Join(g.dir, grid.SocketName))
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -212,7 +211,7 @@ func TestRealGrid(t *testing.T) {
 			t.Errorf("%s is %s after down", name, st)
 		}
 	}
-	elog, _ := os.ReadFile(filepath.Join(g.dir, daemon.LogName))
+	elog, _ := os.ReadFile(filepath.Join(g.dir, grid.LogName))
 	if bytes.Contains(elog, []byte("fshalt did not finish")) || !bytes.Contains(elog, []byte("halting fossil")) {
 		t.Errorf("fossil1 was not halted cleanly (engine log has no clean fshalt)")
 	}

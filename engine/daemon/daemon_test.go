@@ -143,7 +143,7 @@ func TestSecondEngineRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Open(context.Background(), dir, Options{VentiAddr: "127.0.0.1:0"})
-	want := fmt.Sprintf("grid %s is already run by engine pid %d (socket %s)", dir, os.Getpid(), filepath.Join(dir, SocketName))
+	want := fmt.Sprintf("grid %s is already run by engine pid %d (socket %s)", dir, os.Getpid(), filepath.Join(dir, grid.SocketName))
 	if err == nil || err.Error() != want {
 		t.Fatalf("second Open: %v\nwant: %s", err, want)
 	}
@@ -161,9 +161,9 @@ func TestSecondEngineRefused(t *testing.T) {
 // address serves its venti on another loopback port; one given that
 // address explicitly is refused.
 func TestVentiPortTaken(t *testing.T) {
-	taken, err := net.Listen("tcp", DefaultVentiAddr)
+	taken, err := net.Listen("tcp", grid.DefaultVentiAddr)
 	if err != nil {
-		t.Logf("%s is already taken here (%v): the fallback is exercised anyway", DefaultVentiAddr, err)
+		t.Logf("%s is already taken here (%v): the fallback is exercised anyway", grid.DefaultVentiAddr, err)
 	} else {
 		defer taken.Close()
 	}
@@ -171,7 +171,7 @@ func TestVentiPortTaken(t *testing.T) {
 	if _, err := grid.New(dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(context.Background(), dir, Options{VentiAddr: DefaultVentiAddr}); err == nil || !strings.Contains(err.Error(), "give another address") {
+	if _, err := Open(context.Background(), dir, Options{VentiAddr: grid.DefaultVentiAddr}); err == nil || !strings.Contains(err.Error(), "give another address") {
 		t.Fatalf("explicit taken address: %v", err)
 	}
 	e, err := Open(context.Background(), dir, Options{})
@@ -180,8 +180,8 @@ func TestVentiPortTaken(t *testing.T) {
 	}
 	defer e.Close()
 	addr := e.VentiAddr()
-	if addr == DefaultVentiAddr || !strings.HasPrefix(addr, "127.0.0.1:") {
-		t.Fatalf("venti address with %s taken: %s", DefaultVentiAddr, addr)
+	if addr == grid.DefaultVentiAddr || !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("venti address with %s taken: %s", grid.DefaultVentiAddr, addr)
 	}
 	c, err := venti.Dial(context.Background(), addr)
 	if err != nil {
@@ -347,7 +347,7 @@ func TestLinkChangeRewritesStoppedDisk(t *testing.T) {
 	if v, _ := f.Get("fs"); v != fossil {
 		t.Errorf("cpu1 fs=%q after wire, want %s", v, fossil)
 	}
-	if err := e.Ctl(ctx, []string{"frob"}); err == nil || !strings.Contains(err.Error(), "verbs: up, down") {
+	if err := e.Ctl(ctx, []string{"frob"}); err == nil || !strings.Contains(err.Error(), "verbs: add, arrange, clone, down") {
 		t.Errorf("unknown verb: %v", err)
 	}
 	lines, _ := e.Seeds()
@@ -531,7 +531,7 @@ func TestDefaultPasswordGuard(t *testing.T) {
 	if st, _ := e.NodeStatus("cpu1"); strings.Contains(st, "password=default") {
 		t.Fatalf("cpu1 status %q after the password was set", st)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, PasswordsName)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(dir, grid.PasswordsName)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("passwords file: %v %v, want mode 0600", fi, err)
 	}
 	e.Close()

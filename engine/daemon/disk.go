@@ -24,7 +24,7 @@ func (e *Engine) DiskPath(node string) (string, error) {
 	if n == nil {
 		return "", fmt.Errorf("no node %s in the grid", node)
 	}
-	return filepath.Join(e.g.NodeDir(n), DiskName), nil
+	return filepath.Join(e.g.NodeDir(n), grid.DiskName), nil
 }
 
 // prepareDisk makes sure node's disk exists (recreated when fresh is set)
@@ -41,12 +41,12 @@ func (e *Engine) prepareDisk(ctx context.Context, node string, fresh bool) error
 		return nil
 	}
 	dir := e.g.NodeDir(n)
-	disk := filepath.Join(dir, DiskName)
+	disk := filepath.Join(dir, grid.DiskName)
 	seedName := n.Seed
 	var cloneSrc string
 	if n.CloneOf != nil {
 		if src := e.g.NodeByID(*n.CloneOf); src != nil {
-			cloneSrc = filepath.Join(e.g.NodeDir(src), DiskName)
+			cloneSrc = filepath.Join(e.g.NodeDir(src), grid.DiskName)
 		}
 	}
 	pending := n.Pending()

@@ -55,31 +55,13 @@ import (
 
 var _ gridfs.Engine = (*Engine)(nil)
 
-// File names inside a grid directory.
-const (
-	LockName   = "engine.lock"
-	SocketName = "engine.sock"
-	LogName    = "engine.log"
-	BootName   = "boot.json"
-	// MirrorsDir holds the list of the venti's mirrors and each one's
-	// position (engine/mirror).
-	MirrorsDir = "mirrors"
-	DiskName   = "disk.qcow2"
-)
-
-// DefaultVentiAddr is where the embedded venti listens on the host unless
-// Options.VentiAddr says otherwise. Guests reach it at the grid's host
-// address on port network.VentiPort (17034), whatever the address here: the
-// switch exposes the embedded venti there and nothing else of the host.
-const DefaultVentiAddr = "127.0.0.1:17034"
-
 // Options configures Open. The zero value is ready to use.
 type Options struct {
 	// VentiStore is the embedded venti's store directory (default
 	// GRIDDIR/venti).
 	VentiStore string
 	// VentiAddr is the embedded venti's listen address. The default is
-	// DefaultVentiAddr, or a free loopback port when that one is taken;
+	// grid.DefaultVentiAddr, or a free loopback port when that one is taken;
 	// an address given here must be free. Tests use 127.0.0.1:0.
 	VentiAddr string
 	// CacheDir holds materialised seeds (default GRIDDIR/cache); it may be
@@ -164,10 +146,10 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.VentiStore == "" {
-		opts.VentiStore = filepath.Join(dir, "venti")
+		opts.VentiStore = filepath.Join(dir, grid.VentiDir)
 	}
 	if opts.CacheDir == "" {
-		opts.CacheDir = filepath.Join(dir, "cache")
+		opts.CacheDir = filepath.Join(dir, grid.CacheDir)
 	}
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 5 * time.Minute
@@ -212,7 +194,7 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 			return nil, fmt.Errorf("the grid's venti would listen on %s, beyond this machine, while nodes still have their seed's well-known default password (%s): change it first (gridlord identity), or keep the venti on loopback", a, strings.Join(d, ", "))
 		}
 	}
-	if e.mirrors, err = mirror.New(e.store, filepath.Join(dir, MirrorsDir), e.log); err != nil {
+	if e.mirrors, err = mirror.New(e.store, filepath.Join(dir, grid.MirrorsDir), e.log); err != nil {
 		return nil, fmt.Errorf("the grid's venti mirrors: %w", err)
 	}
 	e.mirrors.Start(e.ctx)
@@ -278,7 +260,7 @@ func (e *Engine) adopted(vm VM) {
 func (e *Engine) Dir() string { return e.dir }
 
 // listenVenti listens for the embedded venti on addr; with no addr, on
-// DefaultVentiAddr or, when another venti (another grid's, say) has that
+// grid.DefaultVentiAddr or, when another venti (another grid's, say) has that
 // port, on a free loopback port: guests reach the venti on 17034 through
 // the switch whatever the host port, and VentiAddr tells host tools.
 func (e *Engine) listenVenti(addr string) (net.Listener, error) {
@@ -289,16 +271,16 @@ func (e *Engine) listenVenti(addr string) (net.Listener, error) {
 		}
 		return ln, nil
 	}
-	ln, err := net.Listen("tcp", DefaultVentiAddr)
+	ln, err := net.Listen("tcp", grid.DefaultVentiAddr)
 	if err == nil {
 		return ln, nil
 	}
 	ln, err2 := net.Listen("tcp", "127.0.0.1:0")
 	if err2 != nil {
-		return nil, fmt.Errorf("embedded venti: listen on %s: %w; on a free loopback port: %v", DefaultVentiAddr, err, err2)
+		return nil, fmt.Errorf("embedded venti: listen on %s: %w; on a free loopback port: %v", grid.DefaultVentiAddr, err, err2)
 	}
 	e.log.Warn("the venti port is taken (another grid's engine or a venti runs); the embedded venti listens on another loopback port, guests still reach it on 17034",
-		"taken", DefaultVentiAddr, "addr", ln.Addr().String(), "err", err)
+		"taken", grid.DefaultVentiAddr, "addr", ln.Addr().String(), "err", err)
 	return ln, nil
 }
 
@@ -306,7 +288,7 @@ func (e *Engine) listenVenti(addr string) (net.Listener, error) {
 func (e *Engine) VentiAddr() string { return e.ventiLn.Addr().String() }
 
 // SocketPath returns where gridfs is served (GRIDDIR/engine.sock).
-func (e *Engine) SocketPath() string { return filepath.Join(e.dir, SocketName) }
+func (e *Engine) SocketPath() string { return filepath.Join(e.dir, grid.SocketName) }
 
 // Serve serves gridfs on the engine's socket until ctx ends.
 func (e *Engine) Serve(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"gridlord/engine/atomicfile"
+	"gridlord/engine/grid"
 )
 
 func TestParseImportOptions(t *testing.T) {
@@ -48,12 +49,12 @@ func FuzzLoadBoot(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dir := t.TempDir()
-		if err := atomicfile.Write(dir+"/"+BootName, b, 0o644); err != nil {
+		if err := atomicfile.Write(dir+"/"+grid.BootName, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		m, err := loadBoot(dir)
 		if err != nil {
-			if !strings.Contains(err.Error(), BootName) {
+			if !strings.Contains(err.Error(), grid.BootName) {
 				t.Fatalf("error does not name the file: %v", err)
 			}
 			return

@@ -25,16 +25,12 @@ import (
 // (drawterm, exec) and to write nvram keys; the model does not hold them.
 // A grid made from a seed starts with the seed's own accounts (its catalog
 // record lists them, images.Seed.Users: visible defaults); every password
-// set since (reset identity) is kept in GRIDDIR/PasswordsName, readable by
-// the grid's owner only.
-
-// PasswordsName is the file of the grid's passwords, mode 0600:
-// {"user@authdom": "password", ...}.
-const PasswordsName = "passwords.json"
+// set since (reset identity) is kept in GRIDDIR/passwords.json (grid.PasswordsName),
+// readable by the grid's owner only.
 
 // loadPasswords reads the grid's password file (none yet is no error).
 func loadPasswords(dir string) (map[string]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, PasswordsName))
+	b, err := os.ReadFile(filepath.Join(dir, grid.PasswordsName))
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
 	}
@@ -43,7 +39,7 @@ func loadPasswords(dir string) (map[string]string, error) {
 	}
 	pw := map[string]string{}
 	if err := json.Unmarshal(b, &pw); err != nil {
-		return nil, fmt.Errorf("grid passwords %s: %w (fix or remove the file; the seeds' default passwords apply without it)", filepath.Join(dir, PasswordsName), err)
+		return nil, fmt.Errorf("grid passwords %s: %w (fix or remove the file; the seeds' default passwords apply without it)", filepath.Join(dir, grid.PasswordsName), err)
 	}
 	return pw, nil
 }
@@ -60,7 +56,7 @@ func (e *Engine) setPasswordLocked(user, dom, password string) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(e.dir, PasswordsName), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(e.dir, grid.PasswordsName), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save the grid's passwords: %w", err)
 	}
 	e.passwords = next

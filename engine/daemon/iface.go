@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"gridlord/engine/console"
@@ -75,108 +73,25 @@ func (e *Engine) Nodes() []string {
 	return e.namesLocked()
 }
 
-// gridVerbs lists the grid commands for error messages.
-const gridVerbs = "up, down, add KIND NAME [SEED], remove NAME, clone NODE NEWNAME, wire FROM TO, unwire FROM TO, rewire FROM TO, move NODE X Y, arrange, identity NODE USER AUTHDOM, memory NODE MB, ip NODE ADDR, rename NODE NEWNAME, mirror add|rm|verify ADDR, outbound on|off, seed import NAME PATH [like=SEED kernel=PATH initrd=PATH append=LINE ready=REGEXP setup=KIND:LINE nic=MODEL arch=ARCH]"
-
-// Ctl runs one grid command (see gridfs.Engine).
+// Ctl runs one grid command (see gridfs.Engine), checked against
+// gridfs.GridVerbs: the model edits through grid.Apply (e.edit), the
+// commands with side effects here.
 func (e *Engine) Ctl(ctx context.Context, words []string) error {
-	if len(words) == 0 {
-		return fmt.Errorf("empty command; verbs: %s", gridVerbs)
+	if err := gridfs.CheckCtl(words); err != nil {
+		return err
 	}
 	args := words[1:]
-	need := func(n int) error {
-		if len(args) != n {
-			return fmt.Errorf("%s takes %d arguments; verbs: %s", words[0], n, gridVerbs)
-		}
-		return nil
-	}
 	switch words[0] {
 	case "up":
 		return e.run(ctx, func(c context.Context) error { return e.Start(c) })
 	case "down":
 		return e.run(ctx, func(c context.Context) error { return e.Stop(c, false) })
-	case "add":
-		if len(args) < 2 || len(args) > 3 {
-			return need(3)
-		}
-		spec := grid.NodeSpec{Kind: grid.Kind(args[0]), Name: args[1]}
-		if len(args) == 3 {
-			spec.Seed = args[2]
-		}
-		return e.edit(func(g *grid.Grid) error { _, err := g.AddNode(spec); return err })
 	case "remove":
-		if err := need(1); err != nil {
-			return err
-		}
 		return e.remove(args[0])
 	case "clone":
-		if err := need(2); err != nil {
-			return err
-		}
 		return e.run(ctx, func(c context.Context) error { _, err := e.Clone(c, args[0], args[1]); return err })
-	case "wire":
-		if err := need(2); err != nil {
-			return err
-		}
-		return e.edit(func(g *grid.Grid) error { _, err := g.Wire(args[0], args[1]); return err })
-	case "unwire":
-		if err := need(2); err != nil {
-			return err
-		}
-		return e.edit(func(g *grid.Grid) error { return g.Unwire(args[0], args[1]) })
-	case "rewire":
-		if err := need(2); err != nil {
-			return err
-		}
-		return e.edit(func(g *grid.Grid) error { _, _, err := g.Rewire(args[0], args[1]); return err })
-	case "move":
-		if err := need(3); err != nil {
-			return err
-		}
-		x, err1 := strconv.ParseFloat(args[1], 64)
-		y, err2 := strconv.ParseFloat(args[2], 64)
-		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("move %s: bad position: %w", args[0], err)
-		}
-		return e.edit(func(g *grid.Grid) error { return g.Move(args[0], x, y) })
-	case "arrange":
-		return e.edit(func(g *grid.Grid) error { g.Arrange(); return nil })
-	case "identity":
-		if err := need(3); err != nil {
-			return err
-		}
-		return e.edit(func(g *grid.Grid) error { return g.SetIdentity(args[0], args[1], args[2]) })
-	case "memory":
-		if err := need(2); err != nil {
-			return err
-		}
-		mb, err := strconv.Atoi(args[1])
-		if err != nil {
-			return fmt.Errorf("memory %s: %q is not a number of MiB", args[0], args[1])
-		}
-		return e.edit(func(g *grid.Grid) error { return g.SetMemory(args[0], mb) })
-	case "ip":
-		if err := need(2); err != nil {
-			return err
-		}
-		ip, err := netip.ParseAddr(args[1])
-		if err != nil {
-			return fmt.Errorf("ip %s: %w", args[0], err)
-		}
-		return e.edit(func(g *grid.Grid) error { return g.SetIP(args[0], ip) })
-	case "rename":
-		if err := need(2); err != nil {
-			return err
-		}
-		return e.edit(func(g *grid.Grid) error { return g.Rename(args[0], args[1]) })
 	case "outbound":
-		if err := need(1); err != nil {
-			return err
-		}
-		if args[0] != "on" && args[0] != "off" {
-			return fmt.Errorf("outbound %q: want on or off", args[0])
-		}
-		if err := e.edit(func(g *grid.Grid) error { g.SetOutbound(args[0] == "on"); return nil }); err != nil {
+		if err := e.edit(func(g *grid.Grid) error { return grid.Apply(g, words) }); err != nil {
 			return err
 		}
 		if e.anyVMRunning() {
@@ -184,9 +99,6 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 		}
 		return nil
 	case "mirror":
-		if err := need(2); err != nil {
-			return err
-		}
 		switch args[0] {
 		case "add":
 			_, err := e.mirrors.Add(args[1])
@@ -207,8 +119,8 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 		}
 		return fmt.Errorf("mirror %q: want add, rm or verify", args[0])
 	case "seed":
-		if len(args) < 3 || args[0] != "import" {
-			return fmt.Errorf("usage: seed import NAME PATH [key=value ...]; verbs: %s", gridVerbs)
+		if args[0] != "import" {
+			return fmt.Errorf("seed %q: want seed import NAME PATH [key=value ...]", args[0])
 		}
 		opts, err := parseImportOptions(args[3:])
 		if err != nil {
@@ -216,7 +128,7 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 		}
 		return e.run(ctx, func(c context.Context) error { _, err := e.ImportSeed(c, args[1], args[2], opts); return err })
 	}
-	return fmt.Errorf("unknown grid command %q; verbs: %s", words[0], gridVerbs)
+	return e.edit(func(g *grid.Grid) error { return grid.Apply(g, words) })
 }
 
 // parseImportOptions reads seed import's key=value options.
@@ -343,22 +255,15 @@ func (e *Engine) remove(name string) error {
 	return nil
 }
 
-// nodeVerbs lists the node commands for error messages.
-const nodeVerbs = "start, stop, poweroff, reset, wire TARGET, unwire TARGET, rewire TARGET, clone NEWNAME"
-
-// NodeCtl runs one node command (see gridfs.Engine).
+// NodeCtl runs one node command (see gridfs.Engine), checked against
+// gridfs.NodeVerbs; wire, unwire, rewire and clone are the grid's commands
+// with the node first.
 func (e *Engine) NodeCtl(ctx context.Context, node string, words []string) error {
 	if _, _, err := e.ref(node); err != nil {
 		return err
 	}
-	if len(words) == 0 {
-		return fmt.Errorf("empty command; verbs: %s", nodeVerbs)
-	}
-	arg := func() (string, error) {
-		if len(words) != 2 {
-			return "", fmt.Errorf("%s takes one argument; verbs: %s", words[0], nodeVerbs)
-		}
-		return words[1], nil
+	if err := gridfs.CheckNodeCtl(words); err != nil {
+		return err
 	}
 	switch words[0] {
 	case "start":
@@ -369,14 +274,8 @@ func (e *Engine) NodeCtl(ctx context.Context, node string, words []string) error
 		return e.run(ctx, func(c context.Context) error { return e.Stop(c, true, node) })
 	case "reset":
 		return e.run(ctx, func(c context.Context) error { return e.Reset(c, node) })
-	case "wire", "unwire", "rewire", "clone":
-		a, err := arg()
-		if err != nil {
-			return err
-		}
-		return e.Ctl(ctx, []string{words[0], node, a})
 	}
-	return fmt.Errorf("unknown node command %q; verbs: %s", words[0], nodeVerbs)
+	return e.Ctl(ctx, []string{words[0], node, words[1]})
 }
 
 // NodeStatus is the node's one-line state: "STATE kind=K ip=IP pid=PID

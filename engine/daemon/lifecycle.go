@@ -254,7 +254,7 @@ func (e *Engine) vmSpec(name string) (qemu.Spec, *DirectBoot, error) {
 		UUID:      n.ID.String(),
 		Arch:      qemuArch(arch),
 		MemoryMiB: n.MemoryMB,
-		Disks:     []qemu.Disk{{Path: e.g.NodeDir(n) + "/" + DiskName, Format: "qcow2", Bus: qemu.Bus(seed.DiskBus)}},
+		Disks:     []qemu.Disk{{Path: e.g.NodeDir(n) + "/" + grid.DiskName, Format: "qcow2", Bus: qemu.Bus(seed.DiskBus)}},
 		NICs:      []qemu.NIC{{Model: seed.NIC, MAC: n.MAC.String()}},
 	}
 	if boot != nil {

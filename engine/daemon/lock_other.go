@@ -3,6 +3,8 @@
 package daemon
 
 import (
+	"gridlord/engine/grid"
+
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,13 +21,13 @@ type gridLock struct {
 
 // lockGrid takes the grid's lock or says which engine holds it.
 func lockGrid(dir string) (*gridLock, error) {
-	path := filepath.Join(dir, LockName)
+	path := filepath.Join(dir, grid.LockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		if os.IsExist(err) {
 			b, _ := os.ReadFile(path)
 			return nil, fmt.Errorf("grid %s is already run by engine pid %s (socket %s); if that engine is gone, remove %s",
-				dir, strings.TrimSpace(string(b)), filepath.Join(dir, SocketName), path)
+				dir, strings.TrimSpace(string(b)), filepath.Join(dir, grid.SocketName), path)
 		}
 		return nil, fmt.Errorf("lock grid %s: %w", dir, err)
 	}
@@ -48,7 +50,7 @@ func (l *gridLock) release() error {
 // dir: its lock file names a process that exists (on Windows FindProcess
 // opens the process, so it fails for one that has gone).
 func EngineRunning(dir string) (pid int, running bool) {
-	b, err := os.ReadFile(filepath.Join(dir, LockName))
+	b, err := os.ReadFile(filepath.Join(dir, grid.LockName))
 	if err != nil {
 		return 0, false
 	}

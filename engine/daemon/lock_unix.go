@@ -3,6 +3,8 @@
 package daemon
 
 import (
+	"gridlord/engine/grid"
+
 	"errors"
 	"fmt"
 	"os"
@@ -21,7 +23,7 @@ type gridLock struct {
 
 // lockGrid takes the grid's lock or says which engine holds it.
 func lockGrid(dir string) (*gridLock, error) {
-	path := filepath.Join(dir, LockName)
+	path := filepath.Join(dir, grid.LockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock grid %s: %w", dir, err)
@@ -34,7 +36,7 @@ func lockGrid(dir string) (*gridLock, error) {
 			if _, perr := strconv.Atoi(pid); perr != nil {
 				pid = "unknown"
 			}
-			return nil, fmt.Errorf("grid %s is already run by engine pid %s (socket %s)", dir, pid, filepath.Join(dir, SocketName))
+			return nil, fmt.Errorf("grid %s is already run by engine pid %s (socket %s)", dir, pid, filepath.Join(dir, grid.SocketName))
 		}
 		return nil, fmt.Errorf("lock grid %s: %w", dir, err)
 	}
@@ -60,7 +62,7 @@ func (l *gridLock) release() error {
 // it drops at once; an engine starting in that instant could find the
 // grid locked, so it is only for callers whose own engine just gave up.
 func EngineRunning(dir string) (pid int, running bool) {
-	path := filepath.Join(dir, LockName)
+	path := filepath.Join(dir, grid.LockName)
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false

@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,7 +13,6 @@ import (
 	"gridlord/engine/atomicfile"
 	"gridlord/engine/grid"
 	"gridlord/engine/plan9disk"
-	"gridlord/engine/qcow2"
 	"gridlord/engine/vac"
 	"gridlord/engine/venti/arena"
 	"gridlord/images"
@@ -62,7 +58,7 @@ func (b *DirectBoot) validate() error {
 // loadBoot reads GRIDDIR/boot.json (absent: none).
 func loadBoot(dir string) (map[string]DirectBoot, error) {
 	m := map[string]DirectBoot{}
-	b, err := os.ReadFile(filepath.Join(dir, BootName))
+	b, err := os.ReadFile(filepath.Join(dir, grid.BootName))
 	if errors.Is(err, os.ErrNotExist) {
 		return m, nil
 	}
@@ -70,7 +66,7 @@ func loadBoot(dir string) (map[string]DirectBoot, error) {
 		return nil, fmt.Errorf("read boot records: %w", err)
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w (fix or remove the file)", filepath.Join(dir, BootName), err)
+		return nil, fmt.Errorf("%s: %w (fix or remove the file)", filepath.Join(dir, grid.BootName), err)
 	}
 	return m, nil
 }
@@ -81,7 +77,7 @@ func (e *Engine) saveBootLocked() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(e.dir, BootName), append(b, '\n'), 0o644)
+	return atomicfile.Write(filepath.Join(e.dir, grid.BootName), append(b, '\n'), 0o644)
 }
 
 // ImportOptions configures ImportSeed.
@@ -121,7 +117,7 @@ func (e *Engine) ImportSeed(ctx context.Context, name, path string, opts ImportO
 	if err != nil {
 		return images.Seed{}, fmt.Errorf("import seed %s: template: %w", name, err)
 	}
-	seed, err := localSeed(name, path, tmpl)
+	seed, err := grid.LocalSeed(name, path, tmpl)
 	if err != nil {
 		return images.Seed{}, err
 	}
@@ -194,64 +190,6 @@ func (e *Engine) importSeedArenas(ctx context.Context, name, path, sum string) (
 	return true, nil
 }
 
-// localSeed makes the seed record of the local image at path, described
-// by the template seed like.
-func localSeed(name, path string, like images.Seed) (images.Seed, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return images.Seed{}, err
-	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		return images.Seed{}, fmt.Errorf("import seed %s: %w", name, err)
-	}
-	if !st.Mode().IsRegular() {
-		return images.Seed{}, fmt.Errorf("import seed %s: %s is not a regular file", name, abs)
-	}
-	header, sum, err := fileHeaderAndSum(abs)
-	if err != nil {
-		return images.Seed{}, fmt.Errorf("import seed %s: %w", name, err)
-	}
-	size := st.Size()
-	if images.DetectFormat(header) == images.FormatQcow2 {
-		im, err := qcow2.OpenReadOnly(abs)
-		if err != nil {
-			return images.Seed{}, fmt.Errorf("import seed %s: %w", name, err)
-		}
-		info := im.Info()
-		im.Close()
-		if info.BackingFile != "" {
-			return images.Seed{}, fmt.Errorf("import seed %s: %s is a linked clone of %s; import a standalone copy (gridlord disk flatten)", name, abs, info.BackingFile)
-		}
-		size = info.VirtualSize
-	}
-	return images.Local(name, abs, size, header, sum, like)
-}
-
-// fileHeaderAndSum returns a file's first 512 bytes and its SHA-256 in hex.
-func fileHeaderAndSum(path string) ([]byte, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, "", err
-	}
-	defer f.Close()
-	header := make([]byte, 512)
-	n, err := io.ReadFull(f, header)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, "", fmt.Errorf("read %s: %w", path, err)
-	}
-	if n < 4 {
-		return nil, "", fmt.Errorf("%s is too small to be a disk image (%d bytes)", path, n)
-	}
-	h := sha256.New()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, "", err
-	}
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return header[:n], hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // Materialize returns the path of the seed's image in the cache, restoring
 // it from its vac archive in the venti first if it is not there yet. The

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"gridlord/engine/grid"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -37,7 +39,7 @@ func Spawn(ctx context.Context, dir string, o SpawnOptions) (*gridfs.Client, int
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	logPath := filepath.Join(dir, LogName)
+	logPath := filepath.Join(dir, grid.LogName)
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, 0, fmt.Errorf("start the engine: %w", err)
@@ -54,7 +56,7 @@ func Spawn(ctx context.Context, dir string, o SpawnOptions) (*gridfs.Client, int
 	o.Logger.Info("started engine daemon", "pid", pid, "grid", dir, "log", logPath)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	sock := filepath.Join(dir, SocketName)
+	sock := filepath.Join(dir, grid.SocketName)
 	deadline := time.NewTimer(o.Wait)
 	defer deadline.Stop()
 	for {

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hugelgupf/p9/linux"
+
+	"gridlord/engine/grid"
 )
 
 // MaxCtlLine is the longest command line a ctl file accepts, in bytes.
@@ -15,38 +17,19 @@ const MaxCtlLine = 4096
 
 // Verb describes one ctl command: its name, how many arguments it takes and
 // a usage line shown when reading ctl or after a misuse.
-type Verb struct {
-	// Name is the first word of the command, e.g. "wire".
-	Name string
-	// Min and Max bound the number of words after Name (Max -1: unbounded).
-	Min, Max int
-	// Usage is the whole command with placeholders, e.g. "wire CPU FOSSIL".
-	Usage string
-}
+type Verb = grid.Verb
 
-// GridVerbs returns the table of commands /ctl accepts (the Engine may still
-// refuse one it does not implement). identity, memory, ip and rename are the
-// model edits the GUI sends.
+// GridVerbs returns the table of commands /ctl accepts: the model edits
+// (grid.EditVerbs) and the engine's commands with side effects. It is the
+// one table of argument counts and usage; the engine checks commands it is
+// given directly against it too (CheckCtl).
 func GridVerbs() []Verb {
-	return []Verb{
-		{"up", 0, 0, "up"},
-		{"down", 0, 0, "down"},
-		{"add", 2, 3, "add KIND NAME [SEED]"},
-		{"remove", 1, 1, "remove NAME"},
-		{"clone", 2, 2, "clone NODE NEWNAME"},
-		{"wire", 2, 2, "wire FROM TO"},
-		{"unwire", 2, 2, "unwire FROM TO"},
-		{"rewire", 2, 2, "rewire FROM TO"},
-		{"move", 3, 3, "move NODE X Y"},
-		{"arrange", 0, 0, "arrange"},
-		{"seed", 1, -1, "seed import NAME PATH [OPTION=VALUE...]"},
-		{"identity", 3, 3, "identity NODE USER AUTHDOM"},
-		{"memory", 2, 2, "memory NODE MB"},
-		{"ip", 2, 2, "ip NODE ADDR"},
-		{"rename", 2, 2, "rename NODE NEWNAME"},
-		{"mirror", 2, 2, "mirror add|rm|verify ADDR"},
-		{"outbound", 1, 1, "outbound on|off"},
-	}
+	return append([]Verb{
+		{Name: "up", Min: 0, Max: 0, Usage: "up"},
+		{Name: "down", Min: 0, Max: 0, Usage: "down"},
+		{Name: "seed", Min: 3, Max: -1, Usage: "seed import NAME PATH [OPTION=VALUE...]"},
+		{Name: "mirror", Min: 2, Max: 2, Usage: "mirror add|rm|verify ADDR"},
+	}, grid.EditVerbs()...)
 }
 
 // NodeVerbs returns the table of commands /nodes/NAME/ctl accepts.
@@ -114,9 +97,8 @@ func (t verbTable) check(words []string) error {
 	if !ok {
 		return &ctlError{errno: linux.EINVAL, msg: fmt.Sprintf("unknown command %q; verbs: %s", words[0], t.names())}
 	}
-	n := len(words) - 1
-	if n < v.Min || (v.Max >= 0 && n > v.Max) {
-		return &ctlError{errno: linux.EINVAL, msg: fmt.Sprintf("usage: %s", v.Usage)}
+	if err := v.Check(words); err != nil {
+		return &ctlError{errno: linux.EINVAL, msg: err.Error()}
 	}
 	return nil
 }
@@ -220,3 +202,10 @@ func QuoteWords(words []string) string {
 	}
 	return b.String()
 }
+
+// CheckCtl checks a /ctl command against GridVerbs, as writes to /ctl are
+// checked; the engine checks commands it is given directly with it.
+func CheckCtl(words []string) error { return newVerbTable(GridVerbs()).check(words) }
+
+// CheckNodeCtl checks a /nodes/NAME/ctl command against NodeVerbs.
+func CheckNodeCtl(words []string) error { return newVerbTable(NodeVerbs()).check(words) }

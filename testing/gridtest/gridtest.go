@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"gridlord/engine/daemon"
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 	"gridlord/engine/qemu"
@@ -25,8 +24,8 @@ import (
 func Cleanup(t testing.TB, dir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if b, err := os.ReadFile(filepath.Join(dir, daemon.LockName)); err == nil {
-		if c, err := gridfs.Dial(ctx, filepath.Join(dir, daemon.SocketName)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, grid.LockName)); err == nil {
+		if c, err := gridfs.Dial(ctx, filepath.Join(dir, grid.SocketName)); err == nil {
 			c.Ctl(ctx, "down")
 			c.Close()
 		}

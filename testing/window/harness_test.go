@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"gridlord/engine/daemon"
+	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 	"gridlord/testing/gridtest"
 	"gridlord/testing/testenv"
@@ -256,7 +256,7 @@ func shortTemp(t *testing.T, prefix string) string {
 func dialEngine(t *testing.T, ctx context.Context, dir string) *gridfs.Client {
 	t.Helper()
 	for {
-		c, err := gridfs.Dial(ctx, filepath.Join(dir, daemon.SocketName))
+		c, err := gridfs.Dial(ctx, filepath.Join(dir, grid.SocketName))
 		if err == nil {
 			t.Cleanup(func() { c.Close() })
 			return c

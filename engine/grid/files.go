@@ -1,0 +1,60 @@
+package grid
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// The files of a grid directory besides the model (FileName, BackupName,
+// BadName, NodesDir), in one place for the engine, the CLI and the window
+// (as Lima keeps its instance files in one package):
+//
+//	engine.lock     flock held by the running engine; holds its pid
+//	engine.sock     the engine's gridfs socket (unix, mode 0600; on Windows
+//	                a file holding its loopback address)
+//	engine.log      a detached engine's log
+//	boot.json       direct-kernel boot records of seeds
+//	passwords.json  passwords set for the grid's users (mode 0600)
+//	venti/          the embedded venti's store (default)
+//	mirrors/        the venti's mirrors and how far each got
+//	cache/          materialised seeds (default)
+//	nodes/UUID/     per node: DiskName and the VM runner's files
+const (
+	LockName      = "engine.lock"
+	SocketName    = "engine.sock"
+	LogName       = "engine.log"
+	BootName      = "boot.json"
+	PasswordsName = "passwords.json"
+	VentiDir      = "venti"
+	MirrorsDir    = "mirrors"
+	CacheDir      = "cache"
+	// DiskName is a node's disk in its directory: a qcow2 linked clone of
+	// its materialised seed, or a copy of the disk it was cloned from.
+	DiskName = "disk.qcow2"
+)
+
+// DefaultVentiAddr is where the embedded venti listens on the host unless
+// told otherwise: loopback only. Guests reach it at the grid's host address
+// on VentiPort whatever the host address.
+const DefaultVentiAddr = "127.0.0.1:17034"
+
+// DefaultDataDir is where Gridlord keeps its grids: $XDG_DATA_HOME/gridlord,
+// else ~/.local/share/gridlord, else the platform's user configuration
+// directory plus gridlord.
+func DefaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "gridlord"), nil
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "gridlord"), nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("find a data directory (set XDG_DATA_HOME or give -data): %w", err)
+	}
+	return filepath.Join(d, "gridlord"), nil
+}
+
+// DefaultGridDir is the default grid's directory in data directory data.
+func DefaultGridDir(data string) string { return filepath.Join(data, "grids", "default") }

@@ -190,7 +190,6 @@ func (e *Engine) importSeedArenas(ctx context.Context, name, path, sum string) (
 	return true, nil
 }
 
-
 // Materialize returns the path of the seed's image in the cache, restoring
 // it from its vac archive in the venti first if it is not there yet. The
 // cached file is read-only; node disks are linked clones of it.

@@ -35,14 +35,14 @@ func GridVerbs() []Verb {
 // NodeVerbs returns the table of commands /nodes/NAME/ctl accepts.
 func NodeVerbs() []Verb {
 	return []Verb{
-		{"start", 0, 0, "start"},
-		{"stop", 0, 0, "stop"},
-		{"poweroff", 0, 0, "poweroff"},
-		{"reset", 0, 0, "reset"},
-		{"wire", 1, 1, "wire TARGET"},
-		{"unwire", 1, 1, "unwire TARGET"},
-		{"rewire", 1, 1, "rewire TARGET"},
-		{"clone", 1, 1, "clone NEWNAME"},
+		{Name: "start", Min: 0, Max: 0, Usage: "start"},
+		{Name: "stop", Min: 0, Max: 0, Usage: "stop"},
+		{Name: "poweroff", Min: 0, Max: 0, Usage: "poweroff"},
+		{Name: "reset", Min: 0, Max: 0, Usage: "reset"},
+		{Name: "wire", Min: 1, Max: 1, Usage: "wire TARGET"},
+		{Name: "unwire", Min: 1, Max: 1, Usage: "unwire TARGET"},
+		{Name: "rewire", Min: 1, Max: 1, Usage: "rewire TARGET"},
+		{Name: "clone", Min: 1, Max: 1, Usage: "clone NEWNAME"},
 	}
 }
 
@@ -55,7 +55,7 @@ func NodeVerbs() []Verb {
 // With keyfs=yes the auth servers' keyfs entry of USER is changed too (and
 // their key file re-encrypted), so the whole grid takes the new password.
 func IdentityVerbs() []Verb {
-	return []Verb{{"set", 3, -1, "set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]"}}
+	return []Verb{{Name: "set", Min: 3, Max: -1, Usage: "set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]"}}
 }
 
 // verbTable is an explicit lookup table of ctl verbs.

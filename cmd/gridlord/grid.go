@@ -379,6 +379,8 @@ type nodeStatus struct {
 	State  string `json:"state"`
 	IP     string `json:"ip"`
 	Status string `json:"status"`
+
+	defaultPassword bool
 }
 
 // gridStatus reads every node's status line.
@@ -398,7 +400,11 @@ func gridStatus(ctx context.Context, c *gridfs.Client) ([]nodeStatus, error) {
 			return nil, err
 		}
 		s := strings.TrimSpace(string(line))
-		out = append(out, nodeStatus{Name: n.Name, Kind: string(n.Kind), State: strings.Fields(s + " ?")[0], IP: n.IP.String(), Status: s})
+		ns, err := gridfs.ParseNodeStatus(s)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		out = append(out, nodeStatus{Name: n.Name, Kind: string(n.Kind), State: ns.State, IP: n.IP.String(), Status: s, defaultPassword: ns.DefaultPassword})
 	}
 	return out, nil
 }
@@ -425,7 +431,7 @@ func printStatus(ctx context.Context, env *cmdEnv, c *gridfs.Client, asJSON bool
 	}
 	var def []string
 	for _, s := range st {
-		if strings.Contains(" "+s.Status+" ", " password=default ") {
+		if s.defaultPassword {
 			def = append(def, s.Name)
 		}
 	}

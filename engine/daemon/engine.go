@@ -84,13 +84,13 @@ type Options struct {
 	NewRunner func(RunnerConfig) (Runner, error)
 }
 
-// Node states, the first word of NodeStatus.
+// Node states, the first word of NodeStatus (gridfs's).
 const (
-	StateStopped  = "stopped"
-	StateStarting = "starting"
-	StateRunning  = "running"
-	StateStopping = "stopping"
-	StateFailed   = "failed"
+	StateStopped  = gridfs.StateStopped
+	StateStarting = gridfs.StateStarting
+	StateRunning  = gridfs.StateRunning
+	StateStopping = gridfs.StateStopping
+	StateFailed   = gridfs.StateFailed
 )
 
 // nodeState is the engine's view of one node.

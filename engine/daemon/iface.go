@@ -278,57 +278,47 @@ func (e *Engine) NodeCtl(ctx context.Context, node string, words []string) error
 	return e.Ctl(ctx, []string{words[0], node, words[1]})
 }
 
-// NodeStatus is the node's one-line state: "STATE kind=K ip=IP pid=PID
-// pending=BOOL [password=default] [fwd=GUESTPORT:HOST,...] [err=\"...\"]";
-// password=default while its host owner has its seed's well-known password.
+// NodeStatus is the node's one-line state (gridfs.NodeStatus.Format).
 func (e *Engine) NodeStatus(node string) (string, error) {
-	r, _, err := e.ref(node)
+	st, err := e.Status(node)
 	if err != nil {
 		return "", err
+	}
+	return st.Format(), nil
+}
+
+// Status is the node's state, its VM's pid and forwards, and whether its
+// configuration or password is pending or still the seed's.
+func (e *Engine) Status(node string) (gridfs.NodeStatus, error) {
+	r, _, err := e.ref(node)
+	if err != nil {
+		return gridfs.NodeStatus{}, err
 	}
 	e.mu.Lock()
 	n := e.g.Node(node)
 	st := e.stateLocked(r.id)
-	state, msg := st.state, st.err
-	pending := n.Pending()
-	defaultPW := e.defaultPasswordLocked(n)
+	s := gridfs.NodeStatus{State: st.state, Err: st.err, Kind: string(r.kind), IP: r.ip, Pending: n.Pending(), DefaultPassword: e.defaultPasswordLocked(n)}
 	e.mu.Unlock()
-	var b strings.Builder
 	if !r.hasVM {
-		fmt.Fprintf(&b, "%s kind=venti embedded=true ip=%s addr=%s", StateRunning, r.ip, e.VentiAddr())
-		return b.String(), nil
+		return gridfs.NodeStatus{State: StateRunning, Kind: string(grid.KindVenti), Embedded: true, IP: r.ip, Addr: e.VentiAddr()}, nil
 	}
-	pid := 0
 	if vm := e.vms.VM(r.id.String()); vm != nil {
 		info := vm.Info()
-		if info.State != qemu.Stopped && info.State != qemu.Failed {
-			pid = info.PID
-			if state == StateStopped || state == StateFailed {
-				state = StateRunning
+		if live(vm) {
+			s.PID = info.PID
+			if s.State == StateStopped || s.State == StateFailed {
+				s.State = StateRunning
 			}
-		} else if state == StateRunning {
-			state = StateStopped
+		} else if s.State == StateRunning {
+			s.State = StateStopped
 		}
 	}
-	fmt.Fprintf(&b, "%s kind=%s ip=%s pid=%d pending=%t", state, r.kind, r.ip, pid, pending)
-	if defaultPW {
-		// The seed's well-known password still guards this node's host
-		// owner: say so wherever the status is shown.
-		b.WriteString(" password=default")
-	}
-	if sw := e.sw.get(); sw != nil && pid != 0 {
-		var fw []string
+	if sw := e.sw.get(); sw != nil && s.PID != 0 {
 		for _, f := range sw.Forwards(node) {
-			fw = append(fw, fmt.Sprintf("%d:%s", f.GuestPort, f.Host))
-		}
-		if len(fw) > 0 {
-			fmt.Fprintf(&b, " fwd=%s", strings.Join(fw, ","))
+			s.Forwards = append(s.Forwards, gridfs.Forward{GuestPort: f.GuestPort, Host: f.Host})
 		}
 	}
-	if msg != "" {
-		fmt.Fprintf(&b, " err=%q", msg)
-	}
-	return b.String(), nil
+	return s, nil
 }
 
 // NodeIni returns the plan9.ini on the node's disk, or, before the disk

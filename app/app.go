@@ -2,100 +2,101 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
 )
 
-// DefaultVentiAddr is where the embedded venti listens unless told otherwise:
-// loopback only.
-const DefaultVentiAddr = "127.0.0.1:17034"
-
-// DefaultDataDir is where Gridlord keeps its data: $XDG_DATA_HOME/gridlord,
-// or the platform's user configuration directory when that is unset.
-func DefaultDataDir() (string, error) {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "gridlord"), nil
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "share", "gridlord"), nil
-	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("find a data directory: %w", err)
-	}
-	return filepath.Join(d, "gridlord"), nil
+// Options configure New. The zero value is ready to use.
+type Options struct {
+	// Logger receives what the App logs (default: discarded).
+	Logger *slog.Logger
+	// Connect reaches the engine serving another grid (Open grid, New
+	// grid), starting one when none answers; nil only dials (DialRemote).
+	Connect func(ctx context.Context, dir string) (*Remote, error)
 }
 
-// App is what the window holds: a Backend and the last grid snapshot it
-// returned, with one method per user action. Its methods are safe for
-// concurrent use and may block on the engine: call them off the UI
-// goroutine.
+// App is what the window holds: a connection to the grid's engine (a
+// gridfs client, Remote) and the last grid snapshot it returned, with one
+// method per user action. Its methods are safe for concurrent use and may
+// block on the engine: call them off the UI goroutine.
 type App struct {
-	log *slog.Logger
+	log     *slog.Logger
+	connect func(ctx context.Context, dir string) (*Remote, error)
 
-	swaps Notifier // fires when the backend is replaced
+	swaps Notifier // fires when the engine connection is replaced
 
 	mu   sync.Mutex
-	b    Backend
+	r    *Remote
 	last *grid.Grid // the grid as of the last View
 }
 
-// setBackend makes b the backend and wakes Watch so it follows.
-func (a *App) setBackend(b Backend) {
-	a.mu.Lock()
-	a.b, a.last = b, nil
-	a.mu.Unlock()
-	a.swaps.Notify()
-}
-
-// New returns an App over b.
-func New(b Backend, log *slog.Logger) *App {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New returns an App talking to the engine behind r.
+func New(r *Remote, opts Options) *App {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &App{b: b, log: log}
+	if opts.Connect == nil {
+		opts.Connect = DialRemote
+	}
+	return &App{r: r, log: opts.Logger, connect: opts.Connect}
 }
 
-// Backend returns the current backend.
-func (a *App) Backend() Backend {
+// engine returns the current engine connection.
+func (a *App) engine() *Remote {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.b
+	return a.r
 }
 
-// SwitchBackend makes b the backend (after New grid or Open grid) and
-// closes the previous one.
-func (a *App) SwitchBackend(b Backend) error {
-	old := a.Backend()
-	a.setBackend(b)
-	if old != nil && old != b {
+// switchTo makes r the engine connection (after Open grid or New grid),
+// closes the previous one (its engine keeps running) and wakes Watch.
+func (a *App) switchTo(r *Remote) error {
+	a.mu.Lock()
+	old := a.r
+	a.r, a.last = r, nil
+	a.mu.Unlock()
+	a.swaps.Notify()
+	if old != nil && old != r {
 		return old.Close()
 	}
 	return nil
 }
 
-// Close closes the backend.
-func (a *App) Close() error { return a.Backend().Close() }
+// Close closes the connection; the engine and its VMs keep running.
+func (a *App) Close() error { return a.engine().Close() }
+
+// GridDir is the directory of the grid the App shows.
+func (a *App) GridDir() string { return a.engine().GridDir() }
+
+// status reads and parses a node's status.
+func (a *App) status(ctx context.Context, name string) (gridfs.NodeStatus, error) {
+	line, err := a.engine().NodeStatus(ctx, name)
+	if err != nil {
+		return gridfs.NodeStatus{}, err
+	}
+	return gridfs.ParseNodeStatus(line)
+}
 
 // View returns a snapshot of the grid and every node's state for drawing.
 func (a *App) View(ctx context.Context) (GridView, error) {
-	b := a.Backend()
-	g, err := b.Grid(ctx)
+	r := a.engine()
+	g, err := r.Grid(ctx)
 	if err != nil {
 		return GridView{}, err
 	}
 	a.mu.Lock()
 	a.last = g
 	a.mu.Unlock()
-	v := GridView{Name: g.Name, Dir: b.GridDir()}
+	v := GridView{Name: g.Name, Dir: r.GridDir()}
 	problems := map[string][]string{}
 	for _, p := range g.Check() {
 		problems[p.Node] = append(problems[p.Node], string(p.Severity)+": "+p.Message)
@@ -109,7 +110,7 @@ func (a *App) View(ctx context.Context) (GridView, error) {
 			MemoryMB: n.MemoryMB,
 			User:     n.User,
 			AuthDom:  n.AuthDom,
-			State:    "stopped",
+			State:    gridfs.StateStopped,
 			Embedded: !n.HasVM(),
 			X:        float32(n.Position.X),
 			Y:        float32(n.Position.Y),
@@ -118,10 +119,14 @@ func (a *App) View(ctx context.Context) (GridView, error) {
 		if n.IP.IsValid() {
 			nv.IP = n.IP.String()
 		}
-		if st, err := b.NodeStatus(ctx, n.Name); err == nil {
-			nv.State = firstWord(st)
+		if st, err := a.status(ctx, n.Name); err == nil {
+			nv.State = st.State
+			nv.DefaultPassword = st.DefaultPassword
+			if st.Err != "" {
+				nv.Problems = append(nv.Problems, st.State+": "+st.Err)
+			}
 		} else {
-			nv.State = "failed"
+			nv.State = gridfs.StateFailed
 			nv.Problems = append(nv.Problems, "status: "+err.Error())
 		}
 		// A configuration not yet on the disk is pending only while the VM
@@ -137,7 +142,7 @@ func (a *App) View(ctx context.Context) (GridView, error) {
 
 // Venti returns the venti's status for the status bar.
 func (a *App) Venti(ctx context.Context) VentiStatus {
-	v, err := a.Backend().Venti(ctx)
+	v, err := a.engine().Venti(ctx)
 	if err != nil {
 		v.Err = err.Error()
 	}
@@ -152,77 +157,83 @@ func (a *App) snapshot(ctx context.Context) (*grid.Grid, error) {
 	if g != nil {
 		return g, nil
 	}
-	return a.Backend().Grid(ctx)
+	return a.engine().Grid(ctx)
 }
 
 // Unwire removes the link from from to to.
 func (a *App) Unwire(ctx context.Context, from, to string) error {
-	return a.Backend().Ctl(ctx, "unwire", from, to)
+	return a.engine().Ctl(ctx, "unwire", from, to)
 }
 
 // Move records a node's new position on the canvas.
 func (a *App) Move(ctx context.Context, name string, x, y float32) error {
-	return a.Backend().Ctl(ctx, "move", name,
+	return a.engine().Ctl(ctx, "move", name,
 		strconv.FormatFloat(float64(x), 'f', -1, 32), strconv.FormatFloat(float64(y), 'f', -1, 32))
 }
 
 // Arrange lays the grid out left to right by dependency.
-func (a *App) Arrange(ctx context.Context) error { return a.Backend().Ctl(ctx, "arrange") }
+func (a *App) Arrange(ctx context.Context) error { return a.engine().Ctl(ctx, "arrange") }
 
 // NodeCtl runs start, stop, poweroff or reset on a node.
 func (a *App) NodeCtl(ctx context.Context, name, verb string) error {
-	return a.Backend().NodeCtl(ctx, name, verb)
+	return a.engine().NodeCtl(ctx, name, verb)
 }
 
 // Toggle starts a stopped (or failed) node and stops a running (or
 // starting) one, returning the verb it used.
 func (a *App) Toggle(ctx context.Context, name string) (string, error) {
-	st, err := a.Backend().NodeStatus(ctx, name)
+	st, err := a.status(ctx, name)
 	if err != nil {
 		return "", err
 	}
 	verb := "start"
-	switch firstWord(st) {
-	case "running", "starting":
+	switch st.State {
+	case gridfs.StateRunning, gridfs.StateStarting:
 		verb = "stop"
-	case "stopping":
+	case gridfs.StateStopping:
 		return "", fmt.Errorf("%s is already stopping", name)
 	}
 	return verb, a.NodeCtl(ctx, name, verb)
 }
 
 // UpAll starts every node, dependencies first.
-func (a *App) UpAll(ctx context.Context) error { return a.Backend().Ctl(ctx, "up") }
+func (a *App) UpAll(ctx context.Context) error { return a.engine().Ctl(ctx, "up") }
 
 // DownAll stops every node, dependants first.
-func (a *App) DownAll(ctx context.Context) error { return a.Backend().Ctl(ctx, "down") }
+func (a *App) DownAll(ctx context.Context) error { return a.engine().Ctl(ctx, "down") }
 
-// AddNode adds a node of kind with seed; name "" picks the next free one.
+// AddNode adds a node of kind; name "" picks the next free one, seed ""
+// the grid's default seed.
 func (a *App) AddNode(ctx context.Context, kind, name, seed string) (string, error) {
 	if name == "" {
-		g, err := a.Backend().Grid(ctx)
+		g, err := a.engine().Grid(ctx)
 		if err != nil {
 			return "", err
 		}
 		name = g.NextName(grid.Kind(kind))
 	}
-	return name, a.Backend().Ctl(ctx, "add", kind, name, seed)
+	words := []string{"add", kind, name}
+	if seed != "" {
+		words = append(words, seed)
+	}
+	return name, a.engine().Ctl(ctx, words...)
 }
 
-// Remove deletes a node and its links.
+// Remove deletes a stopped node, its links and its directory (its disk
+// and console log): the engine refuses a node that runs.
 func (a *App) Remove(ctx context.Context, name string) error {
-	return a.Backend().Ctl(ctx, "remove", name)
+	return a.engine().Ctl(ctx, "remove", name)
 }
 
 // Ini returns the node's plan9.ini.
 func (a *App) Ini(ctx context.Context, name string) ([]byte, error) {
-	return a.Backend().NodeIni(ctx, name)
+	return a.engine().NodeIni(ctx, name)
 }
 
 // Config derives what Gridlord writes to a node (grid.Config) from the
 // current grid.
 func (a *App) Config(ctx context.Context, name string) (*grid.NodeConfig, error) {
-	g, err := a.Backend().Grid(ctx)
+	g, err := a.engine().Grid(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +250,8 @@ type Properties struct {
 // SetProperties changes a node's name, memory and address to p, one
 // command per changed field (renaming last).
 func (a *App) SetProperties(ctx context.Context, name string, p Properties) error {
-	g, err := a.Backend().Grid(ctx)
+	r := a.engine()
+	g, err := r.Grid(ctx)
 	if err != nil {
 		return err
 	}
@@ -247,35 +259,103 @@ func (a *App) SetProperties(ctx context.Context, name string, p Properties) erro
 	if n == nil {
 		return fmt.Errorf("no node %q", name)
 	}
-	b := a.Backend()
 	if p.MemoryMB != n.MemoryMB {
-		if err := b.Ctl(ctx, "memory", name, strconv.Itoa(p.MemoryMB)); err != nil {
+		if err := r.Ctl(ctx, "memory", name, strconv.Itoa(p.MemoryMB)); err != nil {
 			return err
 		}
 	}
 	if ip := strings.TrimSpace(p.IP); ip != "" && ip != n.IP.String() {
-		if err := b.Ctl(ctx, "ip", name, ip); err != nil {
+		if err := r.Ctl(ctx, "ip", name, ip); err != nil {
 			return err
 		}
 	}
 	if p.Name != "" && p.Name != name {
-		return b.Ctl(ctx, "rename", name, p.Name)
+		return r.Ctl(ctx, "rename", name, p.Name)
 	}
 	return nil
 }
 
-// Watch calls changed after every change the backend reports until ctx
+// OpenConsole attaches to a node's serial console: reads stream its
+// output (scrollback first), writes type into it. Closing it never
+// affects the VM.
+func (a *App) OpenConsole(ctx context.Context, name string) (io.ReadWriteCloser, error) {
+	return a.engine().OpenConsole(ctx, name)
+}
+
+// Identity is a new host owner, auth domain and password for
+// ResetIdentity.
+type Identity struct {
+	User, AuthDom, Password string
+	// FreshDisk first recreates each node's disk from its seed (the
+	// engine's "reset"; everything written to the disk is lost).
+	FreshDisk bool
+	// Keyfs also changes the user in the auth servers' keyfs (typed at
+	// their consoles by the engine): the nvram holds only the machine's
+	// own key, the users' keys live in the auth server's file system, and
+	// logins fail until both agree.
+	Keyfs bool
+}
+
+// ResetIdentity gives the named nodes (every VM node when names is empty)
+// a new host owner, auth domain and password (the old confighelper "r").
+// The engine does it all under its node locks, through its write-only
+// /identity (ctl lines are logged; this one holds a password): it stops
+// the nodes, writes their nvram (making a disk first where there is none)
+// and, with Keyfs, changes the auth servers' keyfs. It returns the nodes
+// it wrote.
+func (a *App) ResetIdentity(ctx context.Context, id Identity, names ...string) ([]string, error) {
+	if err := grid.CheckPassword(id.User, id.Password); err != nil {
+		return nil, err
+	}
+	if id.User == "" || id.AuthDom == "" {
+		return nil, errors.New("give both a host owner and an auth domain")
+	}
+	r := a.engine()
+	if len(names) == 0 {
+		g, err := r.Grid(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range g.Nodes {
+			if n.HasVM() {
+				names = append(names, n.Name)
+			}
+		}
+	}
+	if id.FreshDisk {
+		for _, n := range names {
+			if err := r.NodeCtl(ctx, n, "reset"); err != nil {
+				return nil, fmt.Errorf("recreate the disk of %s: %w", n, err)
+			}
+		}
+	}
+	words := []string{"set", "user=" + id.User, "authdom=" + id.AuthDom, "password=" + id.Password}
+	if id.Keyfs {
+		words = append(words, "keyfs=yes")
+	}
+	words = append(words, names...)
+	if err := r.Identity(ctx, gridfs.QuoteWords(words)); err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// CheckPassword refuses passwords too weak for a host owner's key (see
+// grid.CheckPassword, which the engine applies too).
+func CheckPassword(user, password string) error { return grid.CheckPassword(user, password) }
+
+// Watch calls changed after every change the engine reports until ctx
 // ends: the window's only source of refreshes, so there is no polling. It
-// follows backend switches (StartEngine, SwitchBackend). When the engine's
-// event stream fails it calls changed once, so the window can show why,
-// and subscribes again after a pause that grows to at most 5 seconds.
+// follows switches to another grid's engine. When the engine's event
+// stream fails it calls changed once, so the window can show why, and
+// subscribes again after a pause that grows to at most 5 seconds.
 func (a *App) Watch(ctx context.Context, changed func()) {
 	pause := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		swapped := a.swaps.Changed()
-		b := a.Backend()
+		r := a.engine()
 		sctx, cancel := context.WithCancel(ctx)
-		sub := b.Changes(sctx)
+		sub := r.Changes(sctx)
 		failed := true
 	loop:
 		for {
@@ -299,7 +379,7 @@ func (a *App) Watch(ctx context.Context, changed func()) {
 		if !failed || ctx.Err() != nil {
 			continue
 		}
-		a.log.Warn("engine events", "err", b.Err())
+		a.log.Warn("engine events", "err", r.Err())
 		changed()
 		select {
 		case <-time.After(pause):
@@ -308,14 +388,4 @@ func (a *App) Watch(ctx context.Context, changed func()) {
 		}
 		pause = min(2*pause, 5*time.Second)
 	}
-}
-
-// Open opens the in-process backend (see OpenLocal) and returns an App over
-// it: the window's fallback when no engine daemon answers.
-func Open(ctx context.Context, opts LocalOptions) (*App, error) {
-	l, err := OpenLocal(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return New(l, opts.Logger), nil
 }

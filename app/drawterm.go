@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"gridlord/engine/drawterm"
+	"gridlord/engine/gridfs"
 )
 
 // Drawterm opens drawterm on a running cpu node, as its host owner, where
@@ -32,7 +33,7 @@ func (a *App) DrawtermText(ctx context.Context, name string, out io.Writer) (io.
 
 // drawterm launches drawterm on name; a non-nil tty means text mode.
 func (a *App) drawterm(ctx context.Context, name string, tty io.Reader, out io.Writer) (*drawterm.Session, error) {
-	g, err := a.Backend().Grid(ctx)
+	g, err := a.engine().Grid(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -43,14 +44,14 @@ func (a *App) drawterm(ctx context.Context, name string, tty io.Reader, out io.W
 	if n.Kind != "cpu" {
 		return nil, fmt.Errorf("%s is a %s: drawterm connects to cpu servers", name, n.Kind)
 	}
-	st, err := a.Backend().NodeStatus(ctx, name)
+	st, err := a.status(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if s := firstWord(st); s != "running" {
-		return nil, fmt.Errorf("%s is not ready (%s): start it and wait until it is running", name, s)
+	if st.State != gridfs.StateRunning {
+		return nil, fmt.Errorf("%s is not ready (%s): start it and wait until it is running", name, st.State)
 	}
-	t, err := a.Backend().Drawterm(ctx, name)
+	t, err := a.engine().Drawterm(ctx, name)
 	if err != nil {
 		return nil, err
 	}

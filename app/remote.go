@@ -14,19 +14,15 @@ import (
 	"sync"
 	"time"
 
-	"gridlord/engine/daemon"
 	"gridlord/engine/drawterm"
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 )
 
-// SocketName is the engine daemon's gridfs socket in a grid directory (on
-// Windows, the file holding its loopback address).
-const SocketName = "engine.sock"
-
-// Remote is the backend that talks to the engine daemon through its gridfs
-// socket (engine/gridfs): every command is a ctl write, every snapshot a
-// file read, and changes arrive by reading /events.
+// Remote is the window's connection to the grid's engine: a gridfs client
+// on the engine's socket (GRIDDIR/engine.sock, grid.SocketName). Every
+// command is a ctl write, every snapshot a file read, and changes arrive by
+// reading /events. Its methods are safe for concurrent use.
 type Remote struct {
 	dir string
 	c   *gridfs.Client
@@ -45,11 +41,9 @@ type Remote struct {
 	EnginePID int
 }
 
-var _ Backend = (*Remote)(nil)
-
 // DialRemote connects to the engine daemon serving the grid in dir.
 func DialRemote(ctx context.Context, dir string) (*Remote, error) {
-	c, err := gridfs.Dial(ctx, filepath.Join(dir, SocketName))
+	c, err := gridfs.Dial(ctx, filepath.Join(dir, grid.SocketName))
 	if err != nil {
 		return nil, err
 	}
@@ -63,10 +57,10 @@ func (r *Remote) Close() error {
 	return r.c.Close()
 }
 
-// GridDir implements Backend.
+// GridDir is the grid's directory on this machine.
 func (r *Remote) GridDir() string { return r.dir }
 
-// Grid implements Backend: /grid.json, parsed.
+// Grid returns a private copy of the grid model: /grid.json, parsed.
 func (r *Remote) Grid(ctx context.Context) (*grid.Grid, error) {
 	b, err := r.c.ReadFile(ctx, "grid.json")
 	if err != nil {
@@ -75,31 +69,34 @@ func (r *Remote) Grid(ctx context.Context) (*grid.Grid, error) {
 	return grid.Parse(filepath.Join(r.dir, grid.FileName)+" (from the engine)", b)
 }
 
-// NodeStatus implements Backend.
+// NodeStatus is a node's status line (gridfs.ParseNodeStatus reads it).
 func (r *Remote) NodeStatus(ctx context.Context, node string) (string, error) {
 	b, err := r.c.ReadFile(ctx, "nodes/"+node+"/status")
 	return strings.TrimSpace(string(b)), err
 }
 
-// Ctl implements Backend.
+// Ctl runs one grid command (gridfs.GridVerbs).
 func (r *Remote) Ctl(ctx context.Context, words ...string) error {
 	return r.c.Ctl(ctx, gridfs.QuoteWords(words))
 }
 
-// NodeCtl implements Backend.
+// NodeCtl runs one node command (gridfs.NodeVerbs).
 func (r *Remote) NodeCtl(ctx context.Context, node string, words ...string) error {
 	return r.c.NodeCtl(ctx, node, gridfs.QuoteWords(words))
 }
 
-// NodeIni implements Backend.
+// NodeIni is the node's plan9.ini: from its disk, or the one it will get.
 func (r *Remote) NodeIni(ctx context.Context, node string) ([]byte, error) {
 	return r.c.ReadFile(ctx, "nodes/"+node+"/ini")
 }
 
-// Identity implements Backend.
+// Identity writes one command to the engine's /identity
+// (gridfs.IdentityVerbs).
 func (r *Remote) Identity(ctx context.Context, line string) error { return r.c.Identity(ctx, line) }
 
-// Drawterm implements Backend.
+// Drawterm says how drawterm reaches a running node (the engine's
+// /nodes/NAME/drawterm, made from the grid's auth server and the node's
+// forwards).
 func (r *Remote) Drawterm(ctx context.Context, node string) (drawterm.Target, error) {
 	b, err := r.c.ReadFile(ctx, "nodes/"+node+"/drawterm")
 	if err != nil {
@@ -112,13 +109,16 @@ func (r *Remote) Drawterm(ctx context.Context, node string) (drawterm.Target, er
 	return t, nil
 }
 
-// OpenConsole implements Backend.
+// OpenConsole attaches to a node's serial console.
 func (r *Remote) OpenConsole(ctx context.Context, node string) (io.ReadWriteCloser, error) {
 	return r.c.OpenCons(ctx, node)
 }
 
-// Changes implements Backend. Any number of subscribers may listen; one
-// goroutine reads /events for all of them.
+// Changes subscribes to changes of the grid and of node states: the
+// channel receives after every change from now on (changes that come while
+// the receiver is busy merge into one). It is closed when ctx ends or the
+// engine's event stream fails (see Err). Any number of subscribers may
+// listen; one goroutine reads /events for all of them.
 func (r *Remote) Changes(ctx context.Context) <-chan struct{} {
 	r.pumpOnce.Do(func() {
 		pctx, cancel := context.WithCancel(context.Background())
@@ -144,7 +144,7 @@ func (r *Remote) Changes(ctx context.Context) <-chan struct{} {
 	return out
 }
 
-// Err implements Backend.
+// Err is why the event stream failed, nil while it works.
 func (r *Remote) Err() error {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
@@ -169,7 +169,7 @@ func (r *Remote) pump(ctx context.Context) {
 	}
 }
 
-// Venti implements Backend: /venti/stats parsed.
+// Venti returns the venti's statistics: /venti/stats parsed.
 func (r *Remote) Venti(ctx context.Context) (VentiStatus, error) {
 	b, err := r.c.ReadFile(ctx, "venti/stats")
 	if err != nil {
@@ -236,39 +236,9 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Remote, error) {
 	if err := os.MkdirAll(opts.GridDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
-	c, pid, err := daemon.Spawn(ctx, opts.GridDir, daemon.SpawnOptions{Exe: opts.Engine, Args: opts.EngineArgs, Wait: opts.Wait, Logger: opts.Logger})
+	c, pid, err := gridfs.Spawn(ctx, opts.GridDir, gridfs.SpawnOptions{Exe: opts.Engine, Args: opts.EngineArgs, Wait: opts.Wait, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}
 	return &Remote{dir: opts.GridDir, c: c, stop: func() {}, EnginePID: pid}, nil
-}
-
-// StartEngine moves the App from the in-process backend to the engine
-// daemon: it closes the current backend (freeing the embedded venti's port
-// for the daemon's own), then connects to the daemon, starting it as
-// opts say. If that fails, fallback (may be nil) provides a backend again,
-// so the window keeps working, and the connect error is returned.
-func (a *App) StartEngine(ctx context.Context, opts ConnectOptions, fallback func(context.Context) (Backend, error)) error {
-	a.mu.Lock()
-	old := a.b
-	a.mu.Unlock()
-	if _, ok := old.(*Remote); ok {
-		return nil // already talking to an engine
-	}
-	if err := old.Close(); err != nil {
-		a.log.Warn("close in-process backend", "err", err)
-	}
-	r, err := Connect(ctx, opts)
-	if err == nil {
-		a.setBackend(r)
-		return nil
-	}
-	if fallback != nil {
-		if b, ferr := fallback(context.WithoutCancel(ctx)); ferr == nil {
-			a.setBackend(b)
-		} else {
-			err = fmt.Errorf("%w (and reopening the grid in-process failed too: %v)", err, ferr)
-		}
-	}
-	return err
 }

@@ -1,10 +1,10 @@
 // Package app connects the Gridlord window to the engine. The window holds
-// an App, which talks to a Backend: the engine daemon over its gridfs socket
-// (Remote), or the grid run in this process (Local) when no daemon answers.
-// App turns engine state into plain view values and has one method per
+// an App, which is a gridfs client of the grid's engine (Remote): the one
+// engine implementation, engine/daemon, serving the grid, or one started for
+// it. App turns engine state into plain view values and has one method per
 // user action; wizards' logic (new grid, reset identity, clone preview)
-// lives here too, so it is tested without a window. It never imports Fyne:
-// package ui renders what app describes.
+// lives here too, so it is tested without a window. It never imports Fyne
+// nor the engine's runtime: package ui renders what app describes.
 package app
 
 // NodeView is what the window shows of one node.
@@ -17,12 +17,15 @@ type NodeView struct {
 	Pending bool    // its VM runs an older configuration than the grid's; the next start applies it
 	X, Y    float32 // position on the canvas
 
-	Seed     string   // seed image name ("" for the embedded venti)
-	MemoryMB int      // guest memory
-	User     string   // host owner in its nvram
-	AuthDom  string   // auth domain in its nvram
-	Embedded bool     // the engine's own venti (no VM)
-	Problems []string // what grid.Check says is wrong with it
+	Seed     string // seed image name ("" for the embedded venti)
+	MemoryMB int    // guest memory
+	User     string // host owner in its nvram
+	AuthDom  string // auth domain in its nvram
+	Embedded bool   // the engine's own venti (no VM)
+	// DefaultPassword: its host owner still has the seed's well-known
+	// password.
+	DefaultPassword bool
+	Problems        []string // what grid.Check says is wrong with it
 }
 
 // Up reports whether the node's VM is up: starting, running or stopping.

@@ -63,7 +63,7 @@ func (a *App) CanWire(ctx context.Context, from, to string) error {
 // A replacement is one engine command, rewire, so nobody watching sees
 // the node without its link.
 func (a *App) Wire(ctx context.Context, from, to string) (WirePlan, error) {
-	b := a.Backend()
+	b := a.engine()
 	g, err := b.Grid(ctx)
 	if err != nil {
 		return WirePlan{}, err

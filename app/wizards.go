@@ -1,22 +1,17 @@
 package app
 
 import (
-	"gridlord/engine/atomicfile"
-
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"gridlord/engine/atomicfile"
 	"gridlord/engine/grid"
-	"gridlord/engine/qcow2"
 	"gridlord/images"
 )
 
@@ -44,148 +39,66 @@ func SeedsFor(g *grid.Grid, kind string) []string {
 type NewGridSpec struct {
 	// Dir is the new grid's directory (must not hold a grid yet).
 	Dir string
-	// Seed names a catalog seed for the fossil and cpu; ignored when
-	// Local is set.
+	// Seed names a catalog seed for the fossil and cpu; with Image, the
+	// catalog seed the image is a copy of.
 	Seed string
-	// Local is an imported local image (ImportSeed) to use instead.
-	Local *images.Seed
+	// Image is a local disk image (raw or qcow2) to use as the seed
+	// instead: the engine stores it in the grid's venti.
+	Image string
 	// AuthDom and User are the nodes' auth domain and host owner.
 	AuthDom, User string
 }
 
 // NewGrid creates the default grid (embedded venti, fossil+auth, cpu) in
-// spec.Dir and saves it. It does not open it: see OpenGrid.
-func NewGrid(spec NewGridSpec) error {
+// spec.Dir and opens it, as gridlord init does: the model (grid.Init), then
+// the grid's engine (started for it), which imports a local image into the
+// grid's venti ("seed import", so the first start finds it there).
+func (a *App) NewGrid(ctx context.Context, spec NewGridSpec) error {
 	if spec.Dir == "" {
 		return errors.New("choose a directory for the new grid")
 	}
 	if _, err := os.Stat(filepath.Join(spec.Dir, grid.FileName)); err == nil {
 		return fmt.Errorf("%s already holds a grid: choose another directory or open it", spec.Dir)
 	}
-	opts := []grid.Option{grid.WithIdentity(spec.User, spec.AuthDom)}
-	seed := spec.Seed
-	if spec.Local != nil {
-		cat := images.Builtin()
-		c := &images.Catalog{Version: cat.Version, Seeds: append(slices.Clone(cat.Seeds), *spec.Local)}
-		opts = append(opts, grid.WithCatalog(c))
-		seed = spec.Local.Name
+	opts := grid.InitOptions{Seed: spec.Seed, User: spec.User, AuthDom: spec.AuthDom}
+	if spec.Image != "" {
+		abs, err := filepath.Abs(spec.Image)
+		if err != nil {
+			return fmt.Errorf("new grid: seed image %s: %w", spec.Image, err)
+		}
+		opts.SeedPath, opts.Seed, opts.Like = abs, grid.SeedNameFromFile(abs), spec.Seed
 	}
-	if seed != "" {
-		opts = append(opts, grid.WithSeed(seed))
-	}
-	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
-		return fmt.Errorf("new grid: %w", err)
-	}
-	g, err := grid.New(spec.Dir, opts...)
-	if err != nil {
+	if _, err := grid.Init(spec.Dir, opts); err != nil {
 		return fmt.Errorf("new grid in %s: %w", spec.Dir, err)
 	}
-	if spec.Local != nil {
-		// Record the local seed in the grid itself, so the grid loads
-		// without it being in any catalog.
-		if err := g.AddSeed(*spec.Local); err != nil {
-			return err
-		}
-		return g.Save()
+	r, err := a.connect(ctx, spec.Dir)
+	if err != nil {
+		return fmt.Errorf("new grid in %s: start its engine: %w", spec.Dir, err)
 	}
-	return nil
+	if opts.SeedPath != "" {
+		words := []string{"seed", "import", opts.Seed, opts.SeedPath}
+		if opts.Like != "" {
+			words = append(words, "like="+opts.Like)
+		}
+		if err := r.Ctl(ctx, words...); err != nil {
+			r.Close()
+			return fmt.Errorf("new grid in %s: store the seed image in its venti: %w", spec.Dir, err)
+		}
+	}
+	return a.switchTo(r)
 }
 
-// Progress reports done of total bytes.
-type Progress func(done, total int64)
-
-// ImportSeed makes a seed record for the local disk image at path (raw or
-// qcow2), reading the whole file for its SHA-256 and reporting progress;
-// like is the catalog seed it is a copy of (family, roles, kernels). Cancel
-// ctx to stop it.
-func ImportSeed(ctx context.Context, path, name, like string, progress Progress) (images.Seed, error) {
-	tmpl, ok := images.Builtin().Lookup(like)
-	if !ok {
-		return images.Seed{}, fmt.Errorf("import %s: no catalog seed %q to take its family and kernels from", path, like)
-	}
-	d, err := qcow2.OpenReadOnly(path)
-	if err != nil {
-		return images.Seed{}, fmt.Errorf("import %s: %w", path, err)
-	}
-	size := d.Size()
-	d.Close()
-	f, err := os.Open(path)
-	if err != nil {
-		return images.Seed{}, fmt.Errorf("import %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return images.Seed{}, err
-	}
-	header := make([]byte, 512)
-	n, err := io.ReadFull(f, header)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return images.Seed{}, fmt.Errorf("import %s: %w", path, err)
-	}
-	header = header[:n]
-	h := sha256.New()
-	h.Write(header)
-	buf := make([]byte, 1<<20)
-	done := int64(n)
-	for {
-		if err := ctx.Err(); err != nil {
-			return images.Seed{}, fmt.Errorf("import %s: %w", path, err)
-		}
-		m, err := f.Read(buf)
-		h.Write(buf[:m])
-		done += int64(m)
-		if progress != nil {
-			progress(done, fi.Size())
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return images.Seed{}, fmt.Errorf("import %s: %w", path, err)
-		}
-	}
-	if name == "" {
-		name = strings.ToLower(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)))
-	}
-	return images.Local(name, path, size, header, hex.EncodeToString(h.Sum(nil)), tmpl)
-}
-
-// GridOpener is a backend that can switch to another grid directory.
-type GridOpener interface {
-	OpenGrid(ctx context.Context, dir string) error
-}
-
-// OpenGrid switches the backend to the grid in dir.
+// OpenGrid makes the App show the grid in dir, through that grid's engine
+// (started when none answers). The previous grid's engine keeps running.
 func (a *App) OpenGrid(ctx context.Context, dir string) error {
-	o, ok := a.Backend().(GridOpener)
-	if !ok {
-		return fmt.Errorf("open %s: this engine serves one grid; start another engine with \"gridlord engine -grid %s\"", dir, dir)
+	if _, err := os.Stat(filepath.Join(dir, grid.FileName)); err != nil {
+		return fmt.Errorf("open grid %s: %w", dir, err)
 	}
-	if err := o.OpenGrid(ctx, dir); err != nil {
-		return err
-	}
-	a.setBackend(a.Backend())
-	return nil
-}
-
-// OpenGrid implements GridOpener: it loads the grid in dir (which must
-// exist) in place of the current one. Nodes of the old grid must be stopped.
-func (l *Local) OpenGrid(ctx context.Context, dir string) error {
-	g, err := grid.Load(dir)
+	r, err := a.connect(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("open grid: %w", err)
+		return fmt.Errorf("open grid %s: %w", dir, err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, n := range l.grid.Nodes {
-		if n.HasVM() && l.state(n) != "stopped" && l.state(n) != "failed" {
-			return fmt.Errorf("open grid %s: %s of the current grid is %s; stop the grid first", dir, n.Name, l.state(n))
-		}
-	}
-	l.grid = g
-	l.notes.Notify()
-	return nil
+	return a.switchTo(r)
 }
 
 // CloneSpec is what the Clone machine wizard asks for.
@@ -260,7 +173,7 @@ func CloneCommands(g *grid.Grid, spec CloneSpec) ([][]string, string, error) {
 // PreviewClone returns the configuration the clone will get, computed on a
 // copy of the grid: nothing is changed.
 func (a *App) PreviewClone(ctx context.Context, spec CloneSpec) (*grid.NodeConfig, error) {
-	g, err := a.Backend().Grid(ctx)
+	g, err := a.engine().Grid(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -269,31 +182,23 @@ func (a *App) PreviewClone(ctx context.Context, spec CloneSpec) (*grid.NodeConfi
 		return nil, err
 	}
 	for _, c := range cmds {
-		if err := ApplyCtl(g, c...); err != nil {
+		if err := grid.Apply(g, c); err != nil {
 			return nil, err
 		}
 	}
 	return g.Config(name)
 }
 
-// Clone carries out spec and returns the new node's name. A node source
-// must be stopped (its disk is copied). The commands are checked on a copy
-// first, so a spec the grid refuses changes nothing.
+// Clone carries out spec and returns the new node's name. The commands are
+// checked on a copy first, so a spec the grid refuses changes nothing. A
+// node source must be stopped: the engine copies its disk at once (and
+// refuses a running one).
 func (a *App) Clone(ctx context.Context, spec CloneSpec) (string, error) {
 	if _, err := a.PreviewClone(ctx, spec); err != nil {
 		return "", err
 	}
-	b := a.Backend()
-	if !strings.HasPrefix(spec.Source, "seed:") {
-		st, err := b.NodeStatus(ctx, spec.Source)
-		if err != nil {
-			return "", err
-		}
-		if s := firstWord(st); s != "stopped" && s != "failed" {
-			return "", fmt.Errorf("%s is %s: stop it before cloning (its disk is copied)", spec.Source, s)
-		}
-	}
-	g, err := b.Grid(ctx)
+	r := a.engine()
+	g, err := r.Grid(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -302,7 +207,7 @@ func (a *App) Clone(ctx context.Context, spec CloneSpec) (string, error) {
 		return "", err
 	}
 	for _, c := range cmds {
-		if err := b.Ctl(ctx, c...); err != nil {
+		if err := r.Ctl(ctx, c...); err != nil {
 			return name, fmt.Errorf("clone: %s: %w", strings.Join(c, " "), err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"gridlord/app"
+	"gridlord/engine/daemon/daemontest"
 	"gridlord/engine/grid"
 )
 
@@ -49,23 +50,28 @@ func bigGrid(b *testing.B, n int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
+	dir := filepath.Join(daemontest.ShortDir(b), "g")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, grid.FileName), data, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	return dir
 }
 
-// benchWindow opens a window over a Local backend serving a grid of n
-// nodes.
+// benchWindow opens a window over the engine (fake VMs) serving a grid of
+// n nodes, reached over gridfs.
 func benchWindow(b *testing.B, n int) *MainWindow {
 	b.Helper()
-	l, err := app.OpenLocal(context.Background(), app.LocalOptions{DataDir: b.TempDir(), GridDir: bigGrid(b, n), VentiAddr: "127.0.0.1:0"})
+	g := daemontest.Open(b, daemontest.Options{Dir: bigGrid(b, n)})
+	r, err := app.DialRemote(context.Background(), g.Dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { l.Close() })
-	m := NewMainWindow(test.NewTempApp(b), app.New(l, nil), Options{})
+	a := app.New(r, app.Options{})
+	b.Cleanup(func() { a.Close() })
+	m := NewMainWindow(test.NewTempApp(b), a)
 	m.win.Resize(fyne.NewSize(1280, 800))
 	if got := len(m.view.Nodes); got != n {
 		b.Fatalf("grid has %d nodes, want %d", got, n)

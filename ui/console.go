@@ -91,7 +91,7 @@ func (ct *consoleTab) detached(why string) {
 // attach opens the console stream and copies it into the tab.
 func (ct *consoleTab) attach() {
 	defer ct.m.ops.Done()
-	s, err := ct.m.app.Backend().OpenConsole(ct.m.ctx, ct.name)
+	s, err := ct.m.app.OpenConsole(ct.m.ctx, ct.name)
 	if err != nil {
 		why, _ := app.ErrorReason(err)
 		ct.m.ui(func() { ct.detached("no console yet (" + why + "): it appears when " + ct.name + " starts") })

@@ -72,11 +72,13 @@ func (m *MainWindow) onResetDisk(name string) {
 		}, m.win)
 }
 
+// onDelete asks before removing a node: the engine deletes its links and
+// its directory, disk included (app.Remove), and refuses a running node.
 func (m *MainWindow) onDelete(name string) {
-	dialog.ShowConfirm("Delete "+name, fmt.Sprintf("Delete %s and its links from the grid? Its disk stays in the grid directory.", name),
+	dialog.ShowConfirm("Delete "+name, deleteQuestion(name),
 		func(ok bool) {
 			if ok {
-				m.do("delete "+name, func(ctx context.Context) error { return m.app.Remove(ctx, name) })
+				m.deleteNode(name)
 			}
 		}, m.win)
 }
@@ -103,4 +105,15 @@ func (m *MainWindow) onDrawterm(name string) {
 		}()
 		return nil
 	})
+}
+
+// deleteQuestion is the Delete dialog's question: what the engine's remove
+// does.
+func deleteQuestion(name string) string {
+	return fmt.Sprintf("Delete %s, its links and its disk? Everything written on its disk is lost. A running node must be stopped first.", name)
+}
+
+// deleteNode removes a node through the engine (the Delete dialog's Yes).
+func (m *MainWindow) deleteNode(name string) {
+	m.do("delete "+name, func(ctx context.Context) error { return m.app.Remove(ctx, name) })
 }

@@ -69,23 +69,13 @@ func (m *MainWindow) showNewGrid() *newGridWizard {
 	return w
 }
 
-// submit creates the grid (importing the image file first, with progress
-// and cancel) and opens it.
+// submit creates the grid and opens it; the grid's engine stores a local
+// image in the grid's venti first (a long step, so with a progress dialog
+// and Cancel).
 func (w *newGridWizard) submit() {
-	spec := app.NewGridSpec{Dir: w.dir.Text, Seed: w.seed.Selected, AuthDom: w.authDom.Text, User: w.user.Text}
-	file := w.file.Text
-	w.m.long("Creating grid "+filepath.Base(spec.Dir), func(ctx context.Context, progress func(float64)) error {
-		if file != "" {
-			s, err := app.ImportSeed(ctx, file, "", spec.Seed, func(d, t int64) { progress(float64(d) / float64(max(t, 1))) })
-			if err != nil {
-				return err
-			}
-			spec.Local = &s
-		}
-		if err := app.NewGrid(spec); err != nil {
-			return err
-		}
-		return w.m.app.OpenGrid(ctx, spec.Dir)
+	spec := app.NewGridSpec{Dir: w.dir.Text, Seed: w.seed.Selected, Image: w.file.Text, AuthDom: w.authDom.Text, User: w.user.Text}
+	w.m.long("Creating grid "+filepath.Base(spec.Dir), func(ctx context.Context, _ func(float64)) error {
+		return w.m.app.NewGrid(ctx, spec)
 	}, func() { w.m.say("created and opened grid " + spec.Dir) })
 }
 

@@ -16,23 +16,14 @@ import (
 
 // do runs fn off the UI goroutine; a failure is shown on the status line
 // (see showError) with the words "Could not " + what, and the view is
-// refreshed either way. An action that needs the engine, when there is
-// none, asks whether to start it instead (a decision, so a dialog).
+// refreshed either way.
 func (m *MainWindow) do(what string, fn func(ctx context.Context) error) {
 	m.ops.Add(1)
 	go func() {
 		defer m.ops.Done()
 		err := fn(m.ctx)
 		if err != nil {
-			m.ui(func() {
-				if errors.Is(err, app.ErrEngineNotRunning) && m.opts.StartEngine != nil {
-					m.noteError(err)
-					m.say("To " + what + " Gridlord needs its engine.")
-					m.offerEngine()
-					return
-				}
-				m.showError("Could not "+what, err)
-			})
+			m.ui(func() { m.showError("Could not "+what, err) })
 		}
 		m.refresh()
 	}()
@@ -65,21 +56,6 @@ func (m *MainWindow) long(title string, fn func(ctx context.Context, progress fu
 		})
 		m.refresh()
 	}()
-}
-
-// offerEngine asks whether to start the engine daemon and, if so, starts
-// it in the background (the window then talks to it).
-func (m *MainWindow) offerEngine() {
-	dialog.ShowConfirm("Start the engine?",
-		"Starting, stopping and consoles need Gridlord's engine, which runs the VMs and keeps them running after this window closes. Start it now?",
-		func(ok bool) {
-			if !ok {
-				return
-			}
-			m.long("Starting the engine", func(ctx context.Context, _ func(float64)) error {
-				return m.opts.StartEngine(ctx)
-			}, func() { m.say("The engine is running: try again.") })
-		}, m.win)
 }
 
 // details is the full error text and the chain of wrapped errors.

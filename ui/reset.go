@@ -111,18 +111,15 @@ func (w *resetWizard) submit() {
 		names = []string{w.node.Selected}
 	}
 	w.m.do("reset identity", func(ctx context.Context) error {
-		res, err := app.ResetIdentity(ctx, w.m.app.Backend(), id, names...)
+		written, err := w.m.app.ResetIdentity(ctx, id, names...)
 		if err != nil {
 			return err
 		}
-		msg := fmt.Sprintf("identity %s@%s: nvram written on %s", id.User, id.AuthDom, orNone(res.Written))
+		msg := fmt.Sprintf("identity %s@%s: nvram written on %s", id.User, id.AuthDom, orNone(written))
 		if id.Keyfs {
 			msg += "; the auth server's keyfs has the new password"
 		} else {
 			msg += "; the auth server's keyfs still has the old password: logins fail until it is changed"
-		}
-		if len(res.Deferred) > 0 {
-			msg += "; written when first started: " + strings.Join(res.Deferred, ", ")
 		}
 		w.m.ui(func() { w.m.say(msg) })
 		return nil

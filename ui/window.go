@@ -20,17 +20,8 @@ import (
 	"gridlord/app"
 )
 
-// Options configure the window. The zero value is ready to use.
-type Options struct {
-	// StartEngine starts (or attaches to) the engine daemon and makes the
-	// App use it; the window offers it when an action needs the engine.
-	// nil: the window only explains that the engine is not running.
-	StartEngine func(ctx context.Context) error
-}
-
 // MainWindow is the Gridlord window.
 type MainWindow struct {
-	opts   Options
 	fa     fyne.App
 	win    fyne.Window
 	app    *app.App
@@ -73,10 +64,9 @@ type MainWindow struct {
 }
 
 // NewMainWindow builds the window for a, without showing it.
-func NewMainWindow(fa fyne.App, a *app.App, opts Options) *MainWindow {
+func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &MainWindow{
-		opts:     opts,
 		fa:       fa,
 		win:      fa.NewWindow("Gridlord"),
 		app:      a,
@@ -398,8 +388,8 @@ func (m *MainWindow) Close() { m.cancel(); m.win.Close() }
 // Run shows the window and blocks until it is closed. The grid is redrawn
 // whenever the engine reports a change; the venti statistics, which change
 // without events, are re-read every 5 seconds.
-func Run(fa fyne.App, a *app.App, opts Options) {
-	m := NewMainWindow(fa, a, opts)
+func Run(fa fyne.App, a *app.App) {
+	m := NewMainWindow(fa, a)
 	m.Watch()
 	go func() {
 		t := time.NewTicker(5 * time.Second)

@@ -15,40 +15,37 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
-	"gridlord/app/apptest"
+	"gridlord/engine/daemon/daemontest"
 	"gridlord/engine/grid"
 	"gridlord/engine/plan9disk"
-	"gridlord/engine/plan9disk/plan9disktest"
+	"gridlord/engine/qcow2"
 )
 
-// fixture is a real window over a real Local backend (embedded venti on a
-// free loopback port, the default grid in a temporary directory) whose VMs
-// are apptest's fake runner (nil runner: no engine).
+// fixture is a real window over the real engine (daemon.Open with
+// daemontest's fake VMs, the default grid on a small seed in a temporary
+// directory), reached over its gridfs socket as the window reaches it.
 type fixture struct {
-	t      *testing.T
-	m      *MainWindow
-	a      *app.App
-	l      *app.Local
-	runner *apptest.Runner
+	t *testing.T
+	m *MainWindow
+	a *app.App
+	g *daemontest.Grid
 }
 
-func newFixture(t *testing.T, withRunner bool) *fixture {
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t}
-	var r app.Runner
-	if withRunner {
-		f.runner = apptest.NewRunner(20 * time.Millisecond)
-		r = f.runner
-	}
-	l, err := app.OpenLocal(context.Background(), app.LocalOptions{DataDir: t.TempDir(), VentiAddr: "127.0.0.1:0", Runner: r})
+	f := &fixture{t: t, g: daemontest.Open(t, daemontest.Options{Boot: 20 * time.Millisecond})}
+	r, err := app.DialRemote(context.Background(), f.g.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.l, f.a = l, app.New(l, nil)
-	f.m = NewMainWindow(test.NewTempApp(t), f.a, Options{})
+	f.a = app.New(r, app.Options{Connect: func(ctx context.Context, dir string) (*app.Remote, error) {
+		daemontest.Open(t, daemontest.Options{Dir: dir})
+		return app.DialRemote(ctx, dir)
+	}})
+	f.m = NewMainWindow(test.NewTempApp(t), f.a)
 	f.m.win.Resize(fyne.NewSize(960, 600))
 	f.m.Watch()
-	t.Cleanup(func() { f.m.Close(); f.m.Wait(); l.Close() })
+	t.Cleanup(func() { f.m.Close(); f.m.Wait(); f.a.Close() })
 	return f
 }
 
@@ -82,11 +79,8 @@ func (f *fixture) eventually(what string, cond func() bool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			st, _ := f.a.Backend().NodeStatus(context.Background(), "cpu1")
-			var calls []string
-			if f.runner != nil {
-				calls = f.runner.Calls()
-			}
+			st, _ := f.g.Engine.NodeStatus("cpu1")
+			calls := f.g.Runner.Calls()
 			f.t.Fatalf("timed out waiting for %s (last error %v; cpu1 %q; runner calls %v)", what, f.m.LastError(), st, calls)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -118,7 +112,7 @@ func (f *fixture) menu(label string) {
 }
 
 func (f *fixture) gridJSON() []byte {
-	b, err := os.ReadFile(filepath.Join(f.l.GridDir(), grid.FileName))
+	b, err := os.ReadFile(filepath.Join(f.g.Dir, grid.FileName))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -126,7 +120,7 @@ func (f *fixture) gridJSON() []byte {
 }
 
 func (f *fixture) loadGrid() *grid.Grid {
-	g, err := grid.Load(f.l.GridDir())
+	g, err := grid.Load(f.g.Dir)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -134,7 +128,7 @@ func (f *fixture) loadGrid() *grid.Grid {
 }
 
 func TestDefaultGridIsDrawn(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	f.m.Wait()
 	if len(f.m.view.Nodes) != 3 || len(f.m.view.Links) != 2 || len(f.m.canvas.links) != 2 {
 		t.Fatalf("default grid: %d nodes %d links", len(f.m.view.Nodes), len(f.m.view.Links))
@@ -162,20 +156,20 @@ func TestDefaultGridIsDrawn(t *testing.T) {
 			t.Errorf("link %s → %s is not drawn", l.l.From, l.l.To)
 		}
 	}
-	if s := f.m.StatusText(); !strings.Contains(s, f.l.VentiAddr()) || !strings.Contains(s, "0 blocks") || !strings.Contains(s, "3 nodes, 1 running") {
+	if s := f.m.StatusText(); !strings.Contains(s, f.g.Engine.VentiAddr()) || !strings.Contains(s, " blocks") || !strings.Contains(s, "3 nodes, 1 running") {
 		t.Errorf("status bar %q", s)
 	}
 }
 
 func TestTapStartsNodeAndBadgeChanges(t *testing.T) {
-	f := newFixture(t, true)
+	f := newFixture(t)
 	if s := f.state("cpu1"); s != "stopped" { // a fresh grid has nothing pending
 		t.Fatalf("cpu1 badge before: %q", s)
 	}
 	cpu := f.card("cpu1")
 	f.do(func() { test.Tap(cpu) })
 	f.eventually("cpu1 badge to say running", func() bool { return strings.HasPrefix(f.state("cpu1"), "running") })
-	if c := f.runner.Calls(); strings.Join(c, ",") != "start fossil1,start cpu1" {
+	if c := f.g.Runner.Calls(); strings.Join(c, ",") != "start fossil1,start cpu1" {
 		t.Errorf("runner calls %v", c)
 	}
 	f.eventually("fossil1 (a dependency) running", func() bool { return strings.HasPrefix(f.state("fossil1"), "running") })
@@ -185,19 +179,6 @@ func TestTapStartsNodeAndBadgeChanges(t *testing.T) {
 	f.eventually("cpu1 badge to say stopped", func() bool { return strings.HasPrefix(f.state("cpu1"), "stopped") })
 	if err := f.m.LastError(); err != nil {
 		t.Errorf("error shown: %v", err)
-	}
-}
-
-func TestTapWithoutEngineShowsWhy(t *testing.T) {
-	f := newFixture(t, false)
-	cpu := f.card("cpu1")
-	f.do(func() { test.Tap(cpu) })
-	f.m.Wait()
-	if err := f.m.LastError(); !errors.Is(err, app.ErrEngineNotRunning) {
-		t.Fatalf("error shown: %v", err)
-	}
-	if !strings.Contains(f.m.DetailText(), "engine is not running") {
-		t.Errorf("detail line %q", f.m.DetailText())
 	}
 }
 
@@ -217,10 +198,10 @@ func (f *fixture) dragHandle(from, to string) {
 }
 
 func TestDragCPUOntoFossilWires(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	// A second fossil for cpu1 to root from; first unwire cpu1 → fossil1
 	// through the link's menu.
-	if _, err := f.a.AddNode(context.Background(), "fossil", "fossil2", grid.DefaultSeed); err != nil {
+	if _, err := f.a.AddNode(context.Background(), "fossil", "fossil2", ""); err != nil {
 		t.Fatal(err)
 	}
 	f.m.refresh()
@@ -261,7 +242,7 @@ func TestDragCPUOntoFossilWires(t *testing.T) {
 }
 
 func TestInvalidDragChangesNothingAndSaysWhy(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	before := f.gridJSON()
 	// The rubber band turns red over a card that cannot be wired.
 	src, dst := f.card("fossil1"), f.card("cpu1")
@@ -288,7 +269,7 @@ func TestInvalidDragChangesNothingAndSaysWhy(t *testing.T) {
 }
 
 func TestDragCardMovesAndPersists(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	card := f.card("fossil1")
 	start := card.Position()
 	f.do(func() {
@@ -305,7 +286,7 @@ func TestDragCardMovesAndPersists(t *testing.T) {
 }
 
 func TestOffscreenCardsAreNotDrawn(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	f.do(func() {
 		f.m.canvas.Viewport = func() (fyne.Position, fyne.Size) { return fyne.NewPos(5000, 5000), fyne.NewSize(100, 100) }
 		f.m.canvas.Refresh()
@@ -318,7 +299,7 @@ func TestOffscreenCardsAreNotDrawn(t *testing.T) {
 }
 
 func TestZoomScalesCards(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	f.do(f.m.onZoomIn)
 	card := f.card("cpu1")
 	n, _ := f.m.snapshot().NodeByName("cpu1")
@@ -332,7 +313,7 @@ func TestZoomScalesCards(t *testing.T) {
 }
 
 func TestContextMenuAndConsoleTab(t *testing.T) {
-	f := newFixture(t, true)
+	f := newFixture(t)
 	cpu := f.card("cpu1")
 	f.do(func() { test.TapSecondary(cpu) })
 	for _, label := range []string{"Start", "Stop", "Power off", "Reset disk…", "Console", "Drawterm", "Clone…", "Properties…", "Delete"} {
@@ -342,14 +323,6 @@ func TestContextMenuAndConsoleTab(t *testing.T) {
 	}
 	f.menu("Start")
 	f.eventually("cpu1 running", func() bool { return strings.HasPrefix(f.state("cpu1"), "running") })
-
-	// Drawterm on a running cpu: an error in the window (no drawterm here,
-	// or no forward from the fake engine), never a crash.
-	f.do(func() { f.m.onDrawterm("cpu1") })
-	f.m.Wait()
-	if err := f.m.LastError(); err == nil {
-		t.Error("drawterm without a forwarded port reported no error")
-	}
 
 	cpu = f.card("cpu1")
 	var ct *consoleTab
@@ -361,19 +334,19 @@ func TestContextMenuAndConsoleTab(t *testing.T) {
 		}
 	})
 	text := func() (s string) { f.do(func() { s = ct.Text() }); return s }
-	f.eventually("the console banner", func() bool { return strings.Contains(text(), "cpu1: ready") })
+	f.eventually("the console banner", func() bool { return strings.Contains(text(), "cpu1# ") })
 	f.do(func() {
 		test.Type(ct.input, "echo hello")
 		ct.input.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
 	})
-	f.eventually("the echo", func() bool { return strings.Contains(text(), "echo: echo hello") })
+	f.eventually("the answer", func() bool { return strings.Contains(text(), "echo: not found") })
 	log := filepath.Join(t.TempDir(), "cpu1.log")
 	f.do(func() {
 		if err := ct.saveLog(log); err != nil {
 			t.Fatal(err)
 		}
 	})
-	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "echo: echo hello") {
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "echo: not found") {
 		t.Errorf("saved log %q", b)
 	}
 	f.do(ct.onClear)
@@ -387,14 +360,14 @@ func TestContextMenuAndConsoleTab(t *testing.T) {
 		}
 	})
 	time.Sleep(50 * time.Millisecond)
-	if st, _ := f.l.NodeStatus(context.Background(), "cpu1"); !strings.HasPrefix(st, "running") {
+	if st, _ := f.g.Engine.NodeStatus("cpu1"); !strings.HasPrefix(st, "running") {
 		t.Errorf("closing the console tab changed the VM: %s", st)
 	}
 }
 
 func TestNewGridWizard(t *testing.T) {
-	f := newFixture(t, false)
-	dir := filepath.Join(t.TempDir(), "lab")
+	f := newFixture(t)
+	dir := filepath.Join(daemontest.ShortDir(t), "lab")
 	f.do(func() {
 		w := f.m.showNewGrid()
 		w.dir.SetText(dir)
@@ -421,21 +394,8 @@ func TestNewGridWizard(t *testing.T) {
 }
 
 func TestResetWizardWritesNvram(t *testing.T) {
-	f := newFixture(t, false)
-	// cpu1 gets a Plan 9 disk where the engine keeps it.
-	g := f.loadGrid()
-	dir := g.NodeDir(g.Node("cpu1"))
-	os.MkdirAll(dir, 0o755)
-	raw, err := os.ReadFile(plan9disktest.BuildNativeSmall(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	disk := filepath.Join(dir, app.DiskNames()[0])
-	if err := os.WriteFile(disk, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t)
 	before := f.gridJSON()
-
 	var w *resetWizard
 	f.do(func() {
 		w = f.m.showReset("cpu1")
@@ -452,6 +412,7 @@ func TestResetWizardWritesNvram(t *testing.T) {
 		}
 		w.password.SetText("s3cret-pw")
 		w.confirm.SetText("s3cret-pw")
+		w.keyfs.SetChecked(false)
 		w.submit()
 	})
 	f.m.Wait()
@@ -460,12 +421,13 @@ func TestResetWizardWritesNvram(t *testing.T) {
 			t.Fatalf("detail %q, error %v", f.m.DetailText(), f.m.LastError())
 		}
 	})
-	fd, err := plan9disk.OpenFile(disk, false)
+	g := f.loadGrid()
+	d, err := qcow2.OpenReadOnly(filepath.Join(g.NodeDir(g.Node("cpu1")), grid.DiskName))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the engine made no disk for cpu1's nvram: %v", err)
 	}
-	defer fd.Close()
-	im, err := plan9disk.Open(fd)
+	defer d.Close()
+	im, err := plan9disk.Open(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,13 +435,13 @@ func TestResetWizardWritesNvram(t *testing.T) {
 	if err != nil || r.AuthID != "glenda" || r.AuthDom != "lab" {
 		t.Fatalf("nvram on disk: %+v, %v", r, err)
 	}
-	if n := f.loadGrid().Node("cpu1"); n.User != "glenda" || n.AuthDom != "lab" {
+	if n := g.Node("cpu1"); n.User != "glenda" || n.AuthDom != "lab" {
 		t.Errorf("grid.json cpu1 identity %s@%s", n.User, n.AuthDom)
 	}
 }
 
 func TestCloneWizardPreviewsAndAdds(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	g := f.loadGrid()
 	fossilIP := g.Node("fossil1").IP.String()
 	f.do(func() {
@@ -512,7 +474,7 @@ func TestCloneWizardPreviewsAndAdds(t *testing.T) {
 }
 
 func TestPropertiesShowsIniAndEdits(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	var p *propertiesDialog
 	f.do(func() { p = f.m.showProperties("cpu1") })
 	f.m.Wait()
@@ -535,7 +497,7 @@ func TestPropertiesShowsIniAndEdits(t *testing.T) {
 }
 
 func TestAddNodeWizard(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	f.do(func() {
 		w := f.m.showAddNode()
 		w.kind.SetSelected("fossil")
@@ -549,7 +511,7 @@ func TestAddNodeWizard(t *testing.T) {
 
 // TestToolbarActionsAreLabelled: every toolbar action says what it does.
 func TestToolbarActionsAreLabelled(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
 	n := 0
 	f.do(func() {
 		for _, o := range f.m.toolbar.Objects {
@@ -575,7 +537,12 @@ func TestToolbarActionsAreLabelled(t *testing.T) {
 // TestFailureGoesToStatusLineNotDialog: a failed action is shown on the
 // status line with a Details button; nothing modal covers the canvas.
 func TestFailureGoesToStatusLineNotDialog(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t)
+	// cpu1 without a root cannot start: the engine says why.
+	if err := f.a.Unwire(context.Background(), "cpu1", "fossil1"); err != nil {
+		t.Fatal(err)
+	}
+	f.m.refresh()
 	cpu := f.card("cpu1")
 	f.do(func() { test.Tap(cpu) })
 	f.m.Wait()
@@ -593,27 +560,11 @@ func TestFailureGoesToStatusLineNotDialog(t *testing.T) {
 	})
 }
 
-// TestFirstClickWithoutEngineOnlyAsks: when the window can start the
-// engine, an action that needs it asks that one question, with no error
-// dialog beside it.
-func TestFirstClickWithoutEngineOnlyAsks(t *testing.T) {
-	f := newFixture(t, false)
-	f.m.opts.StartEngine = func(context.Context) error { return nil }
-	cpu := f.card("cpu1")
-	f.do(func() { test.Tap(cpu) })
-	f.m.Wait()
-	f.do(func() {
-		if n := len(f.m.win.Canvas().Overlays().List()); n != 1 {
-			t.Errorf("%d overlays after the first click, want the one question", n)
-		}
-	})
-}
-
 // TestDragCPUOntoSecondFossilRewires: dragging cpu1's handle onto a second
 // fossil moves its root link there (no refusal) and says so.
 func TestDragCPUOntoSecondFossilRewires(t *testing.T) {
-	f := newFixture(t, false)
-	if _, err := f.a.AddNode(context.Background(), "fossil", "fossil2", grid.DefaultSeed); err != nil {
+	f := newFixture(t)
+	if _, err := f.a.AddNode(context.Background(), "fossil", "fossil2", ""); err != nil {
 		t.Fatal(err)
 	}
 	f.m.refresh()
@@ -646,7 +597,7 @@ func TestDragCPUOntoSecondFossilRewires(t *testing.T) {
 // node that has not started waits (no error dialog) and shows the boot
 // when the node starts, with the node's state in its header.
 func TestConsoleOpenedBeforeStartShowsNewBoot(t *testing.T) {
-	f := newFixture(t, true)
+	f := newFixture(t)
 	cpu := f.card("cpu1")
 	var ct *consoleTab
 	f.do(func() {
@@ -666,7 +617,7 @@ func TestConsoleOpenedBeforeStartShowsNewBoot(t *testing.T) {
 	if err := f.a.NodeCtl(context.Background(), "cpu1", "start"); err != nil {
 		t.Fatal(err)
 	}
-	f.eventually("the new boot's banner in the tab opened before the start", func() bool { return strings.Contains(text(), "cpu1: ready") })
+	f.eventually("the new boot's banner in the tab opened before the start", func() bool { return strings.Contains(text(), "cpu1# ") })
 	f.eventually("the header to say running", func() bool {
 		var s string
 		f.do(func() { s = ct.state.Text })
@@ -680,7 +631,7 @@ func TestConsoleOpenedBeforeStartShowsNewBoot(t *testing.T) {
 // TestShortcutsActOnSelectedNode: Ctrl+R, Ctrl+E and Ctrl+T start, stop
 // and open the console of the node last clicked; its menu shows them.
 func TestShortcutsActOnSelectedNode(t *testing.T) {
-	f := newFixture(t, true)
+	f := newFixture(t)
 	press := func(sc fyne.Shortcut) {
 		f.do(func() { f.m.win.Canvas().(fyne.Shortcutable).TypedShortcut(sc) })
 		f.m.Wait()

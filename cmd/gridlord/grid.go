@@ -10,8 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,25 +29,6 @@ const envGrid = "GRIDLORD_GRID"
 // 127.0.0.1:0 so as not to take the real port).
 const envVentiAddr = "GRIDLORD_VENTI_ADDR"
 
-// gridDataDir is Gridlord's data directory: $XDG_DATA_HOME/gridlord, else
-// ~/.local/share/gridlord on Unix other than macOS, else the user config
-// directory + gridlord.
-func gridDataDir() (string, error) {
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "gridlord"), nil
-	}
-	if runtime.GOOS != "darwin" && runtime.GOOS != "windows" {
-		if h, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(h, ".local", "share", "gridlord"), nil
-		}
-	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("no default data directory (%v): give -grid DIR", err)
-	}
-	return filepath.Join(d, "gridlord"), nil
-}
-
 // gridDir resolves the grid directory: the -grid flag, else $GRIDLORD_GRID,
 // else DATADIR/grids/default.
 func gridDir(flagValue string) (string, error) {
@@ -58,11 +37,11 @@ func gridDir(flagValue string) (string, error) {
 		d = os.Getenv(envGrid)
 	}
 	if d == "" {
-		data, err := gridDataDir()
+		data, err := grid.DefaultDataDir()
 		if err != nil {
 			return "", err
 		}
-		d = filepath.Join(data, "grids", "default")
+		d = grid.DefaultGridDir(data)
 	}
 	return filepath.Abs(d)
 }
@@ -148,7 +127,7 @@ func dialEngine(ctx context.Context, env *cmdEnv, dir string) (*gridfs.Client, e
 	if err != nil {
 		return nil, fmt.Errorf("start the engine: %w", err)
 	}
-	c, pid, err := daemon.Spawn(ctx, dir, daemon.SpawnOptions{Exe: exe})
+	c, pid, err := gridfs.Spawn(ctx, dir, gridfs.SpawnOptions{Exe: exe})
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +179,7 @@ func runGridInit(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := daemon.InitOptions{Subnet: *subnet, Like: imp.like}
+	opts := grid.InitOptions{Subnet: *subnet, Like: imp.like}
 	if *seed != "" {
 		st, err := os.Stat(*seed)
 		if err != nil && (strings.ContainsRune(*seed, filepath.Separator) || filepath.Ext(*seed) != "") {
@@ -210,13 +189,13 @@ func runGridInit(ctx context.Context, env *cmdEnv, args []string) error {
 			opts.SeedPath = *seed
 			opts.Seed = *name
 			if opts.Seed == "" {
-				opts.Seed = seedNameFromFile(*seed)
+				opts.Seed = grid.SeedNameFromFile(*seed)
 			}
 		} else {
 			opts.Seed = *seed
 		}
 	}
-	g, err := daemon.InitGrid(dir, opts)
+	g, err := grid.Init(dir, opts)
 	if err != nil {
 		return err
 	}
@@ -250,19 +229,6 @@ func mustAbs(p string) string {
 		return a
 	}
 	return p
-}
-
-// seedNameFromFile makes a seed name from an image file name.
-func seedNameFromFile(path string) string {
-	b := strings.ToLower(filepath.Base(path))
-	for _, ext := range []string{".qcow2", ".img", ".raw", ".disk"} {
-		b = strings.TrimSuffix(b, ext)
-	}
-	b = regexp.MustCompile(`[^a-z0-9._+-]+`).ReplaceAllString(b, "-")
-	if b == "" {
-		b = "seed"
-	}
-	return b
 }
 
 // seedImport holds seed import's flags.

@@ -226,7 +226,7 @@ func testDrawtermFromApp(t *testing.T, ctx context.Context, g *realGrid) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	a := app.New(r, nil)
+	a := app.New(r, app.Options{})
 	out := &lockedBuffer{}
 	dctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()

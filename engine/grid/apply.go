@@ -39,7 +39,7 @@ type edit struct {
 // them on a copy (Apply).
 var edits = []edit{
 	{Verb{"add", 2, 3, "add KIND NAME [SEED]"}, func(g *Grid, a []string) error {
-		spec := NodeSpec{Kind: Kind(a[0]), Name: a[1]}
+		spec := NodeSpec{Kind: Kind(a[0]), Name: a[1], Seed: g.SeedFor(Kind(a[0]))}
 		if len(a) == 3 {
 			spec.Seed = a[2]
 		}
@@ -122,4 +122,19 @@ func Apply(g *Grid, words []string) error {
 		return e.apply(g, words[1:])
 	}
 	return fmt.Errorf("%q is not a grid edit", words[0])
+}
+
+// SeedFor is the seed a node of kind k added without one gets: the seed of
+// the grid's first VM node that can play k (a grid made from a local image
+// adds nodes from that image), else DefaultSeed.
+func (g *Grid) SeedFor(k Kind) string {
+	for _, n := range g.Nodes {
+		if !n.HasVM() || n.Seed == "" {
+			continue
+		}
+		if s, err := g.Seed(n.Seed); err == nil && s.CanPlay(string(k)) {
+			return n.Seed
+		}
+	}
+	return DefaultSeed
 }

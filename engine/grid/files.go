@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // The files of a grid directory besides the model (FileName, BackupName,
@@ -39,19 +40,22 @@ const (
 // on VentiPort whatever the host address.
 const DefaultVentiAddr = "127.0.0.1:17034"
 
-// DefaultDataDir is where Gridlord keeps its grids: $XDG_DATA_HOME/gridlord,
-// else ~/.local/share/gridlord, else the platform's user configuration
-// directory plus gridlord.
+// DefaultDataDir is where Gridlord keeps its grids on this OS:
+// $XDG_DATA_HOME/gridlord, else ~/.local/share/gridlord on Unix other than
+// macOS, else the user configuration directory plus gridlord (macOS:
+// ~/Library/Application Support, Windows: %AppData%).
 func DefaultDataDir() (string, error) {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "gridlord"), nil
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "gridlord"), nil
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "share", "gridlord"), nil
+	if runtime.GOOS != "darwin" && runtime.GOOS != "windows" {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, ".local", "share", "gridlord"), nil
+		}
 	}
 	d, err := os.UserConfigDir()
 	if err != nil {
-		return "", fmt.Errorf("find a data directory (set XDG_DATA_HOME or give -data): %w", err)
+		return "", fmt.Errorf("no default data directory (%v): give -grid DIR", err)
 	}
 	return filepath.Join(d, "gridlord"), nil
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"gridlord/engine/qcow2"
 	"gridlord/images"
@@ -151,3 +153,20 @@ func fileHeaderAndSum(path string) ([]byte, string, error) {
 	}
 	return header[:n], hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// SeedNameFromFile makes a seed name from a disk image's file name, as
+// gridlord init and the New grid wizard name an imported image.
+func SeedNameFromFile(path string) string {
+	b := strings.ToLower(filepath.Base(path))
+	for _, ext := range []string{".qcow2", ".img", ".raw", ".disk"} {
+		b = strings.TrimSuffix(b, ext)
+	}
+	b = seedNameJunk.ReplaceAllString(b, "-")
+	if b == "" {
+		b = "seed"
+	}
+	return b
+}
+
+// seedNameJunk is what SeedNameFromFile replaces with "-".
+var seedNameJunk = regexp.MustCompile(`[^a-z0-9._+-]+`)

@@ -12,9 +12,10 @@ import (
 // BenchmarkColdStart measures, in the real window, the time from starting
 // the gridlord process to the first screenshot showing the drawn grid
 // (the cpu card's colour on the screen), and, as the same run's baseline,
-// to the window being mapped. The window opens the grid in-process
-// (-engine local) on a fresh data directory each time, so the figure is
-// the window's own start, not an engine's. Screenshots are taken as fast
+// to the window being mapped. The window runs the grid's engine in its own
+// process (-engine inprocess) on a fresh data directory each time, so the
+// figure is the window's and the engine's start, without spawning a
+// detached engine (which would outlive the kill). Screenshots are taken as fast
 // as ImageMagick's import allows (its cost bounds the resolution).
 //
 //	GRIDLORD_INTEGRATION=1 go test ./testing/window -run '^$' -bench ColdStart -benchtime 5x
@@ -25,7 +26,7 @@ func BenchmarkColdStart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		data := b.TempDir()
 		shot := filepath.Join(b.TempDir(), "shot.png")
-		cmd := exec.Command(bin, "gui", "-engine", "local", "-data", data, "-venti-addr", "127.0.0.1:0")
+		cmd := exec.Command(bin, "gui", "-engine", "inprocess", "-data", data, "-venti-addr", "127.0.0.1:0")
 		cmd.Env = s.env("LANG=en_US.UTF-8")
 		start := time.Now()
 		if err := cmd.Start(); err != nil {

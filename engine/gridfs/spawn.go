@@ -1,18 +1,17 @@
-package daemon
+package gridfs
 
 import (
-	"gridlord/engine/grid"
-
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
-	"gridlord/engine/gridfs"
+	"gridlord/engine/grid"
 )
 
 // SpawnOptions configure Spawn. Exe is required.
@@ -28,11 +27,11 @@ type SpawnOptions struct {
 
 // Spawn starts an engine daemon for the grid in dir, detached so that it
 // outlives the caller as the VMs do, with its output appended to
-// dir/engine.log, and returns a gridfs client connected to it and its pid.
+// dir/engine.log, and returns a client connected to it and its pid.
 // When another client starts an engine for the same grid at the same
 // moment, the one that takes the grid's lock serves it; Spawn then
 // connects to that one.
-func Spawn(ctx context.Context, dir string, o SpawnOptions) (*gridfs.Client, int, error) {
+func Spawn(ctx context.Context, dir string, o SpawnOptions) (*Client, int, error) {
 	if o.Wait == 0 {
 		o.Wait = 60 * time.Second
 	}
@@ -61,23 +60,23 @@ func Spawn(ctx context.Context, dir string, o SpawnOptions) (*gridfs.Client, int
 	defer deadline.Stop()
 	for {
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		c, err := gridfs.Dial(dctx, sock)
+		c, err := Dial(dctx, sock)
 		cancel()
 		if err == nil {
 			// The engine that answers holds the lock and has written its
 			// pid: ours, or a concurrent start's that won.
-			if p, ok := EngineRunning(dir); ok && p > 0 {
+			if p := lockPID(dir); p > 0 {
 				pid = p
 			}
 			return c, pid, nil
 		}
 		select {
 		case werr := <-exited:
-			if other, ok := EngineRunning(dir); ok && other != pid {
+			if c, err := Dial(ctx, sock); err == nil {
 				// A concurrent start won the grid's lock: ours gave up.
-				o.Logger.Info("another engine took the grid; connecting to it", "pid", other)
-				exited, pid = nil, other
-				continue
+				other := lockPID(dir)
+				o.Logger.Info("another engine took the grid; connected to it", "pid", other)
+				return c, other, nil
 			}
 			return nil, 0, fmt.Errorf("the engine exited (%v) before answering; its log %s ends:\n%s", werr, logPath, logTail(logPath, 10))
 		case <-deadline.C:
@@ -97,4 +96,12 @@ func logTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// lockPID is the pid the engine holding the grid's lock wrote there (0 if
+// unreadable).
+func lockPID(dir string) int {
+	b, _ := os.ReadFile(filepath.Join(dir, grid.LockName))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }

@@ -23,31 +23,12 @@ import (
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
 	"gridlord/testing/p9pdata"
+	"gridlord/testing/testenv"
 )
 
-// testLog sends engine logs to t.Log.
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
+func testLog(t testing.TB) *slog.Logger { return testenv.Log(t) }
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// shortDir is a temporary directory with a short path (unix socket paths
-// under it must stay below ~100 bytes).
-func shortDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "gld")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
+func shortDir(t testing.TB) string { return testenv.ShortDir(t) }
 
 // newTestGrid makes a default grid whose fossil and cpu use a small
 // Plan 9-layout image as seed "p9small", opens its engine and imports the

@@ -8,8 +8,11 @@
 package testenv
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +57,32 @@ func SeedBuild(t testing.TB) {
 	if os.Getenv(SeedBuildVar) != "1" {
 		t.Skipf("end-to-end seed build (15-25 min, not in CI yet): set %s=1", SeedBuildVar)
 	}
+}
+
+// ShortDir is a fresh temporary directory with a short path (unix socket
+// paths under it must stay below ~100 bytes), removed when t ends.
+func ShortDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "gld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// Log is a logger whose records go to t.Log (info and above).
+func Log(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(LogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// LogWriter is a writer whose every write goes to t.Log, one entry each.
+func LogWriter(t testing.TB) io.Writer { return tWriter{t} }
+
+// tWriter writes each record to t.Log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

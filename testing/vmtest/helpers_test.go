@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,17 +42,7 @@ func image(t testing.TB) *standin.Image {
 	return imageVal
 }
 
-// testLog sends engine logs to t.Logf.
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func testLog(t testing.TB) *slog.Logger { return testenv.Log(t) }
 
 // newSupervisor makes a supervisor in a short temporary directory (unix
 // socket paths are limited to ~100 bytes) that stops every node at cleanup.
@@ -67,15 +56,7 @@ func newSupervisor(t testing.TB, dir string, sw qemu.Switch) *qemu.Supervisor {
 	return sup
 }
 
-func shortTempDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "glvm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
+func shortTempDir(t testing.TB) string { return testenv.ShortDir(t) }
 
 // spec is a stand-in node with one e1000 NIC per MAC given.
 func spec(im *standin.Image, name string, macs ...string) qemu.Spec {

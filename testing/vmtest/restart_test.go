@@ -15,6 +15,7 @@ import (
 	"gridlord/engine/console"
 	"gridlord/engine/network"
 	"gridlord/engine/qemu"
+	"gridlord/testing/testenv"
 )
 
 // envHelper makes this test binary act as a short-lived engine process:
@@ -65,7 +66,7 @@ func TestReadoptAcrossProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = tWriter{t}
+	cmd.Stderr = testenv.LogWriter(t)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,14 @@ package daemontest
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"gridlord/engine/daemon"
 	"gridlord/engine/plan9disk/plan9disktest"
+	"gridlord/testing/testenv"
 )
 
 // Seed is the seed name of grids made by NewGrid: a small Plan 9-layout
@@ -36,17 +35,9 @@ type Grid struct {
 	Seed string
 }
 
-// ShortDir is a fresh temporary directory with a short path: unix socket
-// paths under it must stay below ~100 bytes. It is removed when t ends.
-func ShortDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "gld")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
+// ShortDir is testenv.ShortDir: a temporary directory short enough for
+// the unix sockets under it.
+func ShortDir(t testing.TB) string { return testenv.ShortDir(t) }
 
 // NewGrid makes the default grid on the small seed in a fresh directory
 // and returns it with the seed image's path; the seed is stored in the
@@ -73,7 +64,7 @@ func Open(t testing.TB, o Options) *Grid {
 	if g.Dir == "" {
 		g.Dir, g.Seed = NewGrid(t)
 	}
-	e, err := daemon.Open(context.Background(), g.Dir, daemon.Options{VentiAddr: "127.0.0.1:0", Log: TestLog(t), NewRunner: g.Runner.New})
+	e, err := daemon.Open(context.Background(), g.Dir, daemon.Options{VentiAddr: "127.0.0.1:0", Log: testenv.Log(t), NewRunner: g.Runner.New})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,16 +102,4 @@ func waitSocket(t testing.TB, path string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("the engine never made its socket %s", path)
-}
-
-// TestLog sends logs to t.Log.
-func TestLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

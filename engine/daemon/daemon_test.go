@@ -230,7 +230,7 @@ func TestSeedRoundTrip(t *testing.T) {
 	}
 
 	for _, n := range []string{"fossil1", "cpu1"} {
-		if err := e.prepareDisk(ctx, n, false); err != nil {
+		if err := e.prepareDisk(ctx, e.g.Node(n).ID, false); err != nil {
 			t.Fatal(err)
 		}
 		checkIni(t, e, n)
@@ -306,7 +306,7 @@ func TestSeedRoundTrip(t *testing.T) {
 func TestLinkChangeRewritesStoppedDisk(t *testing.T) {
 	ctx := context.Background()
 	e, _ := newTestGrid(t)
-	if err := e.prepareDisk(ctx, "cpu1", false); err != nil {
+	if err := e.prepareDisk(ctx, e.g.Node("cpu1").ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Ctl(ctx, []string{"unwire", "cpu1", "fossil1"}); err != nil {

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/google/uuid"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,24 +20,35 @@ import (
 // DiskPath returns the path of a node's disk: a qcow2 linked clone of its
 // materialised seed (or a copy of the disk it was cloned from).
 func (e *Engine) DiskPath(node string) (string, error) {
+	r, _, err := e.ref(node)
+	if err != nil {
+		return "", err
+	}
+	return e.diskPath(r.id)
+}
+
+// diskPath is DiskPath by node ID.
+func (e *Engine) diskPath(id uuid.UUID) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	n := e.g.Node(node)
+	n := e.g.NodeByID(id)
 	if n == nil {
-		return "", fmt.Errorf("no node %s in the grid", node)
+		return "", fmt.Errorf("node %s is no longer in the grid", id)
 	}
 	return filepath.Join(e.g.NodeDir(n), grid.DiskName), nil
 }
 
-// prepareDisk makes sure node's disk exists (recreated when fresh is set)
-// and carries the node's current configuration. The node must be stopped.
-func (e *Engine) prepareDisk(ctx context.Context, node string, fresh bool) error {
+// prepareDisk makes sure node id's disk exists (recreated when fresh is
+// set) and carries the node's current configuration. The node must be
+// stopped. It follows the node by ID, so a rename meanwhile does no harm.
+func (e *Engine) prepareDisk(ctx context.Context, id uuid.UUID, fresh bool) error {
 	e.mu.Lock()
-	n := e.g.Node(node)
+	n := e.g.NodeByID(id)
 	if n == nil {
 		e.mu.Unlock()
-		return fmt.Errorf("no node %s in the grid", node)
+		return fmt.Errorf("node %s is no longer in the grid", id)
 	}
+	node := n.Name
 	if !n.HasVM() {
 		e.mu.Unlock()
 		return nil
@@ -93,15 +106,21 @@ func (e *Engine) prepareDisk(ctx context.Context, node string, fresh bool) error
 	if !pending {
 		return nil
 	}
-	return e.applyConfig(node, disk)
+	return e.applyConfig(id, disk)
 }
 
 // applyConfig writes the node's derived configuration to its disk: the owned
 // plan9.ini keys (other keys stay as the user left them), the fossil and
 // venti config block lines and the nvram identity; then records the
 // generation as applied and saves the grid.
-func (e *Engine) applyConfig(node, disk string) error {
+func (e *Engine) applyConfig(id uuid.UUID, disk string) error {
 	e.mu.Lock()
+	n := e.g.NodeByID(id)
+	if n == nil {
+		e.mu.Unlock()
+		return fmt.Errorf("node %s is no longer in the grid", id)
+	}
+	node := n.Name
 	cfg, err := e.g.Config(node)
 	e.mu.Unlock()
 	if err != nil {
@@ -120,7 +139,11 @@ func (e *Engine) applyConfig(node, disk string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.g.MarkApplied(node, cfg.Gen); err != nil {
+	n = e.g.NodeByID(id)
+	if n == nil {
+		return fmt.Errorf("node %s was removed while its disk was configured", node)
+	}
+	if err := e.g.MarkApplied(n.Name, cfg.Gen); err != nil {
 		return err
 	}
 	e.log.Info("configured node disk", "node", node, "gen", cfg.Gen)

@@ -252,7 +252,7 @@ func (e *Engine) adopted(vm VM) {
 	name := gn.Name
 	e.notifyLocked()
 	e.mu.Unlock()
-	e.forward(name)
+	e.forward(gn.ID, name)
 	e.log.Info("re-adopted running node", "node", name, "pid", vm.Info().PID)
 }
 
@@ -438,7 +438,9 @@ func (e *Engine) networkPlan() (network.Config, []network.Member) {
 	cfg := network.Config{Subnet: nw.Subnet.String(), GatewayIP: nw.Gateway.String(), HostIP: nw.Host.String(), Outbound: nw.Outbound}
 	var ms []network.Member
 	for _, l := range e.g.Leases() {
-		ms = append(ms, network.Member{Name: l.Name, MAC: l.MAC.String(), IP: l.IP.String()})
+		// Members are keyed by node ID, so a rename (while VMs run, when
+		// the switch cannot be rebuilt) keeps a node's lease and forwards.
+		ms = append(ms, network.Member{Name: l.ID.String(), MAC: l.MAC.String(), IP: l.IP.String()})
 	}
 	return cfg, ms
 }
@@ -530,13 +532,13 @@ func (e *Engine) hostOwner() string {
 	return owner
 }
 
-// ensureMember makes sure the switch hands node its lease, rebuilding the
-// switch if the model changed and no VM is running.
-func (e *Engine) ensureMember(name string) error {
+// ensureMember makes sure the switch hands node id (called name) its lease,
+// rebuilding the switch if the model changed and no VM is running.
+func (e *Engine) ensureMember(id uuid.UUID, name string) error {
 	_, ms := e.networkPlan()
 	var want *network.Member
 	for i := range ms {
-		if ms[i].Name == name {
+		if ms[i].Name == id.String() {
 			want = &ms[i]
 		}
 	}
@@ -544,7 +546,7 @@ func (e *Engine) ensureMember(name string) error {
 		return fmt.Errorf("node %s has no address in the grid network", name)
 	}
 	e.sw.mu.Lock()
-	have, ok := e.sw.members[name]
+	have, ok := e.sw.members[id.String()]
 	e.sw.mu.Unlock()
 	if ok && have == *want {
 		return nil // this node's lease is right, whatever else changed
@@ -571,14 +573,14 @@ func (e *Engine) anyVMRunning() bool {
 	return false
 }
 
-// forward sets up the host-to-guest port forwards of a running node (once
-// per switch).
-func (e *Engine) forward(name string) {
+// forward sets up the host-to-guest port forwards of running node id
+// (once per switch).
+func (e *Engine) forward(id uuid.UUID, name string) {
 	sw := e.sw.get()
-	if sw == nil || len(sw.Forwards(name)) > 0 {
+	if sw == nil || len(sw.Forwards(id.String())) > 0 {
 		return
 	}
-	if _, err := sw.ForwardStandard(name, 0); err != nil {
+	if _, err := sw.ForwardStandard(id.String(), 0); err != nil {
 		e.log.Warn("port forwards", "node", name, "err", err)
 	}
 }

@@ -168,7 +168,7 @@ func (e *Engine) forwardOf(name string, port int) (string, error) {
 	if sw == nil {
 		return "", fmt.Errorf("node %s: the grid network is not running", name)
 	}
-	for _, f := range sw.Forwards(name) {
+	for _, f := range sw.Forwards(r.id.String()) {
 		if f.GuestPort == port {
 			return f.Host, nil
 		}
@@ -316,10 +316,10 @@ func (e *Engine) writeIdentity(ctx context.Context, name string, id IdentityChan
 	if err != nil {
 		return fmt.Errorf("reset identity: %w", err)
 	}
-	if err := e.prepareDisk(ctx, name, false); err != nil {
+	if err := e.prepareDisk(ctx, r.id, false); err != nil {
 		return fmt.Errorf("reset identity of %s: %w", name, err)
 	}
-	disk, err := e.DiskPath(name)
+	disk, err := e.diskPath(r.id)
 	if err != nil {
 		return err
 	}

@@ -199,7 +199,7 @@ func (e *Engine) edit(change func(*grid.Grid) error) error {
 	e.mu.Unlock()
 	var errs []error
 	for _, r := range pending {
-		disk, err := e.DiskPath(r.name)
+		disk, err := e.diskPath(r.id)
 		if err != nil {
 			continue
 		}
@@ -214,7 +214,7 @@ func (e *Engine) edit(change func(*grid.Grid) error) error {
 			continue // busy: its start or reset configures it
 		}
 		if e.vmNode(r.id) == nil {
-			errs = append(errs, e.applyConfig(r.name, disk))
+			errs = append(errs, e.applyConfig(r.id, disk))
 		}
 		st.op.Unlock()
 	}
@@ -314,7 +314,7 @@ func (e *Engine) Status(node string) (gridfs.NodeStatus, error) {
 		}
 	}
 	if sw := e.sw.get(); sw != nil && s.PID != 0 {
-		for _, f := range sw.Forwards(node) {
+		for _, f := range sw.Forwards(r.id.String()) {
 			s.Forwards = append(s.Forwards, gridfs.Forward{GuestPort: f.GuestPort, Host: f.Host})
 		}
 	}

@@ -49,11 +49,28 @@ func (e *Engine) ref(name string) (nodeRef, *nodeState, error) {
 	if n == nil {
 		return nodeRef{}, nil, fmt.Errorf("no node %s in the grid (nodes: %s)", name, strings.Join(e.namesLocked(), ", "))
 	}
+	return e.refLocked(n)
+}
+
+// refLocked is n's nodeRef and state; e.mu must be held.
+func (e *Engine) refLocked(n *grid.Node) (nodeRef, *nodeState, error) {
 	r := refOf(n)
 	if seed, err := e.g.Seed(n.Seed); err == nil {
 		r.family = seed.Family
 	}
 	return r, e.stateLocked(n.ID), nil
+}
+
+// refByID looks a node up by ID: lifecycle steps follow a node by ID, so
+// a rename while it starts or stops does not lose it.
+func (e *Engine) refByID(id uuid.UUID) (nodeRef, *nodeState, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.g.NodeByID(id)
+	if n == nil {
+		return nodeRef{}, nil, fmt.Errorf("node %s is no longer in the grid", id)
+	}
+	return e.refLocked(n)
 }
 
 func refOf(n *grid.Node) nodeRef {
@@ -162,7 +179,7 @@ func (e *Engine) Start(ctx context.Context, names ...string) error {
 					}
 				}
 			}
-			if rn.err = e.startOne(ctx, r.name, serve); rn.err == nil {
+			if rn.err = e.startOne(ctx, r.id, serve); rn.err == nil {
 				serve()
 			}
 		}()
@@ -179,11 +196,12 @@ func (e *Engine) Start(ctx context.Context, names ...string) error {
 
 // startOne prepares, boots and waits for one node. serving is called as
 // soon as dependants may start booting (see Start), before readiness.
-func (e *Engine) startOne(ctx context.Context, name string, serving func()) error {
-	r, st, err := e.ref(name)
+func (e *Engine) startOne(ctx context.Context, id uuid.UUID, serving func()) error {
+	r, st, err := e.refByID(id)
 	if err != nil {
 		return err
 	}
+	name := r.name
 	st.op.Lock()
 	defer st.op.Unlock()
 	if e.vmNode(r.id) != nil {
@@ -194,13 +212,13 @@ func (e *Engine) startOne(ctx context.Context, name string, serving func()) erro
 		e.setState(r.id, StateFailed, err.Error())
 		return err
 	}
-	if err := e.prepareDisk(ctx, name, false); err != nil {
+	if err := e.prepareDisk(ctx, id, false); err != nil {
 		return fail(err)
 	}
-	if err := e.ensureMember(name); err != nil {
+	if err := e.ensureMember(id, name); err != nil {
 		return fail(err)
 	}
-	spec, boot, err := e.vmSpec(name)
+	spec, boot, err := e.vmSpec(id)
 	if err != nil {
 		return fail(err)
 	}
@@ -209,7 +227,7 @@ func (e *Engine) startOne(ctx context.Context, name string, serving func()) erro
 	if err != nil {
 		return fail(fmt.Errorf("start %s: %w", name, err))
 	}
-	e.forward(name)
+	e.forward(id, name)
 	if err := e.waitReady(ctx, r, vn, boot, serving); err != nil {
 		if e.ctx.Err() != nil {
 			// The engine is closing, not the node failing: leave the VM
@@ -222,7 +240,7 @@ func (e *Engine) startOne(ctx context.Context, name string, serving func()) erro
 		cancel()
 		return fail(err)
 	}
-	e.writeNdb(ctx, name, vn, boot == nil)
+	e.writeNdb(ctx, id, vn, boot == nil)
 	e.setState(r.id, StateRunning, "")
 	e.log.Info("node ready", "node", name)
 	return nil
@@ -230,12 +248,12 @@ func (e *Engine) startOne(ctx context.Context, name string, serving func()) erro
 
 // vmSpec builds the QEMU spec of a node; boot is its seed's direct boot
 // record, if any.
-func (e *Engine) vmSpec(name string) (qemu.Spec, *DirectBoot, error) {
+func (e *Engine) vmSpec(id uuid.UUID) (qemu.Spec, *DirectBoot, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	n := e.g.Node(name)
+	n := e.g.NodeByID(id)
 	if n == nil {
-		return qemu.Spec{}, nil, fmt.Errorf("no node %s", name)
+		return qemu.Spec{}, nil, fmt.Errorf("node %s is no longer in the grid", id)
 	}
 	seed, err := e.g.Seed(n.Seed)
 	if err != nil {
@@ -386,18 +404,19 @@ func (e *Engine) Stop(ctx context.Context, poweroff bool, names ...string) error
 	var errs []error
 	for _, r := range refs {
 		if r.hasVM {
-			errs = append(errs, e.stopOne(ctx, r.name, poweroff))
+			errs = append(errs, e.stopOne(ctx, r.id, poweroff))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // stopOne stops one node.
-func (e *Engine) stopOne(ctx context.Context, name string, poweroff bool) error {
-	r, st, err := e.ref(name)
+func (e *Engine) stopOne(ctx context.Context, id uuid.UUID, poweroff bool) error {
+	r, st, err := e.refByID(id)
 	if err != nil {
 		return err
 	}
+	name := r.name
 	st.op.Lock()
 	defer st.op.Unlock()
 	vn := e.vmNode(r.id)
@@ -437,12 +456,12 @@ func (e *Engine) stopOne(ctx context.Context, name string, poweroff bool) error 
 	e.log.Info("node stopped", "node", name)
 	// Changes made while it ran go to its disk now.
 	e.mu.Lock()
-	n := e.g.Node(name)
+	n := e.g.NodeByID(id)
 	pending := n != nil && n.Pending()
 	e.mu.Unlock()
 	if pending {
-		if disk, err := e.DiskPath(name); err == nil {
-			if err := e.applyConfig(name, disk); err != nil {
+		if disk, err := e.diskPath(id); err == nil {
+			if err := e.applyConfig(id, disk); err != nil {
 				e.log.Warn("writing the pending configuration after stop", "node", name, "err", err)
 			}
 		}
@@ -465,7 +484,7 @@ func (e *Engine) Reset(ctx context.Context, name string) error {
 	if e.vmNode(r.id) != nil {
 		return fmt.Errorf("node %s is running: stop it before resetting its disk", name)
 	}
-	if err := e.prepareDisk(ctx, name, true); err != nil {
+	if err := e.prepareDisk(ctx, r.id, true); err != nil {
 		e.setState(r.id, StateFailed, err.Error())
 		return err
 	}
@@ -500,7 +519,7 @@ func (e *Engine) Clone(ctx context.Context, src, name string) (string, error) {
 		return "", err
 	}
 	e.refreshSwitch()
-	if err := e.prepareDisk(ctx, name, false); err != nil {
+	if err := e.prepareDisk(ctx, n.ID, false); err != nil {
 		return name, err
 	}
 	return name, nil

@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"github.com/google/uuid"
+
 	"context"
 	"fmt"
+	"gridlord/engine/grid"
 	"regexp"
 	"strings"
 	"time"
@@ -104,9 +107,16 @@ func markerRegexp(marker string) (string, error) {
 
 // writeNdb types the node's ndb sections at its console. A failure is
 // logged, not returned: the node runs, and boot never needs ndb.
-func (e *Engine) writeNdb(ctx context.Context, name string, vn VM, plan9 bool) {
+func (e *Engine) writeNdb(ctx context.Context, id uuid.UUID, vn VM, plan9 bool) {
 	e.mu.Lock()
-	cfg, err := e.g.Config(name)
+	var cfg *grid.NodeConfig
+	name := id.String()
+	n := e.g.NodeByID(id)
+	err := fmt.Errorf("node %s is no longer in the grid", id)
+	if n != nil {
+		name = n.Name
+		cfg, err = e.g.Config(name)
+	}
 	e.mu.Unlock()
 	if err != nil || cfg.Ndb == "" {
 		return

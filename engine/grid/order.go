@@ -1,6 +1,8 @@
 package grid
 
 import (
+	"github.com/google/uuid"
+
 	"fmt"
 	"net/netip"
 )
@@ -67,6 +69,8 @@ func (g *Grid) nodesNamed(names []string) ([]*Node, error) {
 
 // Lease is a fixed address the grid's switch hands out by DHCP.
 type Lease struct {
+	// ID is the node's identity (it outlives renames).
+	ID uuid.UUID
 	// Name is the node's name (the DHCP host name).
 	Name string
 	// MAC is the node's NIC address.
@@ -82,7 +86,7 @@ func (g *Grid) Leases() []Lease {
 	var out []Lease
 	for _, n := range g.Nodes {
 		if n.HasVM() {
-			out = append(out, Lease{Name: n.Name, MAC: n.MAC, IP: n.IP})
+			out = append(out, Lease{ID: n.ID, Name: n.Name, MAC: n.MAC, IP: n.IP})
 		}
 	}
 	return out

@@ -47,3 +47,32 @@ func TestStartStop(t *testing.T) {
 		t.Errorf("runner calls %s, want %s", got, want)
 	}
 }
+
+// TestRenameDuringStart: the engine follows a starting node by its ID, so
+// renaming it mid-boot neither fails the start nor loses the node.
+func TestRenameDuringStart(t *testing.T) {
+	g := daemontest.Open(t, daemontest.Options{Boot: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Engine.NodeCtl(ctx, "fossil1", []string{"start"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Engine.NodeCtl(ctx, "cpu1", []string{"start"}) }()
+	for {
+		st, _ := g.Engine.NodeStatus("cpu1")
+		if strings.HasPrefix(st, "starting ") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := g.Engine.Ctl(ctx, []string{"rename", "cpu1", "term1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("start of cpu1 renamed term1 meanwhile: %v", err)
+	}
+	if st, err := g.Engine.NodeStatus("term1"); err != nil || !strings.HasPrefix(st, "running ") {
+		t.Errorf("term1: %q, %v", st, err)
+	}
+}

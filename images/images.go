@@ -154,7 +154,18 @@ type Seed struct {
 	// arenas partition) were copied into the grid's venti at import, so its
 	// fossil's archive lives there.
 	VentiImported bool `json:"ventiImported,omitempty"`
+	// VacForm says what Vac archives: "" the image file as it is, or
+	// VacFormDisk.
+	VacForm string `json:"vacForm,omitempty"`
+	// DiskSHA256 is the SHA-256 of the virtual disk, recorded with
+	// VacFormDisk and checked when the disk is rebuilt.
+	DiskSHA256 string `json:"diskSha256,omitempty"`
 }
+
+// VacFormDisk is the VacForm of a seed stored by engine/seedstore: the
+// virtual disk as a raw file whose venti clumps live in the grid's venti
+// only (the image's qcow2 file itself is not kept).
+const VacFormDisk = "disk"
 
 // Credential is a user of a seed's auth domain and its password.
 type Credential struct {
@@ -282,12 +293,19 @@ func (s *Seed) Validate() error {
 	if s.Vac != "" && !vacRE.MatchString(s.Vac) {
 		return bad("vac %q is not vac:<40 hex digits>", s.Vac)
 	}
+	if s.VacForm != "" && s.VacForm != VacFormDisk {
+		return bad("vacForm %q is unknown (want empty or %q)", s.VacForm, VacFormDisk)
+	}
+	if s.VacForm == VacFormDisk && !sha256RE.MatchString(s.DiskSHA256) {
+		return bad("diskSha256 %q is not 64 hex digits (needed with vacForm %q)", s.DiskSHA256, VacFormDisk)
+	}
 	return nil
 }
 
 var (
 	sysnameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,26}$`)
 	vacRE     = regexp.MustCompile(`^vac:[0-9a-f]{40}$`)
+	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // Catalog is a set of seed records with unique names.

@@ -2,23 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
+	"gridlord/engine/seedstore"
 	"gridlord/engine/vac"
-	"gridlord/engine/venti/arena"
+	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
 )
 
 // benchSeed is "bench venti -seed FILE": what a seed costs the grid's
 // venti. It stores the disk image at path into an empty store in dir as
-// "seed import" does (the image file as a vac archive, then the blocks of
-// the image's own venti arenas, if it has any), closes the store and
-// prints the bytes the store directory takes against the image file's
-// size.
+// "seed import" does (engine/seedstore: the blocks of the image's own venti
+// arenas, then the disk with those blocks left out; an image without arenas
+// is stored as its file), closes the store, prints the bytes the store
+// directory takes against the image file's size, and times rebuilding the
+// disk from the store alone.
 func benchSeed(ctx context.Context, env *cmdEnv, path, dir string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -32,30 +34,39 @@ func benchSeed(ctx context.Context, env *cmdEnv, path, dir string) error {
 	if st.Stats().Blocks != 0 {
 		return fmt.Errorf("store %s is not empty: give an empty or new -store directory", dir)
 	}
-	start := time.Now()
-	if _, err := vac.Create(ctx, st, []string{path}, vac.Options{Logger: env.log}); err != nil {
-		return fmt.Errorf("vac of %s: %w", path, err)
-	}
-	vacTime := time.Since(start)
-	afterVac := st.Stats()
-	var clumps int64
-	// As seed import does: an image without arenas stores only the vac.
-	src, err := arena.OpenSource(path)
-	var p *arena.Partition
-	if err == nil {
-		defer src.Close()
-		p, err = arena.Open(src, src.Size)
-	}
+	tmp, err := os.MkdirTemp("", "gridlord-bench-seed-")
 	if err != nil {
-		fmt.Fprintf(env.stdout, "%s holds no venti arenas (%v): only the vac archive is stored\n", path, err)
-	} else {
-		res, err := arena.Import(ctx, p, st, arena.ImportOptions{Log: env.log})
-		if err != nil {
-			return fmt.Errorf("import the arenas of %s: %w", path, err)
-		}
-		clumps = res.Written
+		return err
 	}
-	total := time.Since(start)
+	defer os.RemoveAll(tmp)
+	start := time.Now()
+	res, err := seedstore.Import(ctx, st, path, seedstore.ImportOptions{TempDir: tmp, Log: env.log})
+	var score venti.Score
+	var clumps, blanked int64
+	form := "its virtual disk with the clumps of its own venti left out (engine/seedstore)"
+	switch {
+	case err == nil:
+		score, clumps, blanked = res.Vac, res.Clumps, res.Blanked
+	case errors.Is(err, seedstore.ErrNoArenas):
+		form = "its file (the image holds no venti arenas)"
+		if score, err = vac.Create(ctx, st, []string{path}, vac.Options{Logger: env.log}); err != nil {
+			return fmt.Errorf("vac of %s: %w", path, err)
+		}
+	default:
+		return err
+	}
+	if err := st.Sync(ctx); err != nil {
+		return err
+	}
+	importTime := time.Since(start)
+	var restoreTime time.Duration
+	if res != nil {
+		start = time.Now()
+		if err := seedstore.Restore(ctx, st, score, filepath.Join(tmp, "restored.qcow2"), res.DiskSHA256, env.log); err != nil {
+			return err
+		}
+		restoreTime = time.Since(start)
+	}
 	s := st.Stats()
 	if err := st.Close(); err != nil {
 		return err
@@ -64,20 +75,14 @@ func benchSeed(ctx context.Context, env *cmdEnv, path, dir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "seed %s (%d bytes) imported into an empty store in %v (vac %v): %d blocks, %d of them arena clumps\n",
-		path, fi.Size(), total.Round(time.Millisecond), vacTime.Round(time.Millisecond), s.Blocks, clumps)
-	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	row := func(name string, n int64, logical int64) {
-		fmt.Fprintf(tw, "%s\t%d bytes\t%.3f× the seed file\t", name, n, float64(n)/float64(fi.Size()))
-		if logical > 0 {
-			fmt.Fprintf(tw, "%.2f× smaller than its blocks\t", float64(logical)/float64(n))
-		}
-		fmt.Fprintln(tw)
+	fmt.Fprintf(env.stdout, "seed %s (%d bytes) imported into an empty store in %v as %s: vac:%v, %d blocks (%d logical bytes); %d clumps of its venti, %d of them left out of the disk\n",
+		path, fi.Size(), importTime.Round(time.Millisecond), form, score, s.Blocks, s.StoredBytes, clumps, blanked)
+	if restoreTime > 0 {
+		fmt.Fprintf(env.stdout, "disk rebuilt from the store alone (SHA-256 checked) in %v\n", restoreTime.Round(time.Millisecond))
 	}
-	row("log after the vac of the file", afterVac.LogBytes, afterVac.StoredBytes)
-	row("log for the arena clumps", s.LogBytes-afterVac.LogBytes, s.StoredBytes-afterVac.StoredBytes)
-	row("store directory (du, target ≤ 1.0×)", du, s.StoredBytes)
-	return tw.Flush()
+	fmt.Fprintf(env.stdout, "store directory (du): %d bytes = %.3f× the seed file (target ≤ 1.0×); %.2f× smaller than its blocks\n",
+		du, float64(du)/float64(fi.Size()), float64(s.StoredBytes)/float64(du))
+	return nil
 }
 
 // dirBytes is the disk space the files under dir take (allocated blocks,

@@ -12,7 +12,7 @@ import (
 
 	"gridlord/engine/atomicfile"
 	"gridlord/engine/grid"
-	"gridlord/engine/plan9disk"
+	"gridlord/engine/seedstore"
 	"gridlord/engine/vac"
 	"gridlord/engine/venti/arena"
 	"gridlord/images"
@@ -122,13 +122,32 @@ func (e *Engine) ImportSeed(ctx context.Context, name, path string, opts ImportO
 		return images.Seed{}, err
 	}
 	abs, sum := seed.Path, seed.SHA256
-	score, err := vac.Create(ctx, e.store, []string{abs}, vac.Options{Logger: e.log})
-	if err != nil {
-		return images.Seed{}, fmt.Errorf("import seed %s: store %s in venti: %w", name, abs, err)
-	}
-	seed.Vac = vac.FormatScore(score)
-	if seed.VentiImported, err = e.importSeedArenas(ctx, name, abs, sum); err != nil {
-		return images.Seed{}, err
+	// A disk with its own venti shares its blocks with the grid's venti
+	// (engine/seedstore); any other image is archived as its file.
+	res, err := seedstore.Import(ctx, e.store, abs, seedstore.ImportOptions{
+		Name:    name,
+		TempDir: e.opts.CacheDir,
+		Arena: arena.ImportOptions{
+			StateDir: filepath.Join(e.opts.CacheDir, "arenas-"+sum),
+			Problem: func(pe *arena.Error) {
+				e.log.Warn("seed arenas: corrupt clump skipped", "seed", name, "err", pe)
+			},
+		},
+		Log: e.log,
+	})
+	switch {
+	case err == nil:
+		seed.Vac, seed.VacForm, seed.DiskSHA256 = vac.FormatScore(res.Vac), images.VacFormDisk, res.DiskSHA256
+		seed.VentiImported = true
+		e.log.Info("seed arenas imported", "seed", name, "blocks", res.Arena.Written, "corrupt", res.Arena.Corrupt)
+	case errors.Is(err, seedstore.ErrNoArenas):
+		score, err := vac.Create(ctx, e.store, []string{abs}, vac.Options{Logger: e.log})
+		if err != nil {
+			return images.Seed{}, fmt.Errorf("import seed %s: store %s in venti: %w", name, abs, err)
+		}
+		seed.Vac = vac.FormatScore(score)
+	default:
+		return images.Seed{}, fmt.Errorf("import seed %s: %w", name, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -146,48 +165,6 @@ func (e *Engine) ImportSeed(ctx context.Context, name, path string, opts ImportO
 	}
 	e.log.Info("seed imported", "seed", name, "vac", seed.Vac, "sha256", sum)
 	return seed, nil
-}
-
-// importSeedArenas copies the blocks of the seed image's own venti (its
-// "arenas" partition) into the grid's venti, so that fossils made from the
-// seed find their archive there (they are wired to it with
-// venti=tcp!HOST!17034). It reports whether blocks were imported; an image
-// without a Plan 9 partition table or an arenas partition, or one whose
-// arenas partition holds no arena data, imports nothing. Progress is kept
-// under the cache, so an interrupted import resumes, and corrupt clumps are
-// logged and skipped, never stored.
-func (e *Engine) importSeedArenas(ctx context.Context, name, path, sum string) (bool, error) {
-	im, closeImg, err := plan9disk.OpenImage(path, false)
-	if err != nil {
-		return false, nil // not a Plan 9 disk: nothing to import
-	}
-	_, has := im.Table.Find(arena.PartitionName)
-	closeImg()
-	if !has {
-		return false, nil
-	}
-	src, err := arena.OpenSource(path)
-	if err != nil {
-		return false, fmt.Errorf("import seed %s: %w", name, err)
-	}
-	defer src.Close()
-	p, err := arena.Open(src, src.Size)
-	if err != nil {
-		e.log.Warn("seed's arenas partition holds no venti arenas; nothing imported", "seed", name, "err", err)
-		return false, nil
-	}
-	res, err := arena.Import(ctx, p, e.store, arena.ImportOptions{
-		StateDir: filepath.Join(e.opts.CacheDir, "arenas-"+sum),
-		Log:      e.log,
-		Problem: func(pe *arena.Error) {
-			e.log.Warn("seed arenas: corrupt clump skipped", "seed", name, "err", pe)
-		},
-	})
-	if err != nil {
-		return false, fmt.Errorf("import seed %s: its venti arenas: %w", name, err)
-	}
-	e.log.Info("seed arenas imported", "seed", name, "blocks", res.Written, "corrupt", res.Corrupt)
-	return true, nil
 }
 
 // Materialize returns the path of the seed's image in the cache, restoring
@@ -226,13 +203,17 @@ func (e *Engine) Materialize(ctx context.Context, seedName string) (string, erro
 		return "", fmt.Errorf("seed cache: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	a, err := vac.Open(ctx, e.store, score)
-	if err != nil {
-		return "", fmt.Errorf("materialise seed %s: open %s: %w", seedName, seed.Vac, err)
-	}
 	e.log.Info("materialising seed", "seed", seedName, "vac", seed.Vac)
-	if err := vac.Restore(ctx, a, tmp, vac.RestoreOptions{Logger: e.log}); err != nil {
-		return "", fmt.Errorf("materialise seed %s: %w", seedName, err)
+	if seed.VacForm == images.VacFormDisk {
+		err = seedstore.Restore(ctx, e.store, score, filepath.Join(tmp, seedName+".qcow2"), seed.DiskSHA256, e.log)
+	} else {
+		var a *vac.Archive
+		if a, err = vac.Open(ctx, e.store, score); err == nil {
+			err = vac.Restore(ctx, a, tmp, vac.RestoreOptions{Logger: e.log})
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("materialise seed %s from %s: %w", seedName, seed.Vac, err)
 	}
 	p, err := singleFile(tmp)
 	if err != nil {

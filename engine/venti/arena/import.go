@@ -18,6 +18,15 @@ type Sink interface {
 	venti.Syncer
 }
 
+// WhackSink is a Sink that can keep a whack-compressed clump as it is
+// (store.Store is one): Import then hands it the clump's stored bytes
+// beside the block they decode to, instead of leaving the sink to
+// compress the block again.
+type WhackSink interface {
+	Sink
+	WriteWhacked(ctx context.Context, t venti.Type, data, whacked []byte) (venti.Score, error)
+}
+
 // ImportOptions tunes Import. The zero value imports with one worker per
 // CPU, no progress reports and no resumption.
 type ImportOptions struct {
@@ -331,7 +340,12 @@ func work(ctx context.Context, a *Arena, j job, dst Sink, buf []byte) outcome {
 		o.problem = &Error{Arena: a.Name, Clump: e.Clump, Offset: a.PartitionOffset(e.Offset), Err: err}
 		return o
 	}
-	s, err := dst.Write(ctx, e.Header.Type, data)
+	var s venti.Score
+	if ws, ok := dst.(WhackSink); ok && e.Header.Encoding == EncodingWhack {
+		s, err = ws.WriteWhacked(ctx, e.Header.Type, data, e.Stored)
+	} else {
+		s, err = dst.Write(ctx, e.Header.Type, data)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			o.fatal = ctx.Err()

@@ -19,9 +19,12 @@ const PartitionName = "arenas"
 // backing chain.
 type Source struct {
 	io.ReaderAt
-	Size int64  // bytes in the arena partition
-	Desc string // what was found, for messages
-	img  *qcow2.Image
+	Size int64 // bytes in the arena partition
+	// Offset is the partition's first byte in the disk it was found in (0
+	// when the file is the partition itself).
+	Offset int64
+	Desc   string // what was found, for messages
+	img    *qcow2.Image
 }
 
 // OpenSource opens path read-only and locates its arena partition.
@@ -73,6 +76,7 @@ func FindPartition(r io.ReaderAt, size int64) (*Source, error) {
 	return &Source{
 		ReaderAt: io.NewSectionReader(r, off, n),
 		Size:     n,
+		Offset:   off,
 		Desc:     fmt.Sprintf("disk image, partition %s at byte %d", PartitionName, off),
 	}, nil
 }

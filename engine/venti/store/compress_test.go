@@ -103,7 +103,7 @@ func TestCompressedRecords(t *testing.T) {
 // compressed (testdata/oldstore: arena format 1, every record raw, made by
 // "venti serve" and "venti write" of that version; the scores file lists
 // its blocks): it reads unchanged, with its index and with the index
-// rebuilt, and takes compressed records after moving its arena to format 2.
+// rebuilt, and takes compressed records after moving its arena to format 2 (S2).
 func TestOldFormatStore(t *testing.T) {
 	src := filepath.Join("testdata", "oldstore")
 	type old struct {
@@ -192,8 +192,8 @@ func TestOldFormatStore(t *testing.T) {
 	if err := st.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v := arenaVersionOf(t, arena0(dir)); v != arenaVersion {
-		t.Fatalf("arena has version %d after a compressed record went in, want %d", v, arenaVersion)
+	if v := arenaVersionOf(t, arena0(dir)); v != versionFor(flagS2) {
+		t.Fatalf("arena has version %d after an S2 record went in, want %d", v, versionFor(flagS2))
 	}
 	st.Close()
 	st = openT(t, dir)

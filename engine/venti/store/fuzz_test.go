@@ -2,11 +2,14 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"gridlord/engine/venti"
+	"gridlord/engine/venti/whack"
 )
 
 const fuzzMagic = 0x5eed1e55
@@ -129,13 +132,23 @@ func FuzzDecodePayload(f *testing.F) {
 	for _, d := range [][]byte{bytes.Repeat([]byte("venti "), 1000), block(3), make([]byte, 100)} {
 		_, p := compressBlock(buf, d)
 		f.Add(bytes.Clone(p), true)
+		wb := make([]byte, len(d))
+		if n := whack.Encode(wb, d); n > 0 {
+			p, _ := whackPayload(make([]byte, compBufSize), d, wb[:n])
+			f.Add(bytes.Clone(p), false)
+		}
 	}
 	f.Add([]byte{0, 10, 0, 0, 0, 0, 10}, false)
 	f.Fuzz(func(t *testing.T, b []byte, asBlock bool) {
-		h := recHeader{typ: venti.DataType, flags: flagS2, size: len(b)}
-		if d, err := decodePayload(h, b, nil); err == nil {
-			if len(d) != blockSize(h, b) || len(d) > venti.MaxBlock {
-				t.Fatalf("decoded %d bytes, payload names %d", len(d), blockSize(h, b))
+		for _, fl := range []byte{flagS2, flagWhack} {
+			h := recHeader{typ: venti.DataType, flags: fl, size: len(b)}
+			if d, err := decodePayload(h, b, nil); err == nil {
+				if len(d) != blockSize(h, b) || len(d) > venti.MaxBlock {
+					t.Fatalf("flags %d: decoded %d bytes, payload names %d", fl, len(d), blockSize(h, b))
+				}
+				if crc32.Checksum(d, castagnoli) != binary.BigEndian.Uint32(b[2:]) {
+					t.Fatalf("flags %d: accepted a block that does not match its CRC32C", fl)
+				}
 			}
 		}
 		if !asBlock || len(b) > venti.MaxBlock {
@@ -149,6 +162,16 @@ func FuzzDecodePayload(f *testing.F) {
 		}
 		if len(p) > len(b) {
 			t.Fatalf("payload of %d bytes for a block of %d", len(p), len(b))
+		}
+		// And its whack encoding, as WriteWhacked stores it.
+		wb := make([]byte, len(b))
+		if n := whack.Encode(wb, b); n > 0 {
+			if p, ok := whackPayload(buf, b, wb[:n]); ok {
+				d, err := decodePayload(recHeader{flags: flagWhack, size: len(p)}, p, nil)
+				if err != nil || !bytes.Equal(d, b) {
+					t.Fatalf("whack payload of a block of %d bytes does not round-trip: %v", len(b), err)
+				}
+			}
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/klauspost/compress/s2"
 
 	"gridlord/engine/venti"
+	"gridlord/engine/venti/whack"
 )
 
 // On-disk formats. All integers are big-endian.
@@ -16,7 +17,8 @@ import (
 // An arena file (arena.NNNNNN) starts with a 64-byte header:
 //
 //	0  [8]  "GLVARENA"
-//	8  u32  format version: 1, or 2 once the arena may hold compressed records
+//	8  u32  format version: 1 (raw records only), 2 once the arena may hold
+//	        S2-compressed records, 3 once it may hold whack-compressed ones
 //	12 u32  arena number (the NNNNNN of the file name)
 //	16 u32  record magic: random, chosen when the arena is created
 //	20 u64  arena size limit in bytes (informational)
@@ -27,7 +29,7 @@ import (
 //
 //	0  u32  record magic (the arena's)
 //	4  u8   block type (wire numbering); 0 marks the end of a full arena
-//	5  u8   flags: the encoding of the payload (0 raw, 1 S2-compressed)
+//	5  u8   flags: the encoding of the payload (0 raw, 1 S2, 2 whack)
 //	6  u16  payload size in bytes (for a raw record, the block size)
 //	8  [20] score (SHA-1 of the uncompressed block)
 //	28 u32  data checksum: CRC32C of header bytes 0..27 and the payload
@@ -37,16 +39,20 @@ import (
 //
 //	0  u16  block size in bytes (uncompressed)
 //	2  u32  CRC32C of the uncompressed block
-//	6       the block in S2's block format (github.com/klauspost/compress/s2)
+//	6       the block in S2's block format (github.com/klauspost/compress/s2),
+//	        or in venti's whack format (engine/venti/whack) for flags 2
 //
 // so the data checksum guards the bytes on disk (a scan checks it without
 // decoding), while the block checksum and the score guard the block that
 // decoding yields. Records are compressed only when that saves space, so a
-// payload is never larger than its block. Stores written before records
-// were compressed (flags 0 everywhere, arena version 1) read unchanged;
-// the store moves an arena to version 2 before it appends the first
-// compressed record, so that an older gridlord refuses the arena instead of
-// taking the record for a torn tail.
+// payload is never larger than its block. The store's own writes use S2;
+// whack records keep the bytes of a clump imported from a plan9port or
+// Plan 9 venti arena as they were (WriteWhacked), so that an arena can be
+// rebuilt byte for byte from the store (engine/seedstore). Stores written
+// before records were compressed (flags 0 everywhere, arena version 1)
+// read unchanged; the store moves an arena to the version a record's
+// encoding needs before it appends the record, so that an older gridlord
+// refuses the arena instead of taking the record for a torn tail.
 //
 // The header checksum lets a scanner trust a record's size and score even
 // when the block bytes are damaged, so it can step over a corrupt record and
@@ -57,12 +63,15 @@ const (
 	arenaHeaderSize = 64
 	recHeaderSize   = 36
 	arenaFileMagic  = "GLVARENA"
-	arenaVersion    = 2 // written by this code; it reads minArenaVersion..arenaVersion
+	arenaVersion    = 3 // written by this code; it reads minArenaVersion..arenaVersion
 	minArenaVersion = 1 // arenas of raw records only
 	endType         = 0 // type byte of the end-of-arena marker record
 
 	flagRaw = 0 // payload is the block
 	flagS2  = 1 // payload is the block compressed with S2, after compPrefix bytes
+	// flagWhack: payload is the block compressed with whack, after
+	// compPrefix bytes.
+	flagWhack = 2
 
 	compPrefix = 6 // bytes of a compressed payload before the S2 data: size, CRC32C
 	// minCompress is the smallest block worth trying to compress.
@@ -117,7 +126,7 @@ func decodeArenaHeader(b []byte) (arenaHeader, error) {
 // recHeader is a decoded record header.
 type recHeader struct {
 	typ   venti.Type // 0 for the end marker
-	flags byte       // flagRaw or flagS2
+	flags byte       // flagRaw, flagS2 or flagWhack
 	size  int        // payload bytes
 	score venti.Score
 	dcrc  uint32
@@ -148,6 +157,31 @@ func payloadCRC(hdr, payload []byte) uint32 {
 	return crc32.Update(crc32.Checksum(hdr[:28], castagnoli), castagnoli, payload)
 }
 
+// versionFor is the arena format version a record with flags needs.
+func versionFor(flags byte) uint32 {
+	switch flags {
+	case flagRaw:
+		return minArenaVersion
+	case flagS2:
+		return 2
+	}
+	return 3
+}
+
+// whackPayload returns the payload of a whack record of data whose whack
+// encoding is whacked (written into dst, which must hold compPrefix +
+// len(whacked) bytes), or false when that would not be smaller than the
+// block, which is then stored raw.
+func whackPayload(dst, data, whacked []byte) ([]byte, bool) {
+	if len(whacked) == 0 || compPrefix+len(whacked) > len(data) {
+		return nil, false
+	}
+	binary.BigEndian.PutUint16(dst[0:], uint16(len(data)))
+	binary.BigEndian.PutUint32(dst[2:], crc32.Checksum(data, castagnoli))
+	copy(dst[compPrefix:], whacked)
+	return dst[:compPrefix+len(whacked)], true
+}
+
 // compBufSize is the size of a buffer compressBlock can always fill.
 var compBufSize = compPrefix + s2.MaxEncodedLen(venti.MaxBlock)
 
@@ -173,7 +207,7 @@ func compressBlock(dst, data []byte) (flags byte, payload []byte) {
 // size for a raw record, the size its prefix names for a compressed one.
 // The payload must have passed payloadOK.
 func blockSize(h recHeader, payload []byte) int {
-	if h.flags == flagS2 {
+	if h.flags != flagRaw {
 		return int(binary.BigEndian.Uint16(payload))
 	}
 	return h.size
@@ -181,15 +215,19 @@ func blockSize(h recHeader, payload []byte) int {
 
 // payloadOK reports whether a record's payload (which has matched the data
 // checksum) is well formed: a compressed one must name a block size in
-// range that its S2 data agrees with. It does not decode.
+// range that its S2 data agrees with (whack data does not record its
+// decoded length). It does not decode.
 func payloadOK(h recHeader, payload []byte) bool {
-	if h.flags != flagS2 {
+	if h.flags == flagRaw {
 		return true
 	}
 	if len(payload) <= compPrefix {
 		return false
 	}
 	n := int(binary.BigEndian.Uint16(payload))
+	if h.flags == flagWhack {
+		return n > 0 && n <= venti.MaxBlock
+	}
 	dl, err := s2.DecodedLen(payload[compPrefix:])
 	return n > 0 && n <= venti.MaxBlock && err == nil && dl == n
 }
@@ -204,7 +242,7 @@ var errBadPayload = errors.New("compressed block does not decode")
 // size and CRC32C. The payload is untrusted: bad bytes give an error
 // wrapping errBadPayload, never a panic.
 func decodePayload(h recHeader, payload, dst []byte) ([]byte, error) {
-	if h.flags != flagS2 {
+	if h.flags == flagRaw {
 		return payload, nil
 	}
 	if !payloadOK(h, payload) {
@@ -214,7 +252,15 @@ func decodePayload(h recHeader, payload, dst []byte) ([]byte, error) {
 	if cap(dst) < n {
 		dst = make([]byte, n)
 	}
-	out, err := s2.Decode(dst[:n], payload[compPrefix:])
+	var out []byte
+	var err error
+	if h.flags == flagWhack {
+		var m int
+		m, err = whack.Decode(dst[:n], payload[compPrefix:])
+		out = dst[:m]
+	} else {
+		out, err = s2.Decode(dst[:n], payload[compPrefix:])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadPayload, err)
 	}
@@ -255,7 +301,7 @@ func decodeRecHeader(b []byte, magic uint32) (recHeader, error) {
 	copy(h.score[:], b[8:28])
 	h.dcrc = binary.BigEndian.Uint32(b[28:])
 	switch {
-	case h.flags != flagRaw && h.flags != flagS2:
+	case h.flags > flagWhack:
 		return h, fmt.Errorf("%w: unknown flags %#x", errBadHeader, b[5])
 	case h.end():
 		if h.size != 0 || h.flags != flagRaw {
@@ -265,7 +311,7 @@ func decodeRecHeader(b []byte, magic uint32) (recHeader, error) {
 		return h, fmt.Errorf("%w: invalid block type %d", errBadHeader, b[4])
 	case h.size == 0 || h.size > venti.MaxBlock:
 		return h, fmt.Errorf("%w: block size %d out of range", errBadHeader, h.size)
-	case h.flags == flagS2 && h.size <= compPrefix:
+	case h.flags != flagRaw && h.size <= compPrefix:
 		return h, fmt.Errorf("%w: compressed payload of %d bytes", errBadHeader, h.size)
 	}
 	return h, nil

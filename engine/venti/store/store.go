@@ -49,6 +49,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -555,6 +556,9 @@ const (
 	checkStored check = iota // the data checksum of the bytes on disk and a compressed payload's header; no decoding (a dedup check)
 	checkBlock               // also decode, and check the block's size and CRC32C
 	checkSHA                 // also recompute the block's SHA-1
+	// checkWhacked is checkBlock for Whacked: the result is a copy of a
+	// whack record's whack data, nil for a record of another encoding.
+	checkWhacked
 )
 
 // readRecord reads the record at loc and checks that it holds block (s, t).
@@ -632,6 +636,9 @@ func (st *Store) readRecordFrom(loc uint64, s venti.Score, t venti.Type, ck chec
 		}
 		return payload, nil
 	}
+	if ck == checkWhacked && h.flags != flagWhack {
+		return nil, nil
+	}
 	data, err := decodePayload(h, payload, scratch)
 	if err != nil {
 		return nil, corrupt(err.Error())
@@ -643,6 +650,9 @@ func (st *Store) readRecordFrom(loc uint64, s venti.Score, t venti.Type, ck chec
 		if got := venti.Sum(data); got != s {
 			return nil, corrupt(fmt.Sprintf("block hashes to %v", got))
 		}
+	}
+	if ck == checkWhacked {
+		return bytes.Clone(payload[compPrefix:]), nil
 	}
 	return data, nil
 }
@@ -795,6 +805,48 @@ func (st *Store) ReadInto(ctx context.Context, s venti.Score, t venti.Type, max 
 // new copy. A new block is compressed (see compressBlock) in the caller's
 // goroutine before the append lock is taken.
 func (st *Store) Write(ctx context.Context, t venti.Type, data []byte) (venti.Score, error) {
+	return st.write(ctx, t, data, nil)
+}
+
+// WriteWhacked is Write for a block that arrives whack-compressed, as the
+// clumps of a plan9port or Plan 9 venti arena do: whacked, the block's
+// whack encoding as the arena holds it, is stored as it is (a whack
+// record) instead of the block being compressed again, so the clump's
+// bytes can be given back exactly (Whacked). The caller has decoded
+// whacked into data; a whacked that does not decode to data is caught by
+// the record's checksum of data on every read, never served. A block the
+// store already holds is not written again, in whatever encoding it is.
+func (st *Store) WriteWhacked(ctx context.Context, t venti.Type, data, whacked []byte) (venti.Score, error) {
+	return st.write(ctx, t, data, whacked)
+}
+
+// Whacked returns the stored whack encoding of the block (s, t) when the
+// store holds it as a whack record (see WriteWhacked), checked against the
+// record's data checksum; ok is false when the block is stored in another
+// encoding. A missing block is an error matching venti.ErrNotFound.
+func (st *Store) Whacked(ctx context.Context, s venti.Score, t venti.Type) (whacked []byte, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("read %v/%v: %w", s, t, err)
+	}
+	if st.isClosed.Load() {
+		return nil, false, fmt.Errorf("read %v/%v: %w", s, t, ErrClosed)
+	}
+	found, _, err := st.find(s, t, checkWhacked, false, nil, func(w []byte) error {
+		whacked, ok = w, w != nil
+		return nil
+	})
+	if found {
+		return whacked, ok, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return nil, false, fmt.Errorf("read %v/%v: %w", s, t, venti.ErrNotFound)
+}
+
+// write stores data (see Write); a non-nil whacked is its whack encoding,
+// kept as it is (see WriteWhacked).
+func (st *Store) write(ctx context.Context, t venti.Type, data, whacked []byte) (venti.Score, error) {
 	if err := venti.CheckWrite(t, data); err != nil {
 		return venti.Score{}, err
 	}
@@ -817,8 +869,13 @@ func (st *Store) Write(ctx context.Context, t venti.Type, data []byte) (venti.Sc
 	}
 	cp := st.compPool.Get().(*[]byte)
 	defer st.compPool.Put(cp)
-	flags, payload := compressBlock(*cp, data)
-
+	var flags byte
+	var payload []byte
+	if p, ok := whackPayload(*cp, data, whacked); ok {
+		flags, payload = flagWhack, p
+	} else {
+		flags, payload = compressBlock(*cp, data)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
@@ -861,8 +918,8 @@ func (st *Store) appendLocked(t venti.Type, s venti.Score, flags byte, payload [
 			return 0, err
 		}
 	}
-	if flags != flagRaw && st.cur.version < arenaVersion {
-		if err := st.upgradeLocked(st.cur); err != nil {
+	if v := versionFor(flags); st.cur.version < v {
+		if err := st.upgradeLocked(st.cur, v); err != nil {
 			return 0, err
 		}
 	}
@@ -882,21 +939,22 @@ func (st *Store) appendLocked(t venti.Type, s venti.Score, flags byte, payload [
 }
 
 // upgradeLocked moves arena a, written by a gridlord that stored blocks
-// raw, to the current format version before the first compressed record
-// goes in, durably: an older gridlord then refuses the arena with a clear
-// error instead of truncating the log at the record it cannot read. The
-// header is one 64-byte write within a sector. st.mu must be held.
-func (st *Store) upgradeLocked(a *arena) error {
-	h := arenaHeader{version: arenaVersion, num: a.num, magic: a.magic, size: a.size}
+// raw (or without whack records), to format version v before the first
+// record that needs it goes in, durably: an older gridlord then refuses
+// the arena with a clear error instead of truncating the log at the record
+// it cannot read. The header is one 64-byte write within a sector. st.mu
+// must be held.
+func (st *Store) upgradeLocked(a *arena, v uint32) error {
+	h := arenaHeader{version: v, num: a.num, magic: a.magic, size: a.size}
 	if _, err := a.f.WriteAt(h.encode(), 0); err != nil {
-		return fmt.Errorf("upgrade arena %s to format %d: %w", a.path, arenaVersion, err)
+		return fmt.Errorf("upgrade arena %s to format %d: %w", a.path, v, err)
 	}
 	if err := datasync(a.f); err != nil {
-		st.broken = fmt.Errorf("upgrade arena %s to format %d: %w (reopen the store to recover)", a.path, arenaVersion, err)
+		st.broken = fmt.Errorf("upgrade arena %s to format %d: %w (reopen the store to recover)", a.path, v, err)
 		return st.broken
 	}
-	st.opts.log.Info("venti store: arena upgraded for compressed records", "arena", a.path, "version", arenaVersion)
-	a.version = arenaVersion
+	st.opts.log.Info("venti store: arena upgraded for compressed records", "arena", a.path, "version", v)
+	a.version = v
 	return nil
 }
 

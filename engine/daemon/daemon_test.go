@@ -21,6 +21,7 @@ import (
 	"gridlord/engine/plan9disk/plan9disktest"
 	"gridlord/engine/qcow2"
 	"gridlord/engine/venti"
+	"gridlord/images"
 	"gridlord/engine/venti/store"
 	"gridlord/testing/p9pdata"
 	"gridlord/testing/testenv"
@@ -449,6 +450,18 @@ func TestSeedArenasImported(t *testing.T) {
 		if !bytes.Equal(got, b.Data) {
 			t.Fatalf("block %v differs", b.Score)
 		}
+	}
+	// The disk is stored with the clumps of its venti left out
+	// (engine/seedstore) and comes back byte for byte.
+	if seed.VacForm != images.VacFormDisk || seed.DiskSHA256 == "" {
+		t.Fatalf("seed with arenas stored as %q (disk sha256 %q), want %q", seed.VacForm, seed.DiskSHA256, images.VacFormDisk)
+	}
+	p, err := e.Materialize(ctx, "p9venti")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(diskBytes(t, p), diskBytes(t, img)) {
+		t.Fatal("the materialised disk differs from the imported image")
 	}
 }
 

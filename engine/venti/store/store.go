@@ -556,7 +556,7 @@ const (
 	checkStored check = iota // the data checksum of the bytes on disk and a compressed payload's header; no decoding (a dedup check)
 	checkBlock               // also decode, and check the block's size and CRC32C
 	checkSHA                 // also recompute the block's SHA-1
-	// checkWhacked is checkBlock for Whacked: the result is a copy of a
+	// checkWhacked is checkStored for Whacked: the result is a copy of a
 	// whack record's whack data, nil for a record of another encoding.
 	checkWhacked
 )
@@ -636,8 +636,14 @@ func (st *Store) readRecordFrom(loc uint64, s venti.Score, t venti.Type, ck chec
 		}
 		return payload, nil
 	}
-	if ck == checkWhacked && h.flags != flagWhack {
-		return nil, nil
+	if ck == checkWhacked {
+		if !payloadOK(h, payload) {
+			return nil, corrupt(errBadPayload.Error() + ": bad size or header")
+		}
+		if h.flags != flagWhack {
+			return nil, nil
+		}
+		return bytes.Clone(payload[compPrefix:]), nil
 	}
 	data, err := decodePayload(h, payload, scratch)
 	if err != nil {
@@ -650,9 +656,6 @@ func (st *Store) readRecordFrom(loc uint64, s venti.Score, t venti.Type, ck chec
 		if got := venti.Sum(data); got != s {
 			return nil, corrupt(fmt.Sprintf("block hashes to %v", got))
 		}
-	}
-	if ck == checkWhacked {
-		return bytes.Clone(payload[compPrefix:]), nil
 	}
 	return data, nil
 }

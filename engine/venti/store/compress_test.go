@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"gridlord/engine/venti"
+	"gridlord/engine/venti/whack"
 )
 
 // arenaVersionOf reads the format version in the header of arena file path.
@@ -303,26 +304,37 @@ func TestTornCompressed(t *testing.T) {
 	if flags != flagS2 {
 		t.Fatal("test block not compressed")
 	}
-	rec := encodeRecord(make([]byte, recHeaderSize+len(payload)), st.cur.magic, venti.DataType, venti.Sum(d), flags, payload)
-	for _, cut := range []int{recHeaderSize + 2, recHeaderSize + compPrefix, len(rec) - 1} {
-		t.Run(strconv.Itoa(cut), func(t *testing.T) {
-			img := crashImage(t, dir)
-			f, err := os.OpenFile(filepath.Join(img, "arena.000000"), os.O_WRONLY|os.O_APPEND, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Write(rec[:cut])
-			f.Close()
-			st2 := openT(t, img)
-			if r := st2.Recovery(); r.TornBytes != int64(cut) || r.ScannedBlocks != 30 || r.Corrupt != 0 {
-				t.Fatalf("recovery %+v: want %d torn bytes and 30 good blocks", r, cut)
-			}
-			if _, err := st2.Read(ctx, venti.Sum(d), venti.DataType, venti.MaxBlock); !errors.Is(err, venti.ErrNotFound) {
-				t.Fatalf("torn block: %v, want not found", err)
-			}
-			readAll(t, st2, ws)
-			st2.Close()
-			checkClean(t, img)
-		})
+	wb := make([]byte, len(d))
+	wpayload, ok := whackPayload(make([]byte, compBufSize), d, wb[:max(whack.Encode(wb, d), 0)])
+	if !ok {
+		t.Fatal("test block not whack-compressed")
+	}
+	for _, enc := range []struct {
+		name    string
+		flags   byte
+		payload []byte
+	}{{"s2", flags, payload}, {"whack", flagWhack, wpayload}} {
+		rec := encodeRecord(make([]byte, recHeaderSize+len(enc.payload)), st.cur.magic, venti.DataType, venti.Sum(d), enc.flags, enc.payload)
+		for _, cut := range []int{recHeaderSize + 2, recHeaderSize + compPrefix, len(rec) - 1} {
+			t.Run(enc.name+"/"+strconv.Itoa(cut), func(t *testing.T) {
+				img := crashImage(t, dir)
+				f, err := os.OpenFile(filepath.Join(img, "arena.000000"), os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Write(rec[:cut])
+				f.Close()
+				st2 := openT(t, img)
+				if r := st2.Recovery(); r.TornBytes != int64(cut) || r.ScannedBlocks != 30 || r.Corrupt != 0 {
+					t.Fatalf("recovery %+v: want %d torn bytes and 30 good blocks", r, cut)
+				}
+				if _, err := st2.Read(ctx, venti.Sum(d), venti.DataType, venti.MaxBlock); !errors.Is(err, venti.ErrNotFound) {
+					t.Fatalf("torn block: %v, want not found", err)
+				}
+				readAll(t, st2, ws)
+				st2.Close()
+				checkClean(t, img)
+			})
+		}
 	}
 }

@@ -19,7 +19,6 @@ package qcow2
 
 import (
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // Format names, as qemu-img spells them.
@@ -79,6 +80,7 @@ type Image struct {
 
 	zdesc uint64 // L2 entry of the compressed cluster in zbuf
 	zbuf  []byte
+	zr    io.ReadCloser // the inflater decompress reuses (a flate.Resetter)
 
 	alloc *allocator // nil until the first write needs it
 }
@@ -470,8 +472,14 @@ func (im *Image) decompress(e uint64) ([]byte, error) {
 		im.zbuf = make([]byte, im.cs)
 	}
 	im.zdesc = 0
-	zr := flate.NewReader(byteReader(src))
-	if _, err := io.ReadFull(zr, im.zbuf); err != nil {
+	// One inflater per image, reset for each cluster (each would
+	// otherwise allocate its tens of KiB of tables).
+	if im.zr == nil {
+		im.zr = flate.NewReader(byteReader(src))
+	} else if err := im.zr.(flate.Resetter).Reset(byteReader(src), nil); err != nil {
+		return nil, fmt.Errorf("compressed cluster at %#x: %w", host, err)
+	}
+	if _, err := io.ReadFull(im.zr, im.zbuf); err != nil {
 		return nil, fmt.Errorf("%w: compressed cluster at %#x: %v", ErrCorrupt, host, err)
 	}
 	im.zdesc = e

@@ -70,7 +70,7 @@ func BenchmarkCat(b *testing.B) {
 }
 
 // loopback serves st over loopback TCP and returns a client of it.
-func loopback(b *testing.B, st venti.Store) *venti.Client {
+func loopback(b testing.TB, st venti.Store) *venti.Client {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

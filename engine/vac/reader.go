@@ -298,6 +298,9 @@ func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64,
 	if workers <= 0 {
 		workers = DefaultFetchAhead
 	}
+	if ar, ok := r.st.(venti.AsyncReader); ok {
+		return r.copyToAsync(ctx, ar, out, o, workers)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ordered := make(chan *fetchJob, 4*workers)
@@ -325,7 +328,17 @@ func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64,
 	go func() {
 		defer close(ordered)
 		defer close(jobs)
-		walkErr <- r.walk(ctx, r.e.Score, r.e.Depth, 0, ordered, jobs)
+		walkErr <- r.walk(ctx, r.e.Score, r.e.Depth, 0, ordered, func(j *fetchJob) error {
+			if err := send(ctx, ordered, j); err != nil {
+				return err
+			}
+			if err := send(ctx, jobs, j); err != nil {
+				j.err = err
+				close(j.done)
+				return err
+			}
+			return nil
+		})
 	}()
 	var written int64
 	size := int64(r.e.Size)
@@ -382,8 +395,10 @@ func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64,
 	return written, err
 }
 
-// walk emits the leaves under the block s at level, starting at leaf first.
-func (r *streamReader) walk(ctx context.Context, s venti.Score, level int, first uint64, ordered chan<- *fetchJob, jobs chan<- *fetchJob) error {
+// walk emits the leaves under the block s at level, starting at leaf
+// first: zero runs go to ordered, leaves to fetch (which queues them on
+// ordered too).
+func (r *streamReader) walk(ctx context.Context, s venti.Score, level int, first uint64, ordered chan<- *fetchJob, fetch func(*fetchJob) error) error {
 	if first >= r.nb {
 		return nil
 	}
@@ -394,16 +409,7 @@ func (r *streamReader) walk(ctx context.Context, s venti.Score, level int, first
 		return send(ctx, ordered, j)
 	}
 	if level == 0 {
-		j := &fetchJob{bn: first, s: s, done: make(chan struct{})}
-		if err := send(ctx, ordered, j); err != nil {
-			return err
-		}
-		if err := send(ctx, jobs, j); err != nil {
-			j.err = err
-			close(j.done)
-			return err
-		}
-		return nil
+		return fetch(&fetchJob{bn: first, s: s, done: make(chan struct{})})
 	}
 	p, err := r.read(ctx, s, venti.PointerType(level), r.e.PSize)
 	if err != nil {
@@ -418,7 +424,7 @@ func (r *streamReader) walk(ctx context.Context, s venti.Score, level int, first
 		if start >= r.nb {
 			break
 		}
-		if err := r.walk(ctx, childScore(p, i), level-1, start, ordered, jobs); err != nil {
+		if err := r.walk(ctx, childScore(p, i), level-1, start, ordered, fetch); err != nil {
 			return err
 		}
 	}
@@ -428,6 +434,153 @@ func (r *streamReader) walk(ctx context.Context, s venti.Score, level int, first
 func send(ctx context.Context, ch chan<- *fetchJob, j *fetchJob) error {
 	select {
 	case ch <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// maxAsyncFetch bounds the asynchronous reads in flight below a venti
+// connection's 256 tags (see maxAsyncWindow).
+const maxAsyncFetch = 192
+
+// lookahead is how many jobs past the one it needs the consumer of
+// copyToAsync waits for when it would otherwise wait: replies come
+// roughly in order, so it then finds a run of finished blocks instead of
+// sleeping and waking once per block.
+const lookahead = 16
+
+// copyToAsync is copyTo over an asynchronous reader (a venti.Client):
+// the walker goroutine queues the reads itself, with up to ahead in
+// flight, and the reader's callbacks hand the blocks over, with no
+// fetching goroutines.
+func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, out sink, o readOpts, ahead int) (int64, error) {
+	ahead = min(ahead, maxAsyncFetch)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	win := newWindow(ahead)
+	free := make(chan []byte, ahead+1)
+	ordered := make(chan *fetchJob, ahead+lookahead)
+	leaf := r.e.leafType()
+	walkErr := make(chan error, 1)
+	go func() {
+		defer close(ordered)
+		walkErr <- r.walk(ctx, r.e.Score, r.e.Depth, 0, ordered, func(j *fetchJob) error {
+			if err := win.acquire(ctx); err != nil {
+				return err
+			}
+			select {
+			case j.buf = <-free:
+			default:
+				j.buf = make([]byte, r.e.DSize)
+			}
+			err := ar.ReadAsync(ctx, j.s, leaf, r.e.DSize, j.buf, func(b []byte, err error) {
+				j.b, j.err = b, err
+				if err != nil {
+					j.err = fmt.Errorf("%s: read %v block %v: %w", r.name, leaf, j.s, err)
+				}
+				close(j.done)
+			})
+			if err != nil {
+				win.release()
+				return fmt.Errorf("%s: read %v block %v: %w", r.name, leaf, j.s, err)
+			}
+			return send(ctx, ordered, j)
+		})
+	}()
+	var written int64
+	size := int64(r.e.Size)
+	ds := int64(r.e.DSize)
+	var err error
+	var q []*fetchJob // jobs taken from ordered, oldest first
+	closed := false
+	for err == nil {
+		if len(q) == 0 {
+			j, ok := <-ordered
+			if !ok {
+				break
+			}
+			q = append(q, j)
+		}
+		j := q[0]
+		if !isDone(j.done) {
+			for !closed && len(q) < lookahead {
+				select {
+				case k, ok := <-ordered:
+					if ok {
+						q = append(q, k)
+					} else {
+						closed = true
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if err = waitDone(ctx, q[len(q)-1].done); err == nil {
+				err = waitDone(ctx, j.done)
+			}
+			if err != nil {
+				break
+			}
+		}
+		q = q[1:]
+		off := int64(j.bn) * ds
+		if j.zeros > 0 {
+			n := min(int64(j.zeros)*ds, size-off)
+			err = out.zeros(off, n)
+			written += n
+		} else if j.err != nil {
+			err = j.err
+		} else {
+			n := min(ds, size-off)
+			if b := j.b; int64(len(b)) > n {
+				err = fmt.Errorf("%s: block %d: %w", r.name, j.bn, formatErr("%d bytes past the end of the file", int64(len(b))-n))
+			} else {
+				err = out.data(off, b, int(n))
+				written += n
+			}
+			select {
+			case free <- j.buf:
+			default:
+			}
+			j.b, j.buf = nil, nil
+			win.release()
+		}
+		if err == nil && o.progress != nil {
+			o.progress(min(int64(max(j.zeros, 1))*ds, size-off))
+		}
+	}
+	if err != nil {
+		// Reads still in flight complete into buffers nobody reuses.
+		cancel()
+		for range ordered {
+		}
+	}
+	if werr := <-walkErr; err == nil && werr != nil && !errors.Is(werr, context.Canceled) {
+		err = werr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil && written != size {
+		err = fmt.Errorf("%s: internal error: copied %d of %d bytes", r.name, written, size)
+	}
+	return written, err
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func waitDone(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

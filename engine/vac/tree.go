@@ -31,9 +31,13 @@ type writeJob struct {
 	done  chan struct{}
 }
 
-// writePool writes blocks with a fixed number of goroutines.
+// writePool writes blocks with a fixed number of goroutines, or, when the
+// store is a venti.AsyncWriter (a venti.Client), through its asynchronous
+// writes with no goroutine of its own.
 type writePool struct {
 	st    venti.Writer
+	async venti.AsyncWriter // nil: the workers write
+	win   *window           // async: bounds the writes in flight
 	jobs  chan *writeJob
 	free  chan []byte
 	zero  []byte
@@ -42,17 +46,29 @@ type writePool struct {
 	ctx   context.Context
 }
 
+// maxAsyncWindow bounds the asynchronous writes in flight below a venti
+// connection's 256 tags, so writers wait on the window (which wakes them
+// once per batch), never on a tag.
+const maxAsyncWindow = 192
+
 // newWritePool starts workers goroutines writing to st; window is the
-// number of dsize buffers shared by the streams. Stop it with close.
+// number of dsize buffers shared by the streams, and, for an
+// asynchronous writer, the number of writes in flight. Stop it with close.
 func newWritePool(ctx context.Context, st venti.Writer, dsize, workers, window int) *writePool {
 	p := &writePool{
 		st:    st,
 		jobs:  make(chan *writeJob),
-		free:  make(chan []byte, window),
 		zero:  make([]byte, dsize),
 		dsize: dsize,
 		ctx:   ctx,
 	}
+	if aw, ok := st.(venti.AsyncWriter); ok {
+		// A buffer is back in the pool as soon as its write is queued
+		// (the writer copies it), so a few suffice.
+		p.async, p.win = aw, newWindow(min(window, maxAsyncWindow))
+		window, workers = 4, 0
+	}
+	p.free = make(chan []byte, window)
 	for i := 0; i < window; i++ {
 		p.free <- make([]byte, dsize)
 	}
@@ -115,6 +131,13 @@ type streamWriter struct {
 	nleaves  uint64          // collector only
 	size     uint64          // bytes added
 	progress func(n int64)   // called by the collector as leaves complete
+
+	// Asynchronous mode (pool.async set): the feeding goroutine hashes
+	// each block, queues its write and builds the levels itself; the
+	// writes' callbacks only report errors.
+	errMu   sync.Mutex
+	asyncEr error       // the first failed write, under errMu
+	onWrite func(error) // w.writeDone, allocated once
 }
 
 // newStreamWriter starts a stream whose leaves have type leaf.
@@ -132,13 +155,92 @@ func newStreamWriter(ctx context.Context, pool *writePool, leaf venti.Type, psiz
 		done:     make(chan struct{}),
 		progress: progress,
 	}
+	if pool.async != nil {
+		close(w.done) // no collector
+		w.onWrite = w.writeDone
+		return w
+	}
 	go w.collect()
 	return w
+}
+
+// writeDone is the callback of an asynchronous write.
+func (w *streamWriter) writeDone(err error) {
+	if err != nil {
+		w.errMu.Lock()
+		if w.asyncEr == nil {
+			w.asyncEr = err
+			w.cancel()
+		}
+		w.errMu.Unlock()
+	}
+	w.pool.win.release()
+}
+
+// asyncErr returns the first failed asynchronous write.
+func (w *streamWriter) asyncErr() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.asyncEr
+}
+
+// writeAsync queues the write of data (already zero-truncated, not
+// empty) of type t and returns its score.
+func (w *streamWriter) writeAsync(t venti.Type, data []byte) (venti.Score, error) {
+	if err := w.asyncErr(); err != nil {
+		return venti.Score{}, err
+	}
+	s := venti.Sum(data)
+	if err := w.pool.win.acquire(w.ctx); err != nil {
+		if aerr := w.asyncErr(); aerr != nil {
+			return venti.Score{}, aerr
+		}
+		return venti.Score{}, err
+	}
+	if err := w.pool.async.WriteAsync(w.ctx, t, data, s, w.onWrite); err != nil {
+		w.pool.win.release()
+		return venti.Score{}, fmt.Errorf("write %v block: %w", t, err)
+	}
+	return s, nil
+}
+
+// addData is addBlock for asynchronous mode, without a pool buffer: b (at
+// most dsize bytes) may be reused on return.
+func (w *streamWriter) addData(b []byte) error {
+	w.size += uint64(len(b))
+	var data []byte
+	if !isZero(b, w.pool.zero) {
+		data = venti.ZeroTruncate(w.leaf, b)
+	}
+	if len(data) == 0 {
+		if err := w.pushZeros(1); err != nil {
+			w.fail(err)
+			return err
+		}
+	} else {
+		s, err := w.writeAsync(w.leaf, data)
+		if err == nil {
+			err = w.push(0, s)
+		}
+		if err != nil {
+			w.fail(err)
+			return err
+		}
+	}
+	if w.progress != nil {
+		w.progress(int64(len(b)))
+	}
+	return nil
 }
 
 // addBlock submits one leaf of n logical bytes held in buf (a buffer from
 // the pool, which takes it back). All-zero leaves are not written.
 func (w *streamWriter) addBlock(buf []byte, n int) error {
+	if w.pool.async != nil {
+		err := w.addData(buf[:n])
+		w.pool.putBuf(buf)
+		return err
+	}
 	w.size += uint64(n)
 	j := &writeJob{t: w.leaf, n: int64(n), done: make(chan struct{})}
 	var data []byte
@@ -182,6 +284,16 @@ func (w *streamWriter) addZeros(n uint64) error {
 		return nil
 	}
 	w.size += n * uint64(w.dsize)
+	if w.pool.async != nil {
+		if err := w.pushZeros(n); err != nil {
+			w.fail(err)
+			return err
+		}
+		if w.progress != nil {
+			w.progress(int64(n) * int64(w.dsize))
+		}
+		return nil
+	}
 	j := &writeJob{zeros: n, n: int64(n) * int64(w.dsize), done: make(chan struct{})}
 	close(j.done)
 	select {
@@ -277,7 +389,13 @@ func (w *streamWriter) flush(level int) error {
 	}
 	w.levels[level] = ss[:0]
 	t := venti.PointerType(level + 1)
-	s, err := writeBlock(w.ctx, w.pool.st, t, venti.ZeroTruncate(t, b))
+	var s venti.Score
+	var err error
+	if data := venti.ZeroTruncate(t, b); w.pool.async != nil && len(data) > 0 {
+		s, err = w.writeAsync(t, data)
+	} else {
+		s, err = writeBlock(w.ctx, w.pool.st, t, data)
+	}
 	if err != nil {
 		return err
 	}
@@ -305,6 +423,19 @@ func (w *streamWriter) close() (Entry, error) {
 			}
 		}
 	}
+	if w.pool.async != nil {
+		// Every write of the stream must have succeeded before its
+		// entry is handed out.
+		if err := w.pool.win.wait(w.ctx); err != nil {
+			if aerr := w.asyncErr(); aerr != nil {
+				return Entry{}, aerr
+			}
+			return Entry{}, err
+		}
+		if err := w.asyncErr(); err != nil {
+			return Entry{}, err
+		}
+	}
 	top := venti.ZeroScore
 	if w.nleaves > 0 {
 		if len(w.levels) <= depth || len(w.levels[depth]) != 1 {
@@ -323,7 +454,8 @@ func (w *streamWriter) close() (Entry, error) {
 	}, nil
 }
 
-// abort stops the stream after an error on the feeding side.
+// abort stops the stream after an error on the feeding side. Writes
+// already queued asynchronously finish or fail on their own.
 func (w *streamWriter) abort() {
 	w.cancel()
 	close(w.pending)
@@ -365,3 +497,72 @@ func writeBytes(ctx context.Context, pool *writePool, t venti.Type, psize int, d
 // isZero reports whether b is all zero bytes, using zero (at least as long
 // as b) for a fast comparison.
 func isZero(b, zero []byte) bool { return bytes.Equal(b, zero[:len(b)]) }
+
+// window bounds asynchronous requests in flight. When it is full, a
+// waiter is woken once a quarter of it has drained, not on every
+// completion: one wake-up per batch of blocks instead of one per block.
+type window struct {
+	mu   sync.Mutex
+	n    int // requests in flight
+	max  int
+	low  int           // a full window wakes its waiters at this many
+	wake chan struct{} // closed to wake the waiters; nil when none wait
+}
+
+func newWindow(size int) *window {
+	size = max(size, 1)
+	return &window{max: size, low: size * 3 / 4}
+}
+
+// acquire takes a slot, waiting while the window is full.
+func (w *window) acquire(ctx context.Context) error {
+	w.mu.Lock()
+	for w.n >= w.max {
+		if err := w.sleep(ctx); err != nil {
+			return err
+		}
+	}
+	w.n++
+	w.mu.Unlock()
+	return nil
+}
+
+// sleep waits, with w.mu held, for a wake-up and returns with w.mu held,
+// or without it on ctx's error.
+func (w *window) sleep(ctx context.Context) error {
+	if w.wake == nil {
+		w.wake = make(chan struct{})
+	}
+	ch := w.wake
+	w.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	return nil
+}
+
+// release frees a slot.
+func (w *window) release() {
+	w.mu.Lock()
+	w.n--
+	if w.wake != nil && (w.n <= w.low || w.n == 0) {
+		close(w.wake)
+		w.wake = nil
+	}
+	w.mu.Unlock()
+}
+
+// wait returns once nothing is in flight.
+func (w *window) wait(ctx context.Context) error {
+	w.mu.Lock()
+	for w.n > 0 {
+		if err := w.sleep(ctx); err != nil {
+			return err
+		}
+	}
+	w.mu.Unlock()
+	return nil
+}

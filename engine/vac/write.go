@@ -377,15 +377,25 @@ func (a *archiver) writeFile(ctx context.Context, path string, size int64) (Entr
 		if len(avail) == 0 {
 			break
 		}
-		buf, err := a.pool.getBuf(ctx)
-		if err != nil {
-			w.abort()
-			return Entry{}, err
-		}
-		n := copy(buf, avail)
-		if err := w.addBlock(buf, n); err != nil {
-			w.abort()
-			return Entry{}, err
+		var n int
+		if a.pool.async != nil {
+			// Queued straight from the chunk: the writer copies it.
+			n = min(len(avail), a.dsize)
+			if err := w.addData(avail[:n]); err != nil {
+				w.abort()
+				return Entry{}, err
+			}
+		} else {
+			buf, err := a.pool.getBuf(ctx)
+			if err != nil {
+				w.abort()
+				return Entry{}, err
+			}
+			n = copy(buf, avail)
+			if err := w.addBlock(buf, n); err != nil {
+				w.abort()
+				return Entry{}, err
+			}
 		}
 		off += int64(n)
 		if n < a.dsize {

@@ -114,7 +114,49 @@ type call struct {
 	dst   []byte        // Tread: the caller's buffer for the data, if it fits
 	rep   Message       // the reply, valid after a receive on ch
 	ch    chan struct{} // signalled (under mu) when rep is set
+
+	// An asynchronous call (ReadAsync, WriteAsync) is completed by the
+	// reader, which calls one of these instead of signalling ch.
+	onRead  func([]byte, error)
+	onWrite func(error)
+	score   Score  // the score read, or the one the written data hashes to
+	btype   Type   // the block type, for errors
+	gen     uint32 // advanced each time an asynchronous call completes
 }
+
+// AsyncWriter is a Writer that can also pipeline writes: the caller queues
+// them without waiting and learns of each one's outcome by a callback.
+// Client implements it.
+type AsyncWriter interface {
+	Writer
+	// WriteAsync queues the write of data as a block of type t whose
+	// score the caller has computed as s, and returns once the request is
+	// queued; data may be reused then. Unless WriteAsync returns an
+	// error, done is called exactly once, from a goroutine of the
+	// implementation, with nil once the store has the block under score s,
+	// else an error; done must not block or call the writer. Empty data
+	// completes at once (s must be ZeroScore).
+	WriteAsync(ctx context.Context, t Type, data []byte, s Score, done func(error)) error
+}
+
+// AsyncReader is a Reader that can also pipeline reads. Client implements
+// it.
+type AsyncReader interface {
+	Reader
+	// ReadAsync queues the read of the block with score s and type t (at
+	// most maxBytes) and returns once the request is queued. Unless
+	// ReadAsync returns an error, done is called exactly once, from a
+	// goroutine of the implementation, with the block's bytes, checked
+	// to hash to s and read into buf when they fit in cap(buf), or with an
+	// error; done must not block or call the reader. buf must not be
+	// touched until done is called. ZeroScore completes at once.
+	ReadAsync(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error)) error
+}
+
+var (
+	_ AsyncWriter = (*Client)(nil)
+	_ AsyncReader = (*Client)(nil)
+)
 
 // Dial connects to the venti at addr and performs the version exchange and
 // hello. addr is "host:port", "host", or a Plan 9 dial string
@@ -347,9 +389,40 @@ func (cl *Client) readLoop() {
 				err = ErrClientClosed // the server hung up after our Tgoodbye
 			}
 			cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
+			cl.failAsync()
 			return
 		}
 	}
+}
+
+// failAsync completes, with the connection's error, every asynchronous
+// call still waiting for its reply. It runs on the reader's way out, after
+// fail: a call started later sees the connection dead and reclaims itself.
+func (cl *Client) failAsync() {
+	err := cl.deadErr()
+	for i := range cl.calls {
+		c := &cl.calls[i]
+		c.mu.Lock()
+		if c.state != callWaiting || (c.onRead == nil && c.onWrite == nil) {
+			c.mu.Unlock()
+			continue
+		}
+		onRead, onWrite, s, t := c.onRead, c.onWrite, c.score, c.btype
+		c.resetAsync()
+		c.mu.Unlock()
+		cl.tags <- uint8(i) // never blocks: the channel holds every tag
+		if onRead != nil {
+			onRead(nil, fmt.Errorf("venti read %v/%v from %s: %w", s, t, cl.addr, err))
+		} else {
+			onWrite(fmt.Errorf("venti write %v/%v to %s: %w", s, t, cl.addr, err))
+		}
+	}
+}
+
+// resetAsync frees the slot of an asynchronous call; c.mu is held.
+func (c *call) resetAsync() {
+	c.state, c.dst, c.onRead, c.onWrite = callIdle, nil, nil, nil
+	c.gen++
 }
 
 // maxSmallReply bounds every reply but Rread (Rerror: 2+2+1024 bytes).
@@ -407,6 +480,10 @@ func (cl *Client) readReply() error {
 		return fmt.Errorf("reply %v (tag %d) to a %v", m.Type, tag, want)
 	}
 	c.mu.Lock()
+	if c.onRead != nil || c.onWrite != nil {
+		cl.completeAsync(c, tag, &m, frame)
+		return nil
+	}
 	defer c.mu.Unlock()
 	if c.state == callAbandoned {
 		c.state, c.dst = callIdle, nil
@@ -427,20 +504,153 @@ func (cl *Client) readReply() error {
 	return nil
 }
 
+// completeAsync finishes the asynchronous call c (tag) with its reply m,
+// whose frame is still in the reader's buffer; c.mu is held and released.
+// The data check (SHA-1) and the callback run outside the lock.
+func (cl *Client) completeAsync(c *call, tag uint8, m *Message, frame []byte) {
+	onRead, onWrite, s, t, dst := c.onRead, c.onWrite, c.score, c.btype, c.dst
+	c.resetAsync()
+	c.mu.Unlock()
+	cl.tags <- tag // never blocks: the channel holds every tag
+	if onWrite != nil {
+		var err error
+		switch {
+		case m.Type == Rerror:
+			err = fmt.Errorf("venti write %v/%v to %s: %w", s, t, cl.addr, &ServerError{Text: m.Error})
+		case m.Score != s:
+			err = fmt.Errorf("venti write to %s: server returned score %v for a block that hashes to %v", cl.addr, m.Score, s)
+		}
+		onWrite(err)
+		return
+	}
+	if m.Type == Rerror {
+		onRead(nil, fmt.Errorf("venti read %v/%v from %s: %w", s, t, cl.addr, &ServerError{Text: m.Error}))
+		return
+	}
+	data := frame[2:]
+	var b []byte
+	if cap(dst) >= len(data) {
+		b = dst[:len(data)]
+	} else {
+		b = make([]byte, len(data))
+	}
+	copy(b, data)
+	if err := CheckRead(s, t, b); err != nil {
+		onRead(nil, fmt.Errorf("venti read from %s: %w", cl.addr, err))
+		return
+	}
+	onRead(b, nil)
+}
+
+// getTag takes a free tag, waiting while all are in use.
+func (cl *Client) getTag(ctx context.Context) (uint8, error) {
+	var tag uint8
+	select {
+	case tag = <-cl.tags:
+	default:
+		select {
+		case tag = <-cl.tags:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-cl.dead:
+			return 0, cl.deadErr()
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		cl.tags <- tag
+		return 0, err
+	}
+	return tag, nil
+}
+
+// startAsync sends req as an asynchronous call on a free tag; the reader
+// completes it through onRead or onWrite. If it returns an error the call
+// was not started and no callback will run.
+func (cl *Client) startAsync(ctx context.Context, req *Message, count int, dst []byte, s Score, onRead func([]byte, error), onWrite func(error)) error {
+	tag, err := cl.getTag(ctx)
+	if err != nil {
+		return err
+	}
+	c := &cl.calls[tag]
+	c.mu.Lock()
+	c.state, c.want, c.count, c.dst = callWaiting, req.Type, count, dst
+	c.onRead, c.onWrite, c.score, c.btype = onRead, onWrite, s, req.BlockType
+	gen := c.gen
+	c.mu.Unlock()
+	req.Tag = tag
+	err = cl.send(req)
+	if err != nil {
+		cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
+	}
+	select {
+	case <-cl.dead:
+	default:
+		return nil
+	}
+	// The connection died: take the call back unless the reader's last
+	// sweep (or a reply) has already completed it.
+	c.mu.Lock()
+	if c.gen != gen || c.state != callWaiting {
+		c.mu.Unlock()
+		return nil
+	}
+	c.onRead, c.onWrite = nil, nil
+	c.state, c.dst = callAbandoned, nil // the reader frees the tag if a reply comes
+	c.mu.Unlock()
+	return cl.deadErr()
+}
+
+// WriteAsync implements AsyncWriter. The server's score for the block must
+// be s, which the caller computed (venti.Sum of data).
+func (cl *Client) WriteAsync(ctx context.Context, t Type, data []byte, s Score, done func(error)) error {
+	if err := CheckWrite(t, data); err != nil {
+		return fmt.Errorf("venti %w", err)
+	}
+	if len(data) == 0 {
+		if s != ZeroScore {
+			return fmt.Errorf("venti write: empty block given score %v", s)
+		}
+		done(nil)
+		return nil
+	}
+	req := Message{Type: Twrite, BlockType: t, Data: data}
+	if err := cl.startAsync(ctx, &req, 0, nil, s, nil, done); err != nil {
+		return fmt.Errorf("venti write %v/%v to %s: %w", s, t, cl.addr, err)
+	}
+	return nil
+}
+
+// ReadAsync implements AsyncReader.
+func (cl *Client) ReadAsync(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error)) error {
+	if !t.Valid() {
+		return fmt.Errorf("venti read %v: invalid block type %d", s, uint8(t))
+	}
+	if s == ZeroScore {
+		done([]byte{}, nil)
+		return nil
+	}
+	count := max(min(maxBytes, cl.readLimit()), 0)
+	req := Message{Type: Tread, Score: s, BlockType: t, Count: uint32(count)}
+	if err := cl.startAsync(ctx, &req, count, buf, s, done, nil); err != nil {
+		return fmt.Errorf("venti read %v/%v from %s: %w", s, t, cl.addr, err)
+	}
+	return nil
+}
+
+// readLimit is the largest Tread count the connection's protocol allows.
+func (cl *Client) readLimit() int {
+	if cl.version == Version02 {
+		return 0xFFFF - 2
+	}
+	return MaxMessage - 2
+}
+
 // rpc sends req on a free tag and waits for its reply. count is the Tread
 // count (the most data an Rread may carry); the data goes into dst if it
 // fits.
 func (cl *Client) rpc(ctx context.Context, req *Message, count int, dst []byte) (Message, error) {
-	var tag uint8
-	select {
-	case tag = <-cl.tags:
-	case <-ctx.Done():
-		return Message{}, ctx.Err()
-	case <-cl.dead:
-		return Message{}, cl.deadErr()
-	}
-	if err := ctx.Err(); err != nil {
-		cl.tags <- tag
+	tag, err := cl.getTag(ctx)
+	if err != nil {
 		return Message{}, err
 	}
 	c := &cl.calls[tag]
@@ -521,11 +731,7 @@ func (cl *Client) ReadInto(ctx context.Context, s Score, t Type, maxBytes int, b
 	if s == ZeroScore {
 		return []byte{}, nil
 	}
-	limit := MaxMessage - 2
-	if cl.version == Version02 {
-		limit = 0xFFFF - 2
-	}
-	count := max(min(maxBytes, limit), 0)
+	count := max(min(maxBytes, cl.readLimit()), 0)
 	r, err := cl.rpc(ctx, &Message{Type: Tread, Score: s, BlockType: t, Count: uint32(count)}, count, buf)
 	if err == nil && r.Type == Rerror {
 		err = &ServerError{Text: r.Error}

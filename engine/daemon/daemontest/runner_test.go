@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"gridlord/engine/daemon"
 	"gridlord/engine/daemon/daemontest"
 )
 
@@ -74,5 +75,44 @@ func TestRenameDuringStart(t *testing.T) {
 	}
 	if st, err := g.Engine.NodeStatus("term1"); err != nil || !strings.HasPrefix(st, "running ") {
 		t.Errorf("term1: %q, %v", st, err)
+	}
+}
+
+// TestCrashAndAdopt: a VM that dies on its own shows as stopped with the
+// reason, through the runner's state callback; VMs outlive their engine and
+// the next engine on the grid re-adopts them as running.
+func TestCrashAndAdopt(t *testing.T) {
+	g := daemontest.Open(t, daemontest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Engine.Ctl(ctx, []string{"up"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Runner.Crash("cpu1"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, _ := g.Engine.NodeStatus("cpu1")
+		if strings.HasPrefix(st, "stopped ") && strings.Contains(st, "ended on its own") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("cpu1 after its VM died: %q", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := g.Engine.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := daemon.Open(ctx, g.Dir, daemon.Options{VentiAddr: "127.0.0.1:0", NewRunner: g.Runner.New})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if st, _ := e2.NodeStatus("fossil1"); !strings.HasPrefix(st, "running ") || strings.Contains(st, "pid=0") {
+		t.Errorf("fossil1 in the next engine: %q, want re-adopted and running", st)
+	}
+	if st, _ := e2.NodeStatus("cpu1"); !strings.HasPrefix(st, "stopped ") {
+		t.Errorf("cpu1 (dead) in the next engine: %q", st)
 	}
 }

@@ -1,6 +1,7 @@
 package vac
 
 import (
+	"bufio"
 	"container/list"
 	"context"
 	"errors"
@@ -249,10 +250,25 @@ type sink interface {
 type plainSink struct {
 	w    io.Writer
 	zero []byte
+	// bw, if set, is the buffered writer w is, over raw: runs of at least
+	// directWrite bytes bypass its buffer (one copy less).
+	bw  *bufio.Writer
+	raw io.Writer
 }
 
+// directWrite is the least data a sink writes straight from the caller's
+// buffer instead of copying it into its own.
+const directWrite = 256 << 10
+
 func (s *plainSink) data(off int64, b []byte, n int) error {
-	if _, err := s.w.Write(b); err != nil {
+	w := s.w
+	if s.bw != nil && len(b) >= directWrite {
+		if err := s.bw.Flush(); err != nil {
+			return err
+		}
+		w = s.raw
+	}
+	if _, err := w.Write(b); err != nil {
 		return err
 	}
 	return s.zeros(off+int64(len(b)), int64(n-len(b)))
@@ -288,6 +304,7 @@ type fetchJob struct {
 	buf   []byte // from copyTo's free list: what b may alias
 	err   error
 	done  chan struct{}
+	slot  int // copyToAsync: the job's slot in the ring
 }
 
 // copyTo sends the whole stream to out in order. A walker goroutine
@@ -450,30 +467,40 @@ const maxAsyncFetch = 192
 // sleeping and waking once per block.
 const lookahead = 16
 
+// maxRun bounds the bytes of consecutive blocks copyToAsync hands to its
+// sink in one call.
+const maxRun = 1 << 20
+
 // copyToAsync is copyTo over an asynchronous reader (a venti.Client):
 // the walker goroutine queues the reads itself, with up to ahead in
 // flight, and the reader's callbacks hand the blocks over, with no
-// fetching goroutines.
+// fetching goroutines. Leaves are read into consecutive slots of one
+// ring buffer, in order, so a run of finished full blocks goes to the
+// sink as one slice, without being copied again.
 func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, out sink, o readOpts, ahead int) (int64, error) {
 	ahead = min(ahead, maxAsyncFetch)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ds := int64(r.e.DSize)
+	// A job holds its slot from the window's acquire to its release, and
+	// both happen in leaf order, so leaf k's slot k%ahead is free when
+	// leaf k acquires.
 	win := newWindow(ahead)
-	free := make(chan []byte, ahead+1)
+	ring := make([]byte, int64(ahead)*ds)
 	ordered := make(chan *fetchJob, ahead+lookahead)
 	leaf := r.e.leafType()
 	walkErr := make(chan error, 1)
 	go func() {
 		defer close(ordered)
+		var seq int
 		walkErr <- r.walk(ctx, r.e.Score, r.e.Depth, 0, ordered, func(j *fetchJob) error {
 			if err := win.acquire(ctx); err != nil {
 				return err
 			}
-			select {
-			case j.buf = <-free:
-			default:
-				j.buf = make([]byte, r.e.DSize)
-			}
+			j.slot = seq % ahead
+			seq++
+			at := int64(j.slot) * ds
+			j.buf = ring[at : at : at+ds]
 			err := ar.ReadAsync(ctx, j.s, leaf, r.e.DSize, j.buf, func(b []byte, err error) {
 				j.b, j.err = b, err
 				if err != nil {
@@ -482,7 +509,7 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 				close(j.done)
 			})
 			if err != nil {
-				win.release()
+				win.release(1)
 				return fmt.Errorf("%s: read %v block %v: %w", r.name, leaf, j.s, err)
 			}
 			return send(ctx, ordered, j)
@@ -490,10 +517,28 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 	}()
 	var written int64
 	size := int64(r.e.Size)
-	ds := int64(r.e.DSize)
 	var err error
 	var q []*fetchJob // jobs taken from ordered, oldest first
 	closed := false
+	// fill takes jobs from ordered without waiting until q holds n.
+	fill := func(n int) {
+		for !closed && len(q) < n {
+			select {
+			case k, ok := <-ordered:
+				if !ok {
+					closed = true
+					return
+				}
+				q = append(q, k)
+			default:
+				return
+			}
+		}
+	}
+	// full reports whether j is a finished leaf of dsize bytes.
+	full := func(j *fetchJob) bool {
+		return j.zeros == 0 && isDone(j.done) && j.err == nil && int64(len(j.b)) == ds && int64(j.bn+1)*ds <= size
+	}
 	for err == nil {
 		if len(q) == 0 {
 			j, ok := <-ordered
@@ -504,19 +549,7 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 		}
 		j := q[0]
 		if !isDone(j.done) {
-			for !closed && len(q) < lookahead {
-				select {
-				case k, ok := <-ordered:
-					if ok {
-						q = append(q, k)
-					} else {
-						closed = true
-					}
-					continue
-				default:
-				}
-				break
-			}
+			fill(lookahead)
 			if err = waitDone(ctx, q[len(q)-1].done); err == nil {
 				err = waitDone(ctx, j.done)
 			}
@@ -524,15 +557,48 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 				break
 			}
 		}
-		q = q[1:]
 		off := int64(j.bn) * ds
-		if j.zeros > 0 {
+		switch {
+		case j.zeros > 0:
+			q = q[1:]
 			n := min(int64(j.zeros)*ds, size-off)
 			err = out.zeros(off, n)
 			written += n
-		} else if j.err != nil {
+			if err == nil && o.progress != nil {
+				o.progress(n)
+			}
+		case j.err != nil:
 			err = j.err
-		} else {
+		case full(j):
+			// The finished full blocks after it in adjacent slots go too.
+			k := 1
+			for int64(k+1)*ds <= maxRun {
+				if k == len(q) {
+					fill(len(q) + lookahead)
+				}
+				if k == len(q) {
+					break
+				}
+				next := q[k]
+				if !full(next) || next.slot != j.slot+k || next.bn != j.bn+uint64(k) {
+					break
+				}
+				k++
+			}
+			at := int64(j.slot) * ds
+			n := int64(k) * ds
+			err = out.data(off, ring[at:at+n], int(n))
+			written += n
+			for i := 0; i < k; i++ {
+				q[i].b, q[i].buf = nil, nil
+			}
+			q = q[k:]
+			win.release(k)
+			if err == nil && o.progress != nil {
+				o.progress(n)
+			}
+		default:
+			q = q[1:]
 			n := min(ds, size-off)
 			if b := j.b; int64(len(b)) > n {
 				err = fmt.Errorf("%s: block %d: %w", r.name, j.bn, formatErr("%d bytes past the end of the file", int64(len(b))-n))
@@ -540,19 +606,15 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 				err = out.data(off, b, int(n))
 				written += n
 			}
-			select {
-			case free <- j.buf:
-			default:
-			}
 			j.b, j.buf = nil, nil
-			win.release()
-		}
-		if err == nil && o.progress != nil {
-			o.progress(min(int64(max(j.zeros, 1))*ds, size-off))
+			win.release(1)
+			if err == nil && o.progress != nil {
+				o.progress(n)
+			}
 		}
 	}
 	if err != nil {
-		// Reads still in flight complete into buffers nobody reuses.
+		// Reads still in flight complete into a ring nobody reuses.
 		cancel()
 		for range ordered {
 		}

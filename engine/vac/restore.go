@@ -366,6 +366,14 @@ func (s *fileSink) data(off int64, b []byte, n int) error {
 	if len(s.buf) == 0 {
 		s.bufOff = off
 	}
+	if len(b) == n && n >= directWrite {
+		// A large run goes straight from the caller's buffer.
+		if err := s.flush(); err != nil {
+			return err
+		}
+		_, err := s.f.WriteAt(b, off)
+		return err
+	}
 	if n > cap(s.buf) {
 		_, err := s.f.WriteAt(b, off)
 		return err
@@ -409,7 +417,7 @@ func Cat(ctx context.Context, a *Archive, w io.Writer, opts RestoreOptions) erro
 		if err != nil {
 			return err
 		}
-		if _, err := r.sr.copyTo(ctx, &plainSink{w: bw}, readOpts{workers: opts.Workers, progress: p.add}); err != nil {
+		if _, err := r.sr.copyTo(ctx, &plainSink{w: bw, bw: bw, raw: w}, readOpts{workers: opts.Workers, progress: p.add}); err != nil {
 			return fmt.Errorf("cat %s: %w", f.Path(), err)
 		}
 	}

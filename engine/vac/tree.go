@@ -44,7 +44,19 @@ type writePool struct {
 	dsize int
 	wg    sync.WaitGroup
 	ctx   context.Context
+
+	// Async mode: a background Sync after every syncEvery bytes queued
+	// (see bgSync); only the feeding goroutine touches these.
+	unsynced int64
+	syncDone chan error // the background Sync in progress, if any
+	syncErr  error
 }
+
+// syncEvery is how many bytes of asynchronous writes start a background
+// Sync of the store: the server's disk then writes the data back while
+// more arrives, instead of all of it in the final Sync that Create waits
+// for (256 MiB took 0.12 s of a 0.8 s archive in that fsync).
+const syncEvery = 64 << 20
 
 // maxAsyncWindow bounds the asynchronous writes in flight below a venti
 // connection's 256 tags, so writers wait on the window (which wakes them
@@ -95,10 +107,12 @@ func (p *writePool) work() {
 	}
 }
 
-// close stops the workers once queued jobs are done.
+// close stops the workers once queued jobs are done, and waits for a
+// background Sync.
 func (p *writePool) close() {
 	close(p.jobs)
 	p.wg.Wait()
+	p.waitSync()
 }
 
 // getBuf returns a free dsize buffer, waiting for one if all are in flight.
@@ -174,7 +188,7 @@ func (w *streamWriter) writeDone(err error) {
 		}
 		w.errMu.Unlock()
 	}
-	w.pool.win.release()
+	w.pool.win.release(1)
 }
 
 // asyncErr returns the first failed asynchronous write.
@@ -198,10 +212,53 @@ func (w *streamWriter) writeAsync(t venti.Type, data []byte) (venti.Score, error
 		return venti.Score{}, err
 	}
 	if err := w.pool.async.WriteAsync(w.ctx, t, data, s, w.onWrite); err != nil {
-		w.pool.win.release()
+		w.pool.win.release(1)
 		return venti.Score{}, fmt.Errorf("write %v block: %w", t, err)
 	}
+	w.pool.bgSync(len(data))
 	return s, nil
+}
+
+// bgSync counts n bytes queued and starts a background Sync when
+// syncEvery have been queued since the last one and none is running. It
+// only hastens the disk: the archive's own Sync, after every write has
+// completed, is what makes it durable.
+func (p *writePool) bgSync(n int) {
+	p.unsynced += int64(n)
+	if p.unsynced < syncEvery {
+		return
+	}
+	if p.syncDone != nil {
+		select {
+		case err := <-p.syncDone:
+			p.syncDone = nil
+			if err != nil && p.syncErr == nil {
+				p.syncErr = err
+			}
+		default:
+			return
+		}
+	}
+	sy, ok := p.st.(venti.Syncer)
+	if !ok {
+		return
+	}
+	p.unsynced = 0
+	done := make(chan error, 1)
+	p.syncDone = done
+	go func() { done <- sy.Sync(p.ctx) }()
+}
+
+// waitSync waits for the background Sync, if one is running, and
+// returns the first error a background Sync had.
+func (p *writePool) waitSync() error {
+	if p.syncDone != nil {
+		if err := <-p.syncDone; err != nil && p.syncErr == nil {
+			p.syncErr = err
+		}
+		p.syncDone = nil
+	}
+	return p.syncErr
 }
 
 // addData is addBlock for asynchronous mode, without a pool buffer: b (at
@@ -544,10 +601,10 @@ func (w *window) sleep(ctx context.Context) error {
 	return nil
 }
 
-// release frees a slot.
-func (w *window) release() {
+// release frees n slots.
+func (w *window) release(n int) {
 	w.mu.Lock()
-	w.n--
+	w.n -= n
 	if w.wake != nil && (w.n <= w.low || w.n == 0) {
 		close(w.wake)
 		w.wake = nil

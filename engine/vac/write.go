@@ -185,6 +185,9 @@ func Create(ctx context.Context, st venti.Store, paths []string, opts Options) (
 	if err != nil {
 		return venti.Score{}, fmt.Errorf("archive: root block: %w", err)
 	}
+	if err := a.pool.waitSync(); err != nil {
+		return venti.Score{}, fmt.Errorf("archive: sync: %w", err)
+	}
 	if err := st.Sync(ctx); err != nil {
 		return venti.Score{}, fmt.Errorf("archive: sync: %w", err)
 	}

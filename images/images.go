@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 //go:embed catalog.json
@@ -160,7 +161,34 @@ type Seed struct {
 	// DiskSHA256 is the SHA-256 of the virtual disk, recorded with
 	// VacFormDisk and checked when the disk is rebuilt.
 	DiskSHA256 string `json:"diskSha256,omitempty"`
+	// Snapshot is set on a seed that is a saved snapshot of a node
+	// (gridlord save): what it was taken from. Nodes spawned from it boot
+	// its disk.
+	Snapshot *SnapshotInfo `json:"snapshot,omitempty"`
 }
+
+// SnapshotInfo describes a snapshot: a node's state saved under a name
+// that never changes meaning.
+type SnapshotInfo struct {
+	// Kind is SnapshotDisk.
+	Kind string `json:"kind"`
+	// Node and NodeID name the node it was taken from; NodeKind, MemoryMB,
+	// User and AuthDom are that node's, given to the nodes spawned from it.
+	Node     string `json:"node"`
+	NodeID   string `json:"nodeId"`
+	NodeKind string `json:"nodeKind"`
+	MemoryMB int    `json:"memoryMB,omitempty"`
+	User     string `json:"user,omitempty"`
+	AuthDom  string `json:"authDom,omitempty"`
+	// Saved is when it was taken.
+	Saved time.Time `json:"saved"`
+	// NewBytes is how much the grid's venti grew to store it: what the
+	// snapshot costs beyond the blocks it shares.
+	NewBytes int64 `json:"newBytes"`
+}
+
+// SnapshotDisk is the kind of a snapshot of a stopped node's whole disk.
+const SnapshotDisk = "disk"
 
 // VacFormDisk is the VacForm of a seed stored by engine/seedstore: the
 // virtual disk as a raw file whose venti clumps live in the grid's venti
@@ -235,7 +263,7 @@ func (s *Seed) Validate() error {
 		if b, err := hex.DecodeString(s.SHA256); err != nil || len(b) != 32 || strings.ToLower(s.SHA256) != s.SHA256 {
 			return bad("sha256 %q is not 64 lower-case hex digits", s.SHA256)
 		}
-	} else if !s.IsUnverified("sha256") && s.Path == "" {
+	} else if !s.IsUnverified("sha256") && s.Path == "" && s.DiskSHA256 == "" {
 		return bad("no sha256: record the checksum or list \"sha256\" in unverified")
 	}
 	if s.Size < 0 {

@@ -21,8 +21,8 @@ import (
 	"gridlord/engine/plan9disk/plan9disktest"
 	"gridlord/engine/qcow2"
 	"gridlord/engine/venti"
-	"gridlord/images"
 	"gridlord/engine/venti/store"
+	"gridlord/images"
 	"gridlord/testing/p9pdata"
 	"gridlord/testing/testenv"
 )
@@ -329,7 +329,7 @@ func TestLinkChangeRewritesStoppedDisk(t *testing.T) {
 	if v, _ := f.Get("fs"); v != fossil {
 		t.Errorf("cpu1 fs=%q after wire, want %s", v, fossil)
 	}
-	if err := e.Ctl(ctx, []string{"frob"}); err == nil || !strings.Contains(err.Error(), "verbs: add, arrange, clone, down") {
+	if err := e.Ctl(ctx, []string{"frob"}); err == nil || !strings.Contains(err.Error(), "verbs: add, arrange, boom, clone, down") {
 		t.Errorf("unknown verb: %v", err)
 	}
 	lines, _ := e.Seeds()

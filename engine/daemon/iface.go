@@ -118,6 +118,19 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 			})
 		}
 		return fmt.Errorf("mirror %q: want add, rm or verify", args[0])
+	case "save":
+		return e.run(ctx, func(c context.Context) error { _, err := e.Save(c, args[0], args[1]); return err })
+	case "spawn":
+		name := ""
+		switch {
+		case len(args) == 3 && args[1] == "as":
+			name = args[2]
+		case len(args) != 1:
+			return fmt.Errorf("spawn %s: want spawn SNAPSHOT [as NEWNODE]", strings.Join(args, " "))
+		}
+		return e.run(ctx, func(c context.Context) error { _, err := e.Spawn(c, args[0], name); return err })
+	case "boom":
+		return e.run(ctx, func(c context.Context) error { return e.Boom(c, args[0]) })
 	case "seed":
 		if args[0] != "import" {
 			return fmt.Errorf("seed %q: want seed import NAME PATH [key=value ...]", args[0])

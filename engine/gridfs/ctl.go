@@ -29,6 +29,9 @@ func GridVerbs() []Verb {
 		{Name: "down", Min: 0, Max: 0, Usage: "down"},
 		{Name: "seed", Min: 3, Max: -1, Usage: "seed import NAME PATH [OPTION=VALUE...]"},
 		{Name: "mirror", Min: 2, Max: 2, Usage: "mirror add|rm|verify ADDR"},
+		{Name: "save", Min: 2, Max: 2, Usage: "save NODE SNAPSHOT"},
+		{Name: "spawn", Min: 1, Max: 3, Usage: "spawn SNAPSHOT [as NEWNODE]"},
+		{Name: "boom", Min: 1, Max: 1, Usage: "boom NODE"},
 	}, grid.EditVerbs()...)
 }
 

@@ -66,6 +66,10 @@ type ImportOptions struct {
 	Arena arena.ImportOptions
 	// Log receives progress lines; nil discards.
 	Log *slog.Logger
+	// AnyDisk archives a disk without venti arenas too (as a raw file,
+	// nothing left out) instead of returning ErrNoArenas: the node disks
+	// that snapshots save.
+	AnyDisk bool
 }
 
 // Result is what Import stored.
@@ -102,26 +106,23 @@ func Import(ctx context.Context, st Store, path string, opts ImportOptions) (*Re
 		return nil, fmt.Errorf("seed image %s: %w", path, err)
 	}
 	defer img.Close()
-	src, err := arena.FindPartition(img, img.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoArenas, err)
-	}
-	p, err := arena.Open(src, src.Size)
-	if err != nil || len(p.Arenas) == 0 {
-		return nil, fmt.Errorf("%w: %v", ErrNoArenas, err)
-	}
-	ao := opts.Arena
-	if ao.Log == nil {
-		ao.Log = log
-	}
-	ares, err := arena.Import(ctx, p, st, ao)
-	if err != nil {
-		return nil, fmt.Errorf("import the venti arenas of %s: %w", path, err)
-	}
-	res := &Result{Arena: ares, DiskSize: img.Size()}
-	blanks, err := blankable(ctx, st, src.Offset, p, res)
-	if err != nil {
-		return nil, fmt.Errorf("seed image %s: %w", path, err)
+	res := &Result{Arena: &arena.Result{}, DiskSize: img.Size()}
+	var blanks []span
+	src, p, err := openArenas(img, img.Size())
+	switch {
+	case err == nil:
+		ao := opts.Arena
+		if ao.Log == nil {
+			ao.Log = log
+		}
+		if res.Arena, err = arena.Import(ctx, p, st, ao); err != nil {
+			return nil, fmt.Errorf("import the venti arenas of %s: %w", path, err)
+		}
+		if blanks, err = blankable(ctx, st, src.Offset, p, res); err != nil {
+			return nil, fmt.Errorf("seed image %s: %w", path, err)
+		}
+	case !opts.AnyDisk:
+		return nil, err
 	}
 	name := opts.Name
 	if name == "" {
@@ -142,6 +143,23 @@ func Import(ctx context.Context, st Store, path string, opts ImportOptions) (*Re
 	log.Info("seed disk stored", "image", path, "vac", vac.FormatScore(res.Vac), "clumps", res.Clumps,
 		"blanked", res.Blanked, "blanked_bytes", res.BlankedBytes)
 	return res, nil
+}
+
+// openArenas finds the venti arenas of the disk r of size bytes, or
+// returns an error wrapping ErrNoArenas.
+func openArenas(r io.ReaderAt, size int64) (*arena.Source, *arena.Partition, error) {
+	src, err := arena.FindPartition(r, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrNoArenas, err)
+	}
+	p, err := arena.Open(src, src.Size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrNoArenas, err)
+	}
+	if len(p.Arenas) == 0 {
+		return nil, nil, fmt.Errorf("%w: its arena partition has no arenas", ErrNoArenas)
+	}
+	return src, p, nil
 }
 
 // blankable returns the disk ranges of the clump payloads that st gives
@@ -304,15 +322,11 @@ func refill(ctx context.Context, st Store, path, wantSHA256 string) error {
 	if err != nil {
 		return err
 	}
-	src, err := arena.FindPartition(f, fi.Size())
-	if err != nil {
-		return fmt.Errorf("the restored disk has no arena partition: %w", err)
-	}
-	p, err := arena.Open(src, src.Size)
-	if err != nil {
-		return fmt.Errorf("the restored disk's arenas: %w", err)
-	}
 	var enc []byte
+	src, p, err := openArenas(f, fi.Size())
+	if err != nil {
+		p = &arena.Partition{} // a disk without arenas: nothing was left out
+	}
 	for _, a := range p.Arenas {
 		err := a.Walk(ctx, arena.Position{}, true, func(e *arena.Entry) error {
 			if e.Err != nil || e.Header.Size == 0 || !allZero(e.Stored) {

@@ -134,3 +134,37 @@ func TestNoArenas(t *testing.T) {
 		t.Fatalf("%d blocks stored", n)
 	}
 }
+
+// TestAnyDisk: with AnyDisk a disk without arenas is archived whole and
+// restored as a qcow2 file with the same contents.
+func TestAnyDisk(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "venti"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	img := filepath.Join(dir, "disk.raw")
+	b := make([]byte, 3<<20)
+	for i := range b[1<<20 : 2<<20] {
+		b[1<<20+i] = byte(i * 7)
+	}
+	if err := os.WriteFile(img, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Import(ctx, st, img, ImportOptions{TempDir: dir, AnyDisk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Clumps != 0 || res.DiskSize != int64(len(b)) {
+		t.Fatalf("result %+v", res)
+	}
+	out := filepath.Join(dir, "out.qcow2")
+	if err := Restore(ctx, st, res.Vac, out, res.DiskSHA256, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := diskSum(t, out), diskSum(t, img); got != want {
+		t.Fatalf("restored disk %s, want %s", got, want)
+	}
+}

@@ -124,6 +124,16 @@ func (r *Runner) Start(_ context.Context, spec qemu.Spec) (daemon.VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	vm, err := r.boot(spec, nd)
+	if err != nil {
+		return nil, err
+	}
+	r.note(vm.Info())
+	return vm, nil
+}
+
+// boot makes and records the VM of spec.
+func (r *Runner) boot(spec qemu.Spec, nd node) (*VM, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, "start "+nd.name)
@@ -144,14 +154,17 @@ func (r *Runner) Start(_ context.Context, spec qemu.Spec) (daemon.VM, error) {
 	host, guest := pipePair()
 	hub.Attach(host)
 	go vm.guest(guest, r.Boot)
-	r.note(vm.info)
 	return vm, nil
 }
 
-// note tells the engine of a state change.
+// note tells the engine of a state change, in order (r.mu not held), as
+// the supervisor does.
 func (r *Runner) note(info qemu.Info) {
-	if r.cfg.OnState != nil {
-		go r.cfg.OnState(info)
+	r.mu.Lock()
+	on := r.cfg.OnState
+	r.mu.Unlock()
+	if on != nil {
+		on(info)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -137,13 +138,8 @@ func TestBenchSeed(t *testing.T) {
 		t.Fatalf("bench venti -seed: exit %d: %s", code, stderr)
 	}
 	var ratio float64
-	for _, l := range strings.Split(stdout, "\n") {
-		if strings.Contains(l, "store directory (du") {
-			f := strings.Fields(l[strings.Index(l, ")")+1:])
-			if len(f) >= 3 {
-				fmt.Sscanf(f[2], "%f×", &ratio)
-			}
-		}
+	if m := regexp.MustCompile(`store directory \(du\): \d+ bytes = ([0-9.]+)× the seed file`).FindStringSubmatch(stdout); m != nil {
+		fmt.Sscanf(m[1], "%f", &ratio)
 	}
 	if !strings.Contains(stdout, "holds no venti arenas") || ratio <= 0 || ratio >= 0.5 {
 		t.Fatalf("bench venti -seed of 1.1 MB of text: store/file ratio %v, want under 0.5:\n%s", ratio, stdout)

@@ -115,6 +115,10 @@ type Engine struct {
 	store     *store.Store
 	mirrors   *mirror.Manager // pushes every block to the grid's mirror ventis
 	ventiLn   net.Listener
+	// ventiMu guards ventiLn's replacement and ventiStop, which stops the
+	// embedded venti's server (nil while it is stopped: SetVenti).
+	ventiMu   sync.Mutex
+	ventiStop context.CancelFunc
 	ventiSrv  *venti.Server
 	sw        *switchRef
 	vms       Runner     // runs the nodes' VMs (Options.NewRunner)
@@ -199,13 +203,7 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 	}
 	e.mirrors.Start(e.ctx)
 	e.ventiSrv = venti.NewServer(e.store, venti.WithLogger(opts.Log))
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		if err := e.ventiSrv.Serve(e.ctx, e.ventiLn); err != nil && e.ctx.Err() == nil {
-			e.log.Error("embedded venti stopped", "err", err)
-		}
-	}()
+	e.serveVenti(e.ventiLn)
 	if err := e.rebuildSwitch(); err != nil {
 		return nil, err
 	}
@@ -285,7 +283,59 @@ func (e *Engine) listenVenti(addr string) (net.Listener, error) {
 }
 
 // VentiAddr returns the address the embedded venti listens on.
-func (e *Engine) VentiAddr() string { return e.ventiLn.Addr().String() }
+func (e *Engine) VentiAddr() string {
+	e.ventiMu.Lock()
+	defer e.ventiMu.Unlock()
+	return e.ventiLn.Addr().String()
+}
+
+// serveVenti serves the embedded venti on ln until SetVenti stops it or
+// the engine closes. e.ventiMu must be held or the engine opening.
+func (e *Engine) serveVenti(ln net.Listener) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.ventiStop = cancel
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.ventiSrv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
+			e.log.Error("embedded venti stopped", "err", err)
+		}
+	}()
+}
+
+// VentiRunning reports whether the embedded venti serves (see SetVenti).
+func (e *Engine) VentiRunning() bool {
+	e.ventiMu.Lock()
+	defer e.ventiMu.Unlock()
+	return e.ventiStop != nil
+}
+
+// SetVenti stops the embedded venti's server (on false: its listener and
+// every connection close, for host tools and guests alike; the engine's
+// own use of the store, mirroring included, goes on) or starts it again on
+// the same address. It is for maintenance and for failing the grid over
+// to a mirror (Network.Failover).
+func (e *Engine) SetVenti(on bool) error {
+	e.ventiMu.Lock()
+	defer e.ventiMu.Unlock()
+	switch {
+	case on == (e.ventiStop != nil):
+		return nil
+	case !on:
+		e.ventiStop()
+		e.ventiStop = nil
+		e.log.Info("embedded venti stopped", "addr", e.ventiLn.Addr().String())
+		return nil
+	}
+	addr := e.ventiLn.Addr().String()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("start the embedded venti again on %s: %w", addr, err)
+	}
+	e.ventiLn = ln
+	e.serveVenti(ln)
+	return nil
+}
 
 // SocketPath returns where gridfs is served (GRIDDIR/engine.sock).
 func (e *Engine) SocketPath() string { return filepath.Join(e.dir, grid.SocketName) }
@@ -401,6 +451,9 @@ type switchRef struct {
 	mu      sync.Mutex
 	sw      *network.Switch
 	members map[string]network.Member
+	// failover is the mirror venti exposed on grid.FailoverPort ("":
+	// none).
+	failover string
 }
 
 // AcceptQEMU implements qemu.Switch with the current switch.
@@ -430,6 +483,34 @@ func (r *switchRef) close() {
 	}
 }
 
+// failoverAddr is the grid's failover venti (Network.Failover).
+func (e *Engine) failoverAddr() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.g.Network.Failover
+}
+
+// exposeFailover makes the grid's failover venti reachable from the
+// running switch (a switch built later exposes it itself). A switch that
+// already carries another failover venti keeps it until it is rebuilt,
+// which happens once no VM runs.
+func (e *Engine) exposeFailover() error {
+	addr := e.failoverAddr()
+	e.sw.mu.Lock()
+	defer e.sw.mu.Unlock()
+	if e.sw.sw == nil || addr == "" || addr == e.sw.failover {
+		return nil
+	}
+	if e.sw.failover != "" {
+		return fmt.Errorf("the running grid network carries failover venti %s until every node is stopped; stop the grid (gridlord down) to switch to %s", e.sw.failover, addr)
+	}
+	if err := e.sw.sw.ExposeHost(grid.FailoverPort, addr); err != nil {
+		return fmt.Errorf("grid network: failover venti %s for guests: %w", addr, err)
+	}
+	e.sw.failover = addr
+	return nil
+}
+
 // networkPlan returns the switch configuration and members of the model.
 func (e *Engine) networkPlan() (network.Config, []network.Member) {
 	e.mu.Lock()
@@ -452,9 +533,16 @@ func (e *Engine) rebuildSwitch() error {
 	if err != nil {
 		return fmt.Errorf("grid network: %w", err)
 	}
-	if err := sw.ExposeHost(network.VentiPort, e.ventiLn.Addr().String()); err != nil {
+	if err := sw.ExposeHost(network.VentiPort, e.VentiAddr()); err != nil {
 		sw.Close()
 		return fmt.Errorf("grid network: embedded venti for guests: %w", err)
+	}
+	failover := e.failoverAddr()
+	if failover != "" {
+		if err := sw.ExposeHost(grid.FailoverPort, failover); err != nil {
+			sw.Close()
+			return fmt.Errorf("grid network: failover venti %s for guests: %w", failover, err)
+		}
 	}
 	if err := e.servePlan9Tree(sw); err != nil {
 		sw.Close()
@@ -466,7 +554,7 @@ func (e *Engine) rebuildSwitch() error {
 	}
 	e.sw.mu.Lock()
 	old := e.sw.sw
-	e.sw.sw, e.sw.members = sw, set
+	e.sw.sw, e.sw.members, e.sw.failover = sw, set, failover
 	e.sw.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -481,7 +569,8 @@ func (e *Engine) rebuildSwitch() error {
 func (e *Engine) refreshSwitch() {
 	cfg, ms := e.networkPlan()
 	e.sw.mu.Lock()
-	same := len(ms) == len(e.sw.members) && e.sw.sw != nil && e.sw.sw.Config().Outbound == cfg.Outbound
+	same := len(ms) == len(e.sw.members) && e.sw.sw != nil && e.sw.sw.Config().Outbound == cfg.Outbound &&
+		e.sw.failover == e.failoverAddr()
 	for _, m := range ms {
 		if have, ok := e.sw.members[m.Name]; !ok || have != m {
 			same = false

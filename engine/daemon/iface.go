@@ -118,6 +118,25 @@ func (e *Engine) Ctl(ctx context.Context, words []string) error {
 			})
 		}
 		return fmt.Errorf("mirror %q: want add, rm or verify", args[0])
+	case "failover":
+		if err := e.edit(func(g *grid.Grid) error { return grid.Apply(g, words) }); err != nil {
+			return err
+		}
+		if err := e.exposeFailover(); err != nil {
+			return err
+		}
+		if args[0] != "off" {
+			e.log.Info("fossils archiving to the embedded venti use the failover venti from their next boot", "mirror", args[0])
+		}
+		return nil
+	case "venti":
+		switch args[0] {
+		case "start":
+			return e.SetVenti(true)
+		case "stop":
+			return e.SetVenti(false)
+		}
+		return fmt.Errorf("venti %q: want venti start or venti stop", args[0])
 	case "save":
 		return e.run(ctx, func(c context.Context) error { _, err := e.Save(c, args[0], args[1]); return err })
 	case "spawn":
@@ -313,7 +332,11 @@ func (e *Engine) Status(node string) (gridfs.NodeStatus, error) {
 	s := gridfs.NodeStatus{State: st.state, Err: st.err, Kind: string(r.kind), IP: r.ip, Pending: n.Pending(), DefaultPassword: e.defaultPasswordLocked(n)}
 	e.mu.Unlock()
 	if !r.hasVM {
-		return gridfs.NodeStatus{State: StateRunning, Kind: string(grid.KindVenti), Embedded: true, IP: r.ip, Addr: e.VentiAddr()}, nil
+		state := StateRunning
+		if !e.VentiRunning() {
+			state = StateStopped
+		}
+		return gridfs.NodeStatus{State: state, Kind: string(grid.KindVenti), Embedded: true, IP: r.ip, Addr: e.VentiAddr()}, nil
 	}
 	if vm := e.vms.VM(r.id.String()); vm != nil {
 		info := vm.Info()

@@ -83,6 +83,12 @@ var edits = []edit{
 		g.SetOutbound(a[0] == "on")
 		return nil
 	}},
+	{Verb{"failover", 1, 1, "failover MIRROR-ADDR|off"}, func(g *Grid, a []string) error {
+		if a[0] == "off" {
+			return g.SetFailover("")
+		}
+		return g.SetFailover(a[0])
+	}},
 }
 
 // EditVerbs returns the commands Apply knows: those that only change the

@@ -16,6 +16,9 @@ const (
 	FossilPort   = 564   // 9fs: fossil serving 9P over tcp
 	AuthPort     = 567   // ticket: authsrv
 	VentiPort    = 17034 // venti
+	// FailoverPort is where guests reach the grid's failover venti (a
+	// mirror, Network.Failover) at the host address.
+	FailoverPort = 17035
 	CPUPort      = 17010 // ncpu: 4e cpu listener (drawterm -O)
 	RCPUPort     = 17019 // rcpu: 9front cpu listener
 	SecstorePort = 5356  // secstore
@@ -190,7 +193,9 @@ func (g *Grid) derive(n *Node) (*NodeConfig, error) {
 		switch {
 		case n.Kind.IsFossil():
 			c.Owned = append(c.Owned, "venti")
-			if v := g.Target(n, LinkArchive); v != nil {
+			if v := g.Target(n, LinkArchive); v != nil && v.Embedded && g.Network.Failover != "" {
+				set("venti", fmt.Sprintf("tcp!%s!%d", g.Network.Host, FailoverPort))
+			} else if v != nil {
 				set("venti", fmt.Sprintf("tcp!%s!%d", v.IP, VentiPort))
 			} else if s.LocalVenti != "" {
 				set("venti", s.LocalVenti)

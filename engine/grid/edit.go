@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -425,6 +426,29 @@ func (g *Grid) Copy() (*Grid, error) {
 func (g *Grid) SetOutbound(on bool) {
 	g.Network.Outbound = on
 	g.refresh()
+}
+
+// SetFailover makes the fossils that archive to the embedded venti use
+// the mirror venti at addr (host:port) instead, from their next boot; ""
+// switches them back. See Network.Failover.
+func (g *Grid) SetFailover(addr string) error {
+	if err := checkFailover(addr); err != nil {
+		return err
+	}
+	g.Network.Failover = addr
+	g.refresh()
+	return nil
+}
+
+// checkFailover validates a Network.Failover address.
+func checkFailover(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" || port == "0" {
+		return fmt.Errorf("failover %q: want the mirror venti's host:port (gridlord mirror status lists them) or off", addr)
+	}
+	return nil
 }
 
 // SetStaticBoot switches how 4e/9legacy cpu nodes get their address (see

@@ -228,6 +228,10 @@ type Network struct {
 	// default: guests reach the grid and the host services the engine
 	// exposes, nothing else.
 	Outbound bool `json:"outbound,omitempty"`
+	// Failover is the host:port of a mirror venti (see engine/mirror) that
+	// the fossils archiving to the embedded venti use instead, from their
+	// next boot: guests reach it at Host on FailoverPort. Empty: none.
+	Failover string `json:"failover,omitempty"`
 	Extra
 }
 

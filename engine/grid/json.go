@@ -263,6 +263,9 @@ func (g *Grid) validate() error {
 	if err := g.Network.validate(); err != nil {
 		return err
 	}
+	if err := checkFailover(g.Network.Failover); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
 	ids := map[uuid.UUID]bool{}
 	names := map[string]bool{}
 	ips := map[netip.Addr]string{}

@@ -32,6 +32,7 @@ func GridVerbs() []Verb {
 		{Name: "save", Min: 2, Max: 2, Usage: "save NODE SNAPSHOT"},
 		{Name: "spawn", Min: 1, Max: 3, Usage: "spawn SNAPSHOT [as NEWNODE]"},
 		{Name: "boom", Min: 1, Max: 1, Usage: "boom NODE"},
+		{Name: "venti", Min: 1, Max: 1, Usage: "venti start|stop"},
 	}, grid.EditVerbs()...)
 }
 

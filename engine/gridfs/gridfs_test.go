@@ -260,10 +260,10 @@ func TestCtl(t *testing.T) {
 		node, line, msg string
 		errno           linux.Errno
 	}{
-		{"", "frobnicate", `unknown command "frobnicate"; verbs: add, arrange, boom, clone, down, identity, ip, memory, mirror, move, outbound, remove, rename, rewire, save, seed, spawn, unwire, up, wire`, linux.EINVAL},
+		{"", "frobnicate", `unknown command "frobnicate"; verbs: add, arrange, boom, clone, down, failover, identity, ip, memory, mirror, move, outbound, remove, rename, rewire, save, seed, spawn, unwire, up, venti, wire`, linux.EINVAL},
 		{"", "wire cpu1", "usage: wire FROM TO", linux.EINVAL},
 		{"", "up\nup\n", "bad ctl command: one command per write (found a newline inside)", linux.EINVAL},
-		{"", "", "empty command; verbs: add, arrange, boom, clone, down, identity, ip, memory, mirror, move, outbound, remove, rename, rewire, save, seed, spawn, unwire, up, wire", linux.EINVAL},
+		{"", "", "empty command; verbs: add, arrange, boom, clone, down, failover, identity, ip, memory, mirror, move, outbound, remove, rename, rewire, save, seed, spawn, unwire, up, venti, wire", linux.EINVAL},
 		{"", "add cpu cpu1", "node cpu1 already exists", linux.EIO},
 		{"fossil1", "stop", "fossil1 is still serving cpu1; stop cpu1 first", linux.EIO},
 		{"cpu1", "start now", "usage: start", linux.EINVAL},

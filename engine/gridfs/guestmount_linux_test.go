@@ -139,7 +139,7 @@ func TestGuestKernelMount(t *testing.T) {
 		{"echo start >/mnt/g/nodes/cpu1/ctl; echo rc=$?", "rc=0\n"},
 		{"cat /mnt/g/nodes/cpu1/status", "running\n"},
 		{"echo frobnicate >/mnt/g/ctl 2>/dev/null; echo rc=$?", "rc=1\n"},
-		{"tail -n 1 /mnt/g/ctl", "last error: \"frobnicate\": unknown command \"frobnicate\"; verbs: add, arrange, boom, clone, down, identity, ip, memory, mirror, move, outbound, remove, rename, rewire, save, seed, spawn, unwire, up, wire\n"},
+		{"tail -n 1 /mnt/g/ctl", "last error: \"frobnicate\": unknown command \"frobnicate\"; verbs: add, arrange, boom, clone, down, failover, identity, ip, memory, mirror, move, outbound, remove, rename, rewire, save, seed, spawn, unwire, up, venti, wire\n"},
 		{"stat -c '%A %s' /mnt/g/ctl /mnt/g/grid.json /mnt/g/nodes", "-rw-r--r-- 0\n-r--r--r-- 0\ndr-xr-xr-x 0\n"},
 	} {
 		if got := run(tc.sh); got != tc.want {

@@ -84,3 +84,80 @@ func TestRealSnapshots(t *testing.T) {
 		t.Error("fossil2 still listed after boom")
 	}
 }
+
+// TestRealFailover runs the real seed's fossil1 on a mirror alone: the
+// grid's venti is mirrored to a separate venti process, the fossils are
+// switched to the mirror, the grid's venti server is stopped, and fossil1
+// boots and archives a new file into the mirror (the archive lists from
+// the mirror with unvac).
+func TestRealFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	m := startServer(t, t.TempDir()) // before newRealGrid sets the environment for the CLI
+	g := newRealGrid(t, ctx)
+	g.cli2("mirror", "add", m.addr)
+	// A save of the stopped fossil1 makes its disk, which stores the seed
+	// in the grid's venti without a boot; the mirror follows.
+	g.cli("save", "fossil1", "before-failover")
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		if _, _, code := runCLI(t, ctx, "mirror", "verify", "-grid", g.dir, m.addr); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror has not caught up after three minutes:\n%s", g.cli2("mirror", "status"))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	g.cli("failover", m.addr)
+	c := g.client()
+	ini, err := c.ReadFile(ctx, "/nodes/fossil1/ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ini), "venti=tcp!10.0.9.254!17035") {
+		t.Fatalf("fossil1's plan9.ini after failover:\n%s", ini)
+	}
+	g.cli2("venti", "stop")
+	if st := states(t, ctx, c)["venti"]; st != "stopped" {
+		t.Fatalf("the grid's venti is %s after venti stop", st)
+	}
+
+	g.cli("start", "fossil1")
+	n := nonce(t)
+	file := "/usr/gridlord-failover-" + n
+	g.exec("fossil1", "echo on the mirror "+n+" >"+file)
+	before := scoreRE.FindString(g.exec("fossil1", "fossil/last /dev/sdC0/fossil"))
+	g.exec("fossil1", "echo fsys main snap -a >>/srv/fscons")
+	var after string
+	for deadline := time.Now().Add(4 * time.Minute); ; {
+		after = scoreRE.FindString(g.exec("fossil1", "fossil/last /dev/sdC0/fossil"))
+		if after != "" && after != before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fossil/last still %q four minutes after snap -a on the mirror", after)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	list, errs, code := runCLI(t, ctx, "unvac", "-h", m.addr, "-t", after)
+	if code != 0 || !strings.Contains(list, "active/usr/gridlord-failover-"+n) {
+		t.Fatalf("unvac -t %s from the mirror: exit %d, new file listed %v: %s", after, code, strings.Contains(list, n), errs)
+	}
+	t.Logf("fossil1 archived %s -> %s into the mirror with the grid's venti stopped", before, after)
+	g.cli("down")
+	g.cli2("venti", "start")
+	g.cli("failover", "off")
+	if ini, _ := c.ReadFile(ctx, "/nodes/fossil1/ini"); !strings.Contains(string(ini), "venti=tcp!10.0.9.254!17034") {
+		t.Errorf("fossil1's plan9.ini after failover off:\n%s", ini)
+	}
+}
+
+// cli2 is cli for two-word commands ("mirror add", "venti stop").
+func (g *realGrid) cli2(cmd, sub string, args ...string) string {
+	g.t.Helper()
+	out, errs, code := runCLI(g.t, g.ctx, append([]string{cmd, sub, "-grid", g.dir}, args...)...)
+	if code != 0 {
+		g.t.Fatalf("gridlord %s %s %s: exit %d: %s", cmd, sub, strings.Join(args, " "), code, errs)
+	}
+	return out
+}

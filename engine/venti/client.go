@@ -306,7 +306,7 @@ func newClient(ctx context.Context, c net.Conn, o clientOptions) (*Client, error
 		cl.tags <- uint8(i)
 		cl.calls[i].ch = make(chan struct{}, 1)
 	}
-	cl.out = newConnWriter(c, func(err error) {
+	cl.out = newConnWriter(c, nil, func(err error) {
 		cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
 	})
 	go cl.readLoop()

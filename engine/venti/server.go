@@ -182,7 +182,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	sc.qcond.L = &sc.qmu
 	sc.ctx, sc.cancel = context.WithCancel(ctx)
 	defer sc.cancel()
-	sc.out = newConnWriter(c, func(error) { c.Close() }) // a write error stops the reader
+	sc.out = newConnWriter(c, &s.bufs, func(error) { c.Close() }) // a write error stops the reader
 	defer sc.out.close()
 	err := sc.handshake()
 	if err == nil {
@@ -468,6 +468,12 @@ func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
 		r.Type = Rread
 		var rb *[]byte
 		r.Data, rb, err = sc.read(&m)
+		if err == nil && rb != nil && len(r.Data) >= minOwned {
+			// The reply's data goes out from rb, which the writer
+			// puts back once it is sent.
+			sc.replyOwned(&r, rb)
+			return
+		}
 		defer sc.putBuf(rb) // after the reply has been queued (copied)
 	case Twrite:
 		r.Type = Rwrite
@@ -531,6 +537,27 @@ func (sc *srvConn) write(m *Message) (Score, error) {
 		sc.log.Warn("venti write failed", "type", m.BlockType, "bytes", len(m.Data), "err", err)
 	}
 	return s, err
+}
+
+// minOwned is the least Rread data sent from the store's buffer (writev)
+// instead of being copied into the connection's: below it, the copy costs
+// less than a piece of the vector.
+const minOwned = 4096
+
+// replyOwned queues an Rread whose data lies in the pooled buffer b, which
+// the connection's writer owns from then on.
+func (sc *srvConn) replyOwned(m *Message, b *[]byte) {
+	var arr [64]byte
+	head, err := m.appendHead(arr[:0], sc.version)
+	if err != nil {
+		sc.putBuf(b)
+		sc.log.Warn("venti reply", "err", err)
+		sc.c.Close()
+		return
+	}
+	if err := sc.out.queueOwned(head, m.Data, b); err != nil {
+		sc.c.Close()
+	}
 }
 
 // reply queues m on the connection's writer, which sends replies in

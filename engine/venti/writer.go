@@ -2,6 +2,7 @@ package venti
 
 import (
 	"io"
+	"net"
 	"runtime"
 	"sync"
 )
@@ -16,15 +17,32 @@ type connWriter struct {
 	w     io.Writer
 	onErr func(error) // called once, from the writer goroutine, on a write error
 
-	mu      sync.Mutex
-	cond    sync.Cond // signalled when a batch has been written
-	buf     []byte    // frames queued
-	spare   []byte    // the other buffer, being written or idle
-	busy    bool      // the writer goroutine has frames to write or is writing
-	closed  bool
-	err     error
-	kick    chan struct{}
-	stopped chan struct{}
+	mu    sync.Mutex
+	cond  sync.Cond // signalled when a batch has been written
+	buf   []byte    // frames queued
+	spare []byte    // the other buffer, being written or idle
+	busy  bool      // the writer goroutine has frames to write or is writing
+
+	// Frames whose data the writer sends from the queuer's buffer
+	// (queueOwned): the batch is then written with writev, as pieces of
+	// buf and owned buffers in order, and the owned buffers go back to
+	// pool once written.
+	pool       *sync.Pool
+	pieces     []piece   // nil while the batch has no owned data
+	owned      []*[]byte // buffers to put back in pool after the batch
+	ownedBytes int
+	sparePiece []piece
+	spareOwned []*[]byte
+	closed     bool
+	err        error
+	kick       chan struct{}
+	stopped    chan struct{}
+}
+
+// piece is a stretch of a batch: buf[lo:hi], or ext when it is set.
+type piece struct {
+	lo, hi int
+	ext    []byte
 }
 
 // maxQueued bounds the bytes queued on a connection: a producer that finds
@@ -32,9 +50,12 @@ type connWriter struct {
 // senders instead of growing memory.
 const maxQueued = 1 << 20
 
-func newConnWriter(w io.Writer, onErr func(error)) *connWriter {
+// newConnWriter starts the writer of w. pool is where the buffers of
+// queueOwned frames go back (nil if queueOwned is not used).
+func newConnWriter(w io.Writer, pool *sync.Pool, onErr func(error)) *connWriter {
 	cw := &connWriter{
 		w:       w,
+		pool:    pool,
 		onErr:   onErr,
 		buf:     make([]byte, 0, ioBufSize),
 		spare:   make([]byte, 0, ioBufSize),
@@ -51,7 +72,7 @@ func newConnWriter(w io.Writer, onErr func(error)) *connWriter {
 // write has failed; the frame is then dropped.
 func (cw *connWriter) queue(head, data []byte) error {
 	cw.mu.Lock()
-	for cw.err == nil && !cw.closed && len(cw.buf) >= maxQueued {
+	for cw.err == nil && !cw.closed && len(cw.buf)+cw.ownedBytes >= maxQueued {
 		cw.cond.Wait()
 	}
 	if cw.err != nil || cw.closed {
@@ -62,14 +83,68 @@ func (cw *connWriter) queue(head, data []byte) error {
 		}
 		return err
 	}
+	old := len(cw.buf)
 	cw.buf = append(cw.buf, head...)
 	cw.buf = append(cw.buf, data...)
+	cw.extendLocked(old)
+	cw.kickLocked()
+	cw.mu.Unlock()
+	return nil
+}
+
+// queueOwned is queue for a frame whose data is sent from data itself,
+// without a copy: data must lie in *b, a buffer of cw.pool, which the
+// writer puts back once the frame is written (or the connection has
+// failed). On error b goes back at once.
+func (cw *connWriter) queueOwned(head, data []byte, b *[]byte) error {
+	cw.mu.Lock()
+	for cw.err == nil && !cw.closed && len(cw.buf)+cw.ownedBytes >= maxQueued {
+		cw.cond.Wait()
+	}
+	if cw.err != nil || cw.closed {
+		err := cw.err
+		cw.mu.Unlock()
+		cw.pool.Put(b)
+		if err == nil {
+			err = io.ErrClosedPipe
+		}
+		return err
+	}
+	if cw.pieces == nil {
+		cw.pieces = append(cw.sparePiece[:0], piece{lo: 0, hi: len(cw.buf)})
+		cw.owned = cw.spareOwned[:0]
+		cw.sparePiece, cw.spareOwned = nil, nil
+	}
+	old := len(cw.buf)
+	cw.buf = append(cw.buf, head...)
+	cw.extendLocked(old)
+	cw.pieces = append(cw.pieces, piece{ext: data})
+	cw.owned = append(cw.owned, b)
+	cw.ownedBytes += len(data)
+	cw.kickLocked()
+	cw.mu.Unlock()
+	return nil
+}
+
+// extendLocked makes the pieces, if any, cover buf's bytes from old on,
+// just appended.
+func (cw *connWriter) extendLocked(old int) {
+	if cw.pieces == nil || len(cw.buf) == old {
+		return
+	}
+	if last := &cw.pieces[len(cw.pieces)-1]; last.ext == nil {
+		last.hi = len(cw.buf)
+		return
+	}
+	cw.pieces = append(cw.pieces, piece{lo: old, hi: len(cw.buf)})
+}
+
+// kickLocked makes sure the writer goroutine will write what is queued.
+func (cw *connWriter) kickLocked() {
 	if !cw.busy {
 		cw.busy = true
 		cw.kick <- struct{}{} // never blocks: the writer took the last kick before clearing busy
 	}
-	cw.mu.Unlock()
-	return nil
 }
 
 // loop writes batches until close.
@@ -88,12 +163,36 @@ func (cw *connWriter) loop() {
 				break
 			}
 			b := cw.buf
+			pieces, owned := cw.pieces, cw.owned
 			cw.buf = cw.spare[:0]
+			cw.pieces, cw.owned, cw.ownedBytes = nil, nil, 0
 			cw.cond.Broadcast() // room again for producers held back by maxQueued
 			cw.mu.Unlock()
-			_, err := cw.w.Write(b)
+			var err error
+			if pieces == nil {
+				_, err = cw.w.Write(b)
+			} else {
+				bufs := make(net.Buffers, 0, len(pieces))
+				for _, p := range pieces {
+					if p.ext != nil {
+						bufs = append(bufs, p.ext)
+					} else if p.hi > p.lo {
+						bufs = append(bufs, b[p.lo:p.hi])
+					}
+				}
+				_, err = bufs.WriteTo(cw.w)
+				for i, o := range owned {
+					cw.pool.Put(o)
+					owned[i] = nil
+				}
+			}
 			cw.mu.Lock()
 			cw.spare = b[:0]
+			if pieces != nil {
+				// Reused by the next batch with owned data (queueOwned
+				// takes them and leaves nil).
+				cw.sparePiece, cw.spareOwned = pieces[:0], owned[:0]
+			}
 			if err != nil && cw.err == nil {
 				cw.err = err
 			}

@@ -170,8 +170,12 @@ type Seed struct {
 // SnapshotInfo describes a snapshot: a node's state saved under a name
 // that never changes meaning.
 type SnapshotInfo struct {
-	// Kind is SnapshotDisk.
+	// Kind is SnapshotDisk or SnapshotFS.
 	Kind string `json:"kind"`
+	// Seed is the seed of the node it was taken from: the disk a node
+	// spawned from a file-system snapshot starts as, before its fossil is
+	// formatted from the archive.
+	Seed string `json:"seed,omitempty"`
 	// Node and NodeID name the node it was taken from; NodeKind, MemoryMB,
 	// User and AuthDom are that node's, given to the nodes spawned from it.
 	Node     string `json:"node"`
@@ -187,8 +191,16 @@ type SnapshotInfo struct {
 	NewBytes int64 `json:"newBytes"`
 }
 
-// SnapshotDisk is the kind of a snapshot of a stopped node's whole disk.
-const SnapshotDisk = "disk"
+// Snapshot kinds: a stopped node's whole disk, or a running fossil's file
+// system (its archive in the venti, "fsys main snap -a").
+const (
+	SnapshotDisk = "disk"
+	SnapshotFS   = "fs"
+)
+
+// VacFormFossil is the VacForm of a file-system snapshot: Vac is the
+// fossil's archive (a fossil-written vac root), not a disk.
+const VacFormFossil = "fossil"
 
 // VacFormDisk is the VacForm of a seed stored by engine/seedstore: the
 // virtual disk as a raw file whose venti clumps live in the grid's venti
@@ -263,7 +275,7 @@ func (s *Seed) Validate() error {
 		if b, err := hex.DecodeString(s.SHA256); err != nil || len(b) != 32 || strings.ToLower(s.SHA256) != s.SHA256 {
 			return bad("sha256 %q is not 64 lower-case hex digits", s.SHA256)
 		}
-	} else if !s.IsUnverified("sha256") && s.Path == "" && s.DiskSHA256 == "" {
+	} else if !s.IsUnverified("sha256") && s.Path == "" && s.DiskSHA256 == "" && s.VacForm != VacFormFossil {
 		return bad("no sha256: record the checksum or list \"sha256\" in unverified")
 	}
 	if s.Size < 0 {
@@ -321,8 +333,8 @@ func (s *Seed) Validate() error {
 	if s.Vac != "" && !vacRE.MatchString(s.Vac) {
 		return bad("vac %q is not vac:<40 hex digits>", s.Vac)
 	}
-	if s.VacForm != "" && s.VacForm != VacFormDisk {
-		return bad("vacForm %q is unknown (want empty or %q)", s.VacForm, VacFormDisk)
+	if s.VacForm != "" && s.VacForm != VacFormDisk && s.VacForm != VacFormFossil {
+		return bad("vacForm %q is unknown (want empty, %q or %q)", s.VacForm, VacFormDisk, VacFormFossil)
 	}
 	if s.VacForm == VacFormDisk && !sha256RE.MatchString(s.DiskSHA256) {
 		return bad("diskSha256 %q is not 64 hex digits (needed with vacForm %q)", s.DiskSHA256, VacFormDisk)

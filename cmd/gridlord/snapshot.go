@@ -53,7 +53,7 @@ func runScores(ctx context.Context, env *cmdEnv, args []string) error {
 		for _, s := range snaps {
 			var spawned []string
 			for _, n := range g.Nodes {
-				if n.Seed == s.Name {
+				if n.Seed == s.Name || n.FossilFrom == s.Name {
 					spawned = append(spawned, n.Name)
 				}
 			}

@@ -101,6 +101,7 @@ func (e *Engine) prepareDisk(ctx context.Context, id uuid.UUID, fresh bool) erro
 			os.Remove(tmp)
 			return fmt.Errorf("node %s disk: %w", node, err)
 		}
+		os.Remove(filepath.Join(dir, FossilFormattedName)) // a new disk's fossil is the seed's
 		pending = true
 	}
 	if !pending {

@@ -218,6 +218,9 @@ func (e *Engine) startOne(ctx context.Context, id uuid.UUID, serving func()) err
 	if err := e.ensureMember(id, name); err != nil {
 		return fail(err)
 	}
+	if err := e.formatFossil(ctx, id); err != nil {
+		return fail(err)
+	}
 	spec, boot, err := e.vmSpec(id)
 	if err != nil {
 		return fail(err)

@@ -13,7 +13,9 @@ import (
 // Save saves the disk of the stopped node as the snapshot name: an
 // immutable seed of the grid whose disk is the node's (engine/seedstore),
 // so only the blocks that differ from what the venti already holds cost
-// space. A name, once saved, never changes meaning: saving under a name a
+// space. Of a running fossil it saves the file system instead: an archival
+// snapshot into the venti (saveFS), from which spawned fossils are
+// formatted. A name, once saved, never changes meaning: saving under a name a
 // seed or snapshot has is refused.
 func (e *Engine) Save(ctx context.Context, node, name string) (images.Seed, error) {
 	r, st, err := e.ref(node)
@@ -25,8 +27,9 @@ func (e *Engine) Save(ctx context.Context, node, name string) (images.Seed, erro
 	}
 	st.op.Lock()
 	defer st.op.Unlock()
-	if e.vmNode(r.id) != nil {
-		return images.Seed{}, fmt.Errorf("save %s: the node is running; stop it first (its whole disk is saved while it is stopped)", node)
+	running := e.vmNode(r.id)
+	if running != nil && !r.kind.IsFossil() {
+		return images.Seed{}, fmt.Errorf("save %s: the node is running; stop it first (its whole disk is saved while it is stopped; a running fossil's file system can be saved)", node)
 	}
 	e.mu.Lock()
 	if _, err := e.g.Seed(name); err == nil {
@@ -40,6 +43,9 @@ func (e *Engine) Save(ctx context.Context, node, name string) (images.Seed, erro
 	e.mu.Unlock()
 	if err != nil {
 		return images.Seed{}, fmt.Errorf("save %s: its seed: %w", node, err)
+	}
+	if running != nil {
+		return e.saveFS(ctx, r, running, name, tmpl, info)
 	}
 	if err := e.prepareDisk(ctx, r.id, false); err != nil { // a node never started has no disk yet
 		return images.Seed{}, fmt.Errorf("save %s: %w", node, err)
@@ -65,16 +71,9 @@ func (e *Engine) Save(ctx context.Context, node, name string) (images.Seed, erro
 	seed.Format, seed.Size = images.FormatQcow2, res.DiskSize
 	seed.Vac, seed.VacForm, seed.DiskSHA256 = vac.FormatScore(res.Vac), images.VacFormDisk, res.DiskSHA256
 	seed.Snapshot = &info
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, err := e.g.Seed(name); err == nil {
-		return images.Seed{}, fmt.Errorf("save %s: a snapshot named %s was saved meanwhile; pick another name", node, name)
-	}
-	if err := e.g.AddSeed(seed); err != nil {
+	info.Seed = tmpl.Name
+	if err := e.addSnapshot(seed); err != nil {
 		return images.Seed{}, fmt.Errorf("save %s as %s: %w", node, name, err)
-	}
-	if err := e.saveLocked(); err != nil {
-		return images.Seed{}, err
 	}
 	e.log.Info("snapshot saved", "node", node, "snapshot", name, "vac", seed.Vac, "new_bytes", info.NewBytes,
 		"took", time.Since(start).Round(time.Millisecond))
@@ -117,6 +116,9 @@ func (e *Engine) Boom(ctx context.Context, node string) error {
 	var snap *images.SnapshotInfo
 	if n != nil {
 		if s, err := e.g.Seed(n.Seed); err == nil {
+			snap = s.Snapshot
+		}
+		if s, err := e.g.Seed(n.FossilFrom); err == nil && n.FossilFrom != "" {
 			snap = s.Snapshot
 		}
 	}

@@ -13,9 +13,9 @@ import (
 
 // Well-known ports of a Plan 9 grid.
 const (
-	FossilPort   = 564   // 9fs: fossil serving 9P over tcp
-	AuthPort     = 567   // ticket: authsrv
-	VentiPort    = 17034 // venti
+	FossilPort = 564   // 9fs: fossil serving 9P over tcp
+	AuthPort   = 567   // ticket: authsrv
+	VentiPort  = 17034 // venti
 	// FailoverPort is where guests reach the grid's failover venti (a
 	// mirror, Network.Failover) at the host address.
 	FailoverPort = 17035

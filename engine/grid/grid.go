@@ -180,6 +180,10 @@ type Node struct {
 	// CloneOf, when set, names the node whose disk this node's disk is
 	// first copied from instead of the seed (CloneNode).
 	CloneOf *uuid.UUID `json:"cloneOf,omitempty"`
+	// FossilFrom, when set, names the file-system snapshot (a seed whose
+	// Snapshot kind is fs) this fossil node's file system is formatted
+	// from at its first start, over the seed's (SpawnNode).
+	FossilFrom string `json:"fossilFrom,omitempty"`
 	// ConfigGen counts changes of the node's derived configuration.
 	ConfigGen uint64 `json:"configGen"`
 	// AppliedGen is the last ConfigGen written to the node's disk.

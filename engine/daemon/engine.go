@@ -112,9 +112,9 @@ type Engine struct {
 	wg     sync.WaitGroup
 	ops    sync.WaitGroup // operations started by run; Close waits for them
 
-	store     *store.Store
-	mirrors   *mirror.Manager // pushes every block to the grid's mirror ventis
-	ventiLn   net.Listener
+	store   *store.Store
+	mirrors *mirror.Manager // pushes every block to the grid's mirror ventis
+	ventiLn net.Listener
 	// ventiMu guards ventiLn's replacement and ventiStop, which stops the
 	// embedded venti's server (nil while it is stopped: SetVenti).
 	ventiMu   sync.Mutex

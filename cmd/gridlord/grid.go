@@ -345,6 +345,8 @@ type nodeStatus struct {
 	State  string `json:"state"`
 	IP     string `json:"ip"`
 	Status string `json:"status"`
+	// Snapshot names the snapshot the node was spawned from, if any.
+	Snapshot string `json:"snapshot,omitempty"`
 
 	defaultPassword bool
 }
@@ -370,7 +372,11 @@ func gridStatus(ctx context.Context, c *gridfs.Client) ([]nodeStatus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", n.Name, err)
 		}
-		out = append(out, nodeStatus{Name: n.Name, Kind: string(n.Kind), State: ns.State, IP: n.IP.String(), Status: s, defaultPassword: ns.DefaultPassword})
+		snap := n.FossilFrom
+		if seed, err := g.Seed(n.Seed); err == nil && seed.Snapshot != nil {
+			snap = seed.Name
+		}
+		out = append(out, nodeStatus{Name: n.Name, Kind: string(n.Kind), State: ns.State, IP: n.IP.String(), Status: s, Snapshot: snap, defaultPassword: ns.DefaultPassword})
 	}
 	return out, nil
 }
@@ -390,6 +396,9 @@ func printStatus(ctx context.Context, env *cmdEnv, c *gridfs.Client, asJSON bool
 	fmt.Fprintln(tw, "NODE\tKIND\tSTATE\tIP\tDETAILS")
 	for _, s := range st {
 		details := strings.TrimSpace(strings.TrimPrefix(s.Status, s.State))
+		if s.Snapshot != "" {
+			details = strings.TrimSpace("spawned-from=" + s.Snapshot + " " + details)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.State, s.IP, details)
 	}
 	if err := tw.Flush(); err != nil {

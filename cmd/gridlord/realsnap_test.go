@@ -71,6 +71,9 @@ func TestRealSnapshots(t *testing.T) {
 		{"snap-second", "fossil3", "second " + n + "\n"},
 	} {
 		g.cli("spawn", s.snap, "as", s.node)
+		if st := g.cli("status"); !strings.Contains(st, "spawned-from="+s.snap) {
+			t.Errorf("status does not say %s runs from %s:\n%s", s.node, s.snap, st)
+		}
 		g.cli("start", s.node)
 		if got := g.exec(s.node, "cat "+file); got != s.want {
 			t.Errorf("%s (spawned from %s) reads %s as %q, want %q", s.node, s.snap, file, got, s.want)
@@ -196,6 +199,9 @@ func TestRealFSSnapshot(t *testing.T) {
 	t.Logf("first start of fossil2 (format from the archive, then boot): %v", time.Since(start).Round(time.Millisecond))
 	if got := g.exec("fossil2", "cat "+file); got != "in the snapshot "+n+"\n" {
 		t.Fatalf("fossil2 reads %s as %q", file, got)
+	}
+	if st := g.cli("status"); !strings.Contains(st, "spawned-from=fs-one") {
+		t.Errorf("status does not say fossil2 runs from fs-one:\n%s", st)
 	}
 	g.cli("rewire", "cpu1", "fossil2")
 	g.cli("start", "cpu1")

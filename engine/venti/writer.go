@@ -23,6 +23,11 @@ type connWriter struct {
 	spare []byte    // the other buffer, being written or idle
 	busy  bool      // the writer goroutine has frames to write or is writing
 
+	closed  bool
+	err     error
+	kick    chan struct{}
+	stopped chan struct{}
+
 	// Frames whose data the writer sends from the queuer's buffer
 	// (queueOwned): the batch is then written with writev, as pieces of
 	// buf and owned buffers in order, and the owned buffers go back to
@@ -31,12 +36,8 @@ type connWriter struct {
 	pieces     []piece   // nil while the batch has no owned data
 	owned      []*[]byte // buffers to put back in pool after the batch
 	ownedBytes int
-	sparePiece []piece
+	sparePiece []piece // slices of a written batch, for the next one
 	spareOwned []*[]byte
-	closed     bool
-	err        error
-	kick       chan struct{}
-	stopped    chan struct{}
 }
 
 // piece is a stretch of a batch: buf[lo:hi], or ext when it is set.

@@ -478,7 +478,9 @@ const maxRun = 1 << 20
 // ring buffer, in order, so a run of finished full blocks goes to the
 // sink as one slice, without being copied again.
 func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, out sink, o readOpts, ahead int) (int64, error) {
-	ahead = min(ahead, maxAsyncFetch)
+	// No more slots than the stream has leaves: a small file costs a
+	// small ring.
+	ahead = max(min(ahead, maxAsyncFetch, int(min(r.nb, maxAsyncFetch))), 1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ds := int64(r.e.DSize)

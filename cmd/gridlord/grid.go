@@ -645,6 +645,25 @@ func readPassword(env *cmdEnv, prompt string) (string, error) {
 	return line, nil
 }
 
+// newPassword is a new password from $PASS, else typed twice after prompt.
+func newPassword(env *cmdEnv, prompt string) (string, error) {
+	if pw := os.Getenv("PASS"); pw != "" {
+		return pw, nil
+	}
+	pw, err := readPassword(env, prompt)
+	if err != nil {
+		return "", err
+	}
+	again, err := readPassword(env, "again: ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errors.New("the two passwords differ; nothing was changed")
+	}
+	return pw, nil
+}
+
 // runGridIdentity gives nodes (default: all) a new host owner identity:
 // nvram and, with -keyfs, the auth servers' keyfs entry. The password comes
 // from $PASS or is asked for twice.
@@ -669,18 +688,9 @@ func runGridIdentity(ctx context.Context, env *cmdEnv, args []string) error {
 				break
 			}
 		}
-		pw := os.Getenv("PASS")
-		if pw == "" {
-			if pw, err = readPassword(env, fmt.Sprintf("new password for %s@%s: ", *user, *dom)); err != nil {
-				return err
-			}
-			again, err := readPassword(env, "again: ")
-			if err != nil {
-				return err
-			}
-			if again != pw {
-				return errors.New("the two passwords differ; nothing was changed")
-			}
+		pw, err := newPassword(env, fmt.Sprintf("new password for %s@%s: ", *user, *dom))
+		if err != nil {
+			return err
 		}
 		if err := grid.CheckPassword(*user, pw); err != nil {
 			return err

@@ -85,6 +85,7 @@ func commands() []command {
 		{"save", "save a stopped node's disk as a named snapshot in the venti (only changed blocks cost space)", runSave},
 		{"scores", "list the grid's snapshots, newest first, and the nodes spawned from them", runScores},
 		{"spawn", "add a node whose disk is a snapshot's, configured for its place in the grid", runSpawn},
+		{"invite", "add a user (fossil user, home, keyfs entry) to a file-system snapshot and save it anew", runInvite},
 		{"boom", "destroy a node spawned from a snapshot (the snapshot stays)", runBoom},
 		{"failover", "make the grid's fossils use a mirror venti (or off: the grid's own) from their next boot", runFailover},
 		{"venti stop", "stop the grid's embedded venti server (for failover to a mirror, or maintenance)", runVentiPower("stop")},

@@ -211,5 +211,26 @@ func TestRealFSSnapshot(t *testing.T) {
 	if out := g.exec("cpu1", "cat /dev/sysname"); out != "cpu1" {
 		t.Fatalf("cpu1: sysname %q", out)
 	}
+
+	// invite: a new user in the spawned file system (fossil user, home,
+	// keyfs entry), saved as a new snapshot; the user logs in to cpu1,
+	// which fossil2 roots and authenticates, and the new snapshot's
+	// archive has the home directory.
+	t.Setenv("PASS", "wonderland-"+n)
+	g.cli("invite", "alice", "fs-one", "fs-two")
+	if out, errs, code := runCLI(t, ctx, "exec", "-grid", g.dir, "-u", "alice", "cpu1", "--", "cat", "/dev/user"); code != 0 || out != "alice" {
+		t.Fatalf("exec -u alice on cpu1 after invite: exit %d, %q, %s", code, out, errs)
+	}
+	t.Setenv("PASS", "")
+	two := snapshotOf(t, ctx, c, "fs-two")
+	stats, err := c.ReadFile(ctx, "/venti/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(strings.SplitN(string(stats), "\n", 2)[0], "addr ")
+	list, errs, code := runCLI(t, ctx, "unvac", "-h", addr, "-t", two.Vac)
+	if code != 0 || !strings.Contains(list, "active/usr/alice") || !strings.Contains(list, "active/usr/gridlord-fs-"+n) {
+		t.Fatalf("unvac -t %s (fs-two): exit %d; home of alice listed %v: %s", two.Vac, code, strings.Contains(list, "active/usr/alice"), errs)
+	}
 	g.cli("down")
 }

@@ -107,3 +107,21 @@ func runBoom(ctx context.Context, env *cmdEnv, args []string) error {
 		return nil
 	})
 }
+
+// runInvite adds a user to a file-system snapshot (at the console of a
+// running fossil spawned from it) and saves the result under a new name.
+// The user's password comes from $PASS or is asked for twice.
+func runInvite(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "invite", "[-grid DIR] USER SNAPSHOT NEWNAME")
+	return withEngine(ctx, env, fs, args, 3, 3, func(c *gridfs.Client, _ string, a []string) error {
+		pw, err := newPassword(env, fmt.Sprintf("password for %s: ", a[0]))
+		if err != nil {
+			return err
+		}
+		if err := c.Identity(ctx, gridfs.QuoteWords([]string{"invite", a[0], a[1], a[2], "password=" + pw})); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "%s invited: saved as %s (spawn it with: gridlord spawn %s)\n", a[0], a[2], a[2])
+		return nil
+	})
+}

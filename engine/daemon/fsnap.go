@@ -310,3 +310,76 @@ func writeDiskConfig(path string, cfg *grid.NodeConfig) error {
 	}
 	return werr
 }
+
+// Invite adds user, with password, to the file system of snapshot: at the
+// console of a running fossil+auth node spawned from it, a fossil user
+// with a home directory (uname and create on the fossil console) and a
+// keyfs entry (auth/changeuser); then that file system is saved as the
+// snapshot newName (the ANTS "invite USER NAME").
+func (e *Engine) Invite(ctx context.Context, user, snapshot, newName, password string) error {
+	if err := grid.CheckPassword(user, password); err != nil {
+		return fmt.Errorf("invite %s: %w", user, err)
+	}
+	if !inviteUserRE.MatchString(user) {
+		return fmt.Errorf("invite %q: a Plan 9 user name is a letter, then letters, digits, '-' or '_'", user)
+	}
+	e.mu.Lock()
+	var node string
+	var tmpl images.Seed
+	var info images.SnapshotInfo
+	for _, n := range e.g.Nodes {
+		if (n.FossilFrom == snapshot || n.Seed == snapshot) && n.Kind.ServesAuth() && n.Kind.IsFossil() && e.vmNode(n.ID) != nil {
+			node = n.Name
+			tmpl, _ = e.g.Seed(n.Seed)
+			info = images.SnapshotInfo{Node: n.Name, NodeID: n.ID.String(), NodeKind: string(n.Kind), MemoryMB: n.MemoryMB, User: n.User, AuthDom: n.AuthDom}
+			break
+		}
+	}
+	_, taken := e.g.Seed(newName)
+	e.mu.Unlock()
+	switch {
+	case taken == nil:
+		return fmt.Errorf("invite %s: a snapshot or seed named %s exists, and a saved name never changes meaning; pick another name", user, newName)
+	case node == "":
+		return fmt.Errorf("invite %s: no fossil+auth node spawned from %s is running: spawn one (gridlord spawn %s) and start it", user, snapshot, snapshot)
+	}
+	r, st, err := e.ref(node)
+	if err != nil {
+		return err
+	}
+	st.op.Lock()
+	defer st.op.Unlock()
+	vn := e.vmNode(r.id)
+	if vn == nil {
+		return fmt.Errorf("invite %s: %s stopped meanwhile", user, node)
+	}
+	rc := console.NewRC(vn.Console(), plan9Prompt)
+	for _, line := range []string{
+		fmt.Sprintf("echo uname %s %s >>/srv/fscons", user, user),
+		fmt.Sprintf("echo create /active/usr/%s %s %s d775 >>/srv/fscons", user, user, user),
+	} {
+		res, err := rc.Run(ctx, line, time.Minute)
+		if err == nil && !res.OK() {
+			err = fmt.Errorf("status %s: %s", res.Status, strings.TrimSpace(res.Output))
+		}
+		if err != nil {
+			rc.Close()
+			return fmt.Errorf("invite %s on %s: %s: %w", user, node, line, err)
+		}
+	}
+	rc.Close()
+	ex := console.NewExpecter(vn.Console(), false)
+	err = consoleDialog(ctx, ex, "auth/changeuser "+user, regexp.MustCompile(`user \S+ installed for Plan 9`), console.ChangeuserAnswers(password))
+	ex.Close()
+	if err != nil {
+		return fmt.Errorf("invite %s on %s: auth/changeuser: %w; console tail:\n%s", user, node, err, strings.Join(vn.Console().LastLines(15), "\n"))
+	}
+	e.log.Info("user invited", "user", user, "node", node, "snapshot", snapshot)
+	if _, err := e.saveFS(ctx, r, vn, newName, tmpl, info); err != nil {
+		return fmt.Errorf("invite %s: %w", user, err)
+	}
+	return nil
+}
+
+// inviteUserRE is what Invite accepts as a user name.
+var inviteUserRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,27}$`)

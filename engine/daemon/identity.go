@@ -231,6 +231,13 @@ func parseIdentity(words []string) (IdentityChange, error) {
 
 // Identity implements gridfs.Engine (/identity).
 func (e *Engine) Identity(ctx context.Context, words []string) error {
+	if len(words) == 5 && words[0] == "invite" {
+		pw, ok := strings.CutPrefix(words[4], "password=")
+		if !ok {
+			return fmt.Errorf("identity: want %q", "invite USER SNAPSHOT NEWNAME password=PASSWORD")
+		}
+		return e.run(ctx, func(c context.Context) error { return e.Invite(c, words[1], words[2], words[3], pw) })
+	}
 	id, err := parseIdentity(words)
 	if err != nil {
 		return err
@@ -385,40 +392,7 @@ func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange
 		return fmt.Errorf("reset identity: %s on %s: %w; console tail:\n%s", what, name, err, strings.Join(vn.Console().LastLines(15), "\n"))
 	}
 	dialog := func(command string, done *regexp.Regexp) error {
-		if err := ex.SendLine(command); err != nil {
-			return err
-		}
-		prompts := console.ChangeuserAnswers(id.Password)
-		for i := 0; i < 32; i++ {
-			alts := []string{done.String(), `(?m)^(?:changeuser|convkeys|keyfs): [^\r\n]*`}
-			for _, p := range prompts {
-				alts = append(alts, p.Prompt.String())
-			}
-			m, err := ex.Expect(ctx, regexp.MustCompile("("+strings.Join(alts, ")|(")+")"), 60*time.Second)
-			if err != nil {
-				return err
-			}
-			switch {
-			case done.MatchString(m[0]):
-				return nil
-			case m[2] != "":
-				return fmt.Errorf("%s", strings.TrimSpace(m[2]))
-			}
-			answered := false
-			for _, p := range prompts {
-				if p.Prompt.MatchString(m[0]) {
-					if err := ex.SendLine(p.Reply); err != nil {
-						return err
-					}
-					answered = true
-					break
-				}
-			}
-			if !answered {
-				return fmt.Errorf("unexpected console output %q", m[0])
-			}
-		}
-		return errors.New("too many questions")
+		return consoleDialog(ctx, ex, command, done, console.ChangeuserAnswers(id.Password))
 	}
 	e.log.Info("changing the keyfs entry on the auth server", "node", name, "user", id.User)
 	if err := dialog("auth/changeuser "+id.User, regexp.MustCompile(`user \S+ installed for Plan 9`)); err != nil {
@@ -450,4 +424,43 @@ func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange
 		return fail("auth/convkeys", fmt.Errorf("status %q", s))
 	}
 	return nil
+}
+
+// consoleDialog types command at a Plan 9 console (ex) and answers its
+// questions (prompts) until done matches; a line of auth/changeuser,
+// convkeys or keyfs complaining is the error.
+func consoleDialog(ctx context.Context, ex *console.Expecter, command string, done *regexp.Regexp, prompts []console.Answer) error {
+	if err := ex.SendLine(command); err != nil {
+		return err
+	}
+	for i := 0; i < 32; i++ {
+		alts := []string{done.String(), `(?m)^(?:changeuser|convkeys|keyfs): [^\r\n]*`}
+		for _, p := range prompts {
+			alts = append(alts, p.Prompt.String())
+		}
+		m, err := ex.Expect(ctx, regexp.MustCompile("("+strings.Join(alts, ")|(")+")"), 60*time.Second)
+		if err != nil {
+			return err
+		}
+		switch {
+		case done.MatchString(m[0]):
+			return nil
+		case m[2] != "":
+			return fmt.Errorf("%s", strings.TrimSpace(m[2]))
+		}
+		answered := false
+		for _, p := range prompts {
+			if p.Prompt.MatchString(m[0]) {
+				if err := ex.SendLine(p.Reply); err != nil {
+					return err
+				}
+				answered = true
+				break
+			}
+		}
+		if !answered {
+			return fmt.Errorf("unexpected console output %q", m[0])
+		}
+	}
+	return errors.New("too many questions")
 }

@@ -58,8 +58,13 @@ func NodeVerbs() []Verb {
 //
 // With keyfs=yes the auth servers' keyfs entry of USER is changed too (and
 // their key file re-encrypted), so the whole grid takes the new password.
+// invite adds a user to a file-system snapshot and saves it anew (see the
+// engine's Invite).
 func IdentityVerbs() []Verb {
-	return []Verb{{Name: "set", Min: 3, Max: -1, Usage: "set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]"}}
+	return []Verb{
+		{Name: "set", Min: 3, Max: -1, Usage: "set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]"},
+		{Name: "invite", Min: 4, Max: 4, Usage: "invite USER SNAPSHOT NEWNAME password=PASSWORD"},
+	}
 }
 
 // verbTable is an explicit lookup table of ctl verbs.

@@ -343,16 +343,11 @@ func (e *Engine) Invite(ctx context.Context, user, snapshot, newName, password s
 	case node == "":
 		return fmt.Errorf("invite %s: no fossil+auth node spawned from %s is running: spawn one (gridlord spawn %s) and start it", user, snapshot, snapshot)
 	}
-	r, st, err := e.ref(node)
+	r, vn, unlock, err := e.lockRunning(node)
 	if err != nil {
-		return err
+		return fmt.Errorf("invite %s: %w", user, err)
 	}
-	st.op.Lock()
-	defer st.op.Unlock()
-	vn := e.vmNode(r.id)
-	if vn == nil {
-		return fmt.Errorf("invite %s: %s stopped meanwhile", user, node)
-	}
+	defer unlock()
 	rc := console.NewRC(vn.Console(), plan9Prompt)
 	for _, line := range []string{
 		fmt.Sprintf("echo uname %s %s >>/srv/fscons", user, user),
@@ -383,3 +378,18 @@ func (e *Engine) Invite(ctx context.Context, user, snapshot, newName, password s
 
 // inviteUserRE is what Invite accepts as a user name.
 var inviteUserRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,27}$`)
+
+// lockRunning takes the lifecycle lock of the running node name and
+// returns its VM; unlock releases the lock.
+func (e *Engine) lockRunning(name string) (r nodeRef, vn VM, unlock func(), err error) {
+	r, st, err := e.ref(name)
+	if err != nil {
+		return r, nil, nil, err
+	}
+	st.op.Lock()
+	if vn = e.vmNode(r.id); vn == nil {
+		st.op.Unlock()
+		return r, nil, nil, fmt.Errorf("node %s is not running", name)
+	}
+	return r, vn, st.op.Unlock, nil
+}

@@ -376,16 +376,11 @@ func writeNvramKey(path, user, dom, password string) error {
 // file is encrypted with the key of the new password (which its nvram gets
 // next), and checks that both ended well.
 func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange) error {
-	r, st, err := e.ref(name)
+	_, vn, unlock, err := e.lockRunning(name)
 	if err != nil {
-		return err
+		return fmt.Errorf("reset identity: auth server: %w", err)
 	}
-	st.op.Lock()
-	defer st.op.Unlock()
-	vn := e.vmNode(r.id)
-	if vn == nil {
-		return fmt.Errorf("reset identity: auth server %s is not running", name)
-	}
+	defer unlock()
 	ex := console.NewExpecter(vn.Console(), false)
 	defer ex.Close()
 	fail := func(what string, err error) error {

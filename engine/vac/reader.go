@@ -400,16 +400,7 @@ func (r *streamReader) copyTo(ctx context.Context, out sink, o readOpts) (int64,
 		}
 	}
 	wg.Wait()
-	if werr := <-walkErr; err == nil && werr != nil && !errors.Is(werr, context.Canceled) {
-		err = werr
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err == nil && written != size {
-		err = fmt.Errorf("%s: internal error: copied %d of %d bytes", r.name, written, size)
-	}
-	return written, err
+	return written, r.copyEnd(ctx, err, <-walkErr, written, size)
 }
 
 // walk emits the leaves under the block s at level, starting at leaf
@@ -621,16 +612,7 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 		for range ordered {
 		}
 	}
-	if werr := <-walkErr; err == nil && werr != nil && !errors.Is(werr, context.Canceled) {
-		err = werr
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err == nil && written != size {
-		err = fmt.Errorf("%s: internal error: copied %d of %d bytes", r.name, written, size)
-	}
-	return written, err
+	return written, r.copyEnd(ctx, err, <-walkErr, written, size)
 }
 
 func isDone(ch <-chan struct{}) bool {
@@ -649,4 +631,20 @@ func waitDone(ctx context.Context, ch <-chan struct{}) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// copyEnd is the error a copy of size bytes that wrote written ends with:
+// err, else the tree walk's error werr (unless it only saw the copy's own
+// cancellation), else ctx's, else a short copy.
+func (r *streamReader) copyEnd(ctx context.Context, err, werr error, written, size int64) error {
+	if err == nil && werr != nil && !errors.Is(werr, context.Canceled) {
+		err = werr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil && written != size {
+		err = fmt.Errorf("%s: internal error: copied %d of %d bytes", r.name, written, size)
+	}
+	return err
 }

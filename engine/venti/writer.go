@@ -72,6 +72,22 @@ func newConnWriter(w io.Writer, pool *sync.Pool, onErr func(error)) *connWriter 
 // goroutine will write it. It returns the connection's write error, if a
 // write has failed; the frame is then dropped.
 func (cw *connWriter) queue(head, data []byte) error {
+	if err := cw.lockRoom(); err != nil {
+		return err
+	}
+	old := len(cw.buf)
+	cw.buf = append(cw.buf, head...)
+	cw.buf = append(cw.buf, data...)
+	cw.extendLocked(old)
+	cw.kickLocked()
+	cw.mu.Unlock()
+	return nil
+}
+
+// lockRoom takes cw.mu once the queue has room for another frame, or
+// returns (without the lock) the connection's write error, or
+// io.ErrClosedPipe once it is closed.
+func (cw *connWriter) lockRoom() error {
 	cw.mu.Lock()
 	for cw.err == nil && !cw.closed && len(cw.buf)+cw.ownedBytes >= maxQueued {
 		cw.cond.Wait()
@@ -84,12 +100,6 @@ func (cw *connWriter) queue(head, data []byte) error {
 		}
 		return err
 	}
-	old := len(cw.buf)
-	cw.buf = append(cw.buf, head...)
-	cw.buf = append(cw.buf, data...)
-	cw.extendLocked(old)
-	cw.kickLocked()
-	cw.mu.Unlock()
 	return nil
 }
 
@@ -98,17 +108,8 @@ func (cw *connWriter) queue(head, data []byte) error {
 // writer puts back once the frame is written (or the connection has
 // failed). On error b goes back at once.
 func (cw *connWriter) queueOwned(head, data []byte, b *[]byte) error {
-	cw.mu.Lock()
-	for cw.err == nil && !cw.closed && len(cw.buf)+cw.ownedBytes >= maxQueued {
-		cw.cond.Wait()
-	}
-	if cw.err != nil || cw.closed {
-		err := cw.err
-		cw.mu.Unlock()
+	if err := cw.lockRoom(); err != nil {
 		cw.pool.Put(b)
-		if err == nil {
-			err = io.ErrClosedPipe
-		}
 		return err
 	}
 	if cw.pieces == nil {

@@ -261,18 +261,7 @@ func TestCorruptCompressed(t *testing.T) {
 					}
 				}
 
-				rep, err := Check(ctx, dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if text := fmt.Sprint(rep.Problems); rep.OK() || !strings.Contains(text, victim.s.String()) {
-					t.Fatalf("check report %q does not name score %v", text, victim.s)
-				}
-				st = openT(t, dir, WithReadVerify(verify))
-				got, err := st.Read(ctx, victim.s, victim.t, venti.MaxBlock)
-				if !errors.Is(err, venti.ErrCorrupt) || !strings.Contains(err.Error(), victim.s.String()) || got != nil {
-					t.Fatalf("read of damaged block: %d bytes, %v; want ErrCorrupt naming %v", len(got), err, victim.s)
-				}
+				st = checkDamaged(t, dir, victim, verify)
 				others := append(append([]written(nil), ws[:7]...), ws[8:]...)
 				readAll(t, st, others)
 				if how == "bad-decode" {
@@ -337,4 +326,24 @@ func TestTornCompressed(t *testing.T) {
 			})
 		}
 	}
+}
+
+// checkDamaged checks that the store in dir reports the damaged record of
+// victim, by score, in its check and on reads (with verify for SHA-1
+// verification of reads), and returns the store opened so.
+func checkDamaged(t *testing.T, dir string, victim written, verify bool) *Store {
+	t.Helper()
+	rep, err := Check(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := fmt.Sprint(rep.Problems); rep.OK() || !strings.Contains(text, victim.s.String()) {
+		t.Fatalf("check report %q does not name score %v", text, victim.s)
+	}
+	st := openT(t, dir, WithReadVerify(verify))
+	got, err := st.Read(ctx, victim.s, victim.t, venti.MaxBlock)
+	if !errors.Is(err, venti.ErrCorrupt) || !strings.Contains(err.Error(), victim.s.String()) || got != nil {
+		t.Fatalf("read of damaged block: %d bytes, %v; want ErrCorrupt naming %v", len(got), err, victim.s)
+	}
+	return st
 }

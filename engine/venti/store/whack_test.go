@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"gridlord/engine/venti"
@@ -134,18 +133,7 @@ func TestCorruptWhack(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				rep, err := Check(ctx, dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if text := fmt.Sprint(rep.Problems); rep.OK() || !strings.Contains(text, victim.s.String()) {
-					t.Fatalf("check report %q does not name score %v", text, victim.s)
-				}
-				st = openT(t, dir, WithReadVerify(verify))
-				got, err := st.Read(ctx, victim.s, victim.t, venti.MaxBlock)
-				if !errors.Is(err, venti.ErrCorrupt) || !strings.Contains(err.Error(), victim.s.String()) || got != nil {
-					t.Fatalf("read of damaged block: %d bytes, %v; want ErrCorrupt naming %v", len(got), err, victim.s)
-				}
+				st = checkDamaged(t, dir, victim, verify)
 				// Whacked checks the bytes on disk, not what they decode to
 				// (its users check what they rebuild).
 				if w, _, err := st.Whacked(ctx, victim.s, victim.t); how == "disk-byte" && (w != nil || !errors.Is(err, venti.ErrCorrupt)) {

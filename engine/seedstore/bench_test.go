@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"gridlord/engine/qcow2"
-	"gridlord/engine/venti/store"
 )
 
 // BenchmarkSnapshot measures what "gridlord save" costs for a node of the
@@ -28,12 +27,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.Skip("qemu-img not installed (scripts/setup.sh installs it)")
 	}
 	ctx := context.Background()
-	dir := b.TempDir()
-	st, err := store.Open(filepath.Join(dir, "venti"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := newStore(b)
 	res, err := Import(ctx, st, seed, ImportOptions{TempDir: dir})
 	if err != nil {
 		b.Fatal(err)

@@ -18,6 +18,19 @@ import (
 // seed is the real 9legacy seed that ships with Gridlord.
 const seed = "../../images/seeds/9legacy-grid-seed.qcow2"
 
+// newStore opens a store in a new temporary directory, which it returns;
+// the store closes with the test.
+func newStore(t testing.TB) (string, *store.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "venti"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return dir, st
+}
+
 // diskSum returns the SHA-256 of the virtual disk of the image at path.
 func diskSum(t *testing.T, path string) string {
 	t.Helper()
@@ -55,12 +68,7 @@ func dirBytes(t *testing.T, dir string) int64 {
 func TestRealSeedRoundTrip(t *testing.T) {
 	testenv.Integration(t)
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "venti"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := newStore(t)
 	res, err := Import(ctx, st, seed, ImportOptions{TempDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -117,12 +125,7 @@ func TestRealSeedRoundTrip(t *testing.T) {
 // TestNoArenas: an image without venti arenas is refused with ErrNoArenas
 // and nothing is stored.
 func TestNoArenas(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "venti"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := newStore(t)
 	img := filepath.Join(dir, "blank.raw")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
@@ -139,12 +142,7 @@ func TestNoArenas(t *testing.T) {
 // restored as a qcow2 file with the same contents.
 func TestAnyDisk(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "venti"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := newStore(t)
 	img := filepath.Join(dir, "disk.raw")
 	b := make([]byte, 3<<20)
 	for i := range b[1<<20 : 2<<20] {

@@ -185,6 +185,9 @@ func (e *Engine) Materialize(ctx context.Context, seedName string) (string, erro
 	if seed.Vac == "" {
 		return "", fmt.Errorf("seed %s is not stored in the grid's venti yet: import it (gridlord seed import %s FILE)", seedName, seedName)
 	}
+	if seed.VacForm == images.VacFormFossil {
+		return "", fmt.Errorf("seed %s is a file-system snapshot, not a disk: make nodes of it with gridlord spawn %s", seedName, seedName)
+	}
 	score, err := vac.ParseScore(seed.Vac)
 	if err != nil {
 		return "", fmt.Errorf("seed %s: %w", seedName, err)

@@ -72,13 +72,16 @@ func Spawn(ctx context.Context, dir string, o SpawnOptions) (*Client, int, error
 		}
 		select {
 		case werr := <-exited:
-			if c, err := Dial(ctx, sock); err == nil {
-				// A concurrent start won the grid's lock: ours gave up.
-				other := lockPID(dir)
-				o.Logger.Info("another engine took the grid; connected to it", "pid", other)
-				return c, other, nil
+			// A concurrent start that won the grid's lock makes ours give
+			// up: wait for the winner to answer (it may still be opening
+			// the grid).
+			other := lockPID(dir)
+			if other <= 0 || other == pid {
+				return nil, 0, fmt.Errorf("the engine exited (%v) before answering; its log %s ends:\n%s", werr, logPath, logTail(logPath, 10))
 			}
-			return nil, 0, fmt.Errorf("the engine exited (%v) before answering; its log %s ends:\n%s", werr, logPath, logTail(logPath, 10))
+			o.Logger.Info("another engine took the grid; waiting for it to answer", "pid", other)
+			pid, exited = other, nil // a nil channel never fires: dial until the deadline
+			continue
 		case <-deadline.C:
 			return nil, 0, fmt.Errorf("the engine (pid %d) did not answer on %s within %v: %w; its log %s ends:\n%s", pid, sock, o.Wait, err, logPath, logTail(logPath, 10))
 		case <-ctx.Done():

@@ -213,6 +213,11 @@ func (w *streamWriter) writeAsync(t venti.Type, data []byte) (venti.Score, error
 	}
 	if err := w.pool.async.WriteAsync(w.ctx, t, data, s, w.onWrite); err != nil {
 		w.pool.win.release(1)
+		// A write that failed meanwhile cancelled w.ctx: its error, not
+		// the cancellation it caused, is the one to report.
+		if aerr := w.asyncErr(); aerr != nil {
+			return venti.Score{}, aerr
+		}
 		return venti.Score{}, fmt.Errorf("write %v block: %w", t, err)
 	}
 	w.pool.bgSync(len(data))

@@ -131,6 +131,11 @@ func (r *RC) Dialog(ctx context.Context, line string, answers []Answer, timeout 
 	if err := checkLine(line); err != nil {
 		return Result{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		// Nothing is typed for a caller that has given up (Expect may
+		// still find a prompt already buffered before it sees ctx end).
+		return Result{}, fmt.Errorf("rc %q: %w", line, err)
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)

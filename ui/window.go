@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -35,6 +36,10 @@ type MainWindow struct {
 	status    *widget.Label
 	detail    *widget.Label
 	errButton *widget.Button
+
+	palette   []*paletteItem // the node palette, in images.Roles order
+	ghost     *canvas.Rectangle
+	ghostText *canvas.Text
 
 	// UI goroutine only: the last error's title and details (for its
 	// Details button), and the node whose description the detail line
@@ -106,11 +111,12 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 	m.scroll = container.NewScroll(m.canvas)
 	m.canvas.Viewport = func() (fyne.Position, fyne.Size) { return m.scroll.Offset, m.scroll.Size() }
 	m.scroll.OnScrolled = func(fyne.Position) { m.canvas.Refresh() }
-	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), m.scroll))
+	gridTab := container.NewBorder(nil, nil, container.NewHBox(m.newPalette(), widget.NewSeparator()), nil, m.scroll)
+	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), gridTab))
 	m.tabs.CloseIntercept = m.onCloseTab
 	bottom := container.NewVBox(widget.NewSeparator(), container.NewBorder(nil, nil, nil, m.errButton, m.detail), m.status)
 	body := container.NewBorder(container.NewVBox(m.toolbar, widget.NewSeparator()), bottom, nil, nil, m.tabs)
-	m.win.SetContent(body)
+	m.win.SetContent(container.NewStack(body, m.newGhost()))
 	m.win.Resize(fyne.NewSize(960, 600))
 	m.win.SetOnClosed(m.cancel)
 	m.refreshNow()

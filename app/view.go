@@ -15,6 +15,7 @@ type NodeView struct {
 	IP      string  // address on the grid's network, "" if none
 	State   string  // stopped, starting, running, stopping, failed
 	Pending bool    // its VM runs an older configuration than the grid's; the next start applies it
+	PID     int     // its VM's process id, 0 when none runs (a new one is a new boot)
 	X, Y    float32 // position on the canvas
 
 	Seed     string // seed image name ("" for the embedded venti)

@@ -25,22 +25,26 @@ const maxScrollback = 256 << 10
 // showing the new boot below a separator. Closing it closes only this
 // window's stream; the VM and other viewers are not affected.
 type consoleTab struct {
-	m     *MainWindow
-	name  string
-	tab   *container.TabItem
-	text  *widget.TextGrid
-	view  *container.Scroll
-	input *widget.Entry
-	state *widget.Label
+	m    *MainWindow
+	name string
+	tab  *container.TabItem // nil for the docked console
+	// content is the console's whole view: header, output and input.
+	content fyne.CanvasObject
+	text    *widget.TextGrid
+	view    *container.Scroll
+	input   *widget.Entry
+	state   *widget.Label
 
 	// UI goroutine only.
 	buf       strings.Builder
 	live      bool   // a stream is attached, or being attached
 	lastState string // the node's state at the last refresh
+	lastPID   int    // its VM's pid at the last refresh
 
 	mu     sync.Mutex
 	stream io.ReadWriteCloser
 	closed bool
+	gen    int // counts attachments: output of an older one is dropped
 }
 
 // openConsole shows name's console tab, opening it first if needed.
@@ -49,6 +53,19 @@ func (m *MainWindow) openConsole(name string) {
 		m.tabs.Select(ct.tab)
 		return
 	}
+	ct := m.newConsoleView(name)
+	ct.tab = container.NewTabItemWithIcon(name, theme.ComputerIcon(), ct.content)
+	m.consoles[name] = ct
+	m.tabs.Append(ct.tab)
+	m.tabs.Select(ct.tab)
+	ct.connect()
+	m.win.Canvas().Focus(ct.input)
+}
+
+// newConsoleView makes the widgets of name's console (header with the
+// node's state, output, input line), not yet attached: the console tabs
+// and the docked console pane are each one of these (UI goroutine).
+func (m *MainWindow) newConsoleView(name string) *consoleTab {
 	ct := &consoleTab{m: m, name: name, text: widget.NewTextGrid(), input: widget.NewEntry(), state: widget.NewLabel("connecting…")}
 	ct.text.Scroll = fyne.ScrollNone
 	ct.view = container.NewScroll(ct.text)
@@ -60,24 +77,46 @@ func (m *MainWindow) openConsole(name string) {
 		widget.NewToolbarAction(theme.DocumentSaveIcon(), ct.onSave),
 	)
 	top := container.NewBorder(nil, nil, ct.state, bar)
-	ct.tab = container.NewTabItemWithIcon(name, theme.ComputerIcon(), container.NewBorder(top, ct.input, nil, nil, ct.view))
-	m.consoles[name] = ct
-	m.tabs.Append(ct.tab)
-	m.tabs.Select(ct.tab)
+	ct.content = container.NewBorder(top, ct.input, nil, nil, ct.view)
 	if n, ok := m.snapshot().NodeByName(name); ok {
 		ct.state.SetText(name + ": " + n.State)
-		ct.lastState = n.State
+		ct.lastState, ct.lastPID = n.State, n.PID
 	}
-	ct.connect()
-	m.win.Canvas().Focus(ct.input)
+	return ct
 }
 
 // connect attaches to the node's console in the background (UI
 // goroutine).
 func (ct *consoleTab) connect() {
 	ct.live = true
+	ct.mu.Lock()
+	ct.gen++
+	gen := ct.gen
+	ct.mu.Unlock()
 	ct.m.ops.Add(1)
-	go ct.attach()
+	go ct.attach(gen)
+}
+
+// current reports whether gen is still the tab's attachment.
+func (ct *consoleTab) current(gen int) bool {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return ct.gen == gen && !ct.closed
+}
+
+// drop lets go of the attached stream (the node stopped or booted again:
+// the engine keeps a stopped VM's console open, so its stream would not
+// end by itself); the next start attaches again (UI goroutine).
+func (ct *consoleTab) drop() {
+	ct.live = false
+	ct.mu.Lock()
+	ct.gen++
+	s := ct.stream
+	ct.stream = nil
+	ct.mu.Unlock()
+	if s != nil {
+		go s.Close()
+	}
 }
 
 // detached notes that the stream ended or could not be opened, saying why
@@ -89,16 +128,20 @@ func (ct *consoleTab) detached(why string) {
 }
 
 // attach opens the console stream and copies it into the tab.
-func (ct *consoleTab) attach() {
+func (ct *consoleTab) attach(gen int) {
 	defer ct.m.ops.Done()
 	s, err := ct.m.app.OpenConsole(ct.m.ctx, ct.name)
 	if err != nil {
 		why, _ := app.ErrorReason(err)
-		ct.m.ui(func() { ct.detached("no console yet (" + why + "): it appears when " + ct.name + " starts") })
+		ct.m.ui(func() {
+			if ct.current(gen) {
+				ct.detached("no console yet (" + why + "): it appears when " + ct.name + " starts")
+			}
+		})
 		return
 	}
 	ct.mu.Lock()
-	if ct.closed {
+	if ct.closed || ct.gen != gen {
 		ct.mu.Unlock()
 		s.Close()
 		return
@@ -111,10 +154,18 @@ func (ct *consoleTab) attach() {
 			n, err := s.Read(buf)
 			if n > 0 {
 				text := strings.ReplaceAll(string(buf[:n]), "\r", "")
-				ct.m.ui(func() { ct.appendText(text) })
+				ct.m.ui(func() {
+					if ct.current(gen) {
+						ct.appendText(text)
+					}
+				})
 			}
 			if err != nil {
-				ct.m.ui(func() { ct.detached("console ended: the next boot of " + ct.name + " shows here") })
+				ct.m.ui(func() {
+					if ct.current(gen) {
+						ct.detached("console ended: the next boot of " + ct.name + " shows here")
+					}
+				})
 				return
 			}
 		}
@@ -139,14 +190,24 @@ func (ct *consoleTab) appendText(s string) {
 // Text is the console text shown, for tests.
 func (ct *consoleTab) Text() string { return ct.buf.String() }
 
-// setState shows the node's state in the tab's header and, when the tab
-// is waiting and the node has just started, attaches to the new boot (UI
-// goroutine).
-func (ct *consoleTab) setState(s string) {
+// setState shows the node's state in the tab's header and follows its
+// boots (UI goroutine): when the node stops or fails, or its VM is another
+// process than at the last refresh, the tab lets go of the old boot's
+// stream; when the node is starting or running and the tab is not
+// attached, it attaches to the new boot.
+func (ct *consoleTab) setState(s string, pid int) {
 	ct.state.SetText(ct.name + ": " + s)
-	prev := ct.lastState
-	ct.lastState = s
-	if ct.live || s == prev || (s != "starting" && s != "running") {
+	prev, prevPID := ct.lastState, ct.lastPID
+	ct.lastState, ct.lastPID = s, pid
+	newBoot := pid != 0 && prevPID != 0 && pid != prevPID
+	down := s == "stopped" || s == "failed"
+	if ct.live && (newBoot || down && prev != s) {
+		ct.drop()
+		if down {
+			ct.appendText("[" + ct.name + " is " + s + ": its next boot shows here]\n")
+		}
+	}
+	if ct.live || (s == prev && !newBoot) || (s != "starting" && s != "running") {
 		return
 	}
 	ct.mu.Lock()

@@ -40,6 +40,7 @@ type MainWindow struct {
 	palette   []*paletteItem // the node palette, in images.Roles order
 	ghost     *canvas.Rectangle
 	ghostText *canvas.Text
+	pane      *bottomPane // the docked console and the events, below the tabs
 
 	// UI goroutine only: the last error's title and details (for its
 	// Details button), and the node whose description the detail line
@@ -104,6 +105,9 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 		tool("Zoom out", theme.ZoomOutIcon(), m.onZoomOut),
 		tool("100%", theme.ZoomFitIcon(), m.onZoomReset),
 		tool("Refresh", theme.ViewRefreshIcon(), m.refresh),
+		widget.NewSeparator(),
+		tool("Console pane", theme.ComputerIcon(), m.onConsolePane),
+		tool("Events", theme.ListIcon(), m.onEventsPane),
 	)
 	m.errButton = widget.NewButtonWithIcon("Details", theme.ErrorIcon(), m.onErrorDetails)
 	m.errButton.Importance = widget.LowImportance
@@ -115,7 +119,7 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), gridTab))
 	m.tabs.CloseIntercept = m.onCloseTab
 	bottom := container.NewVBox(widget.NewSeparator(), container.NewBorder(nil, nil, nil, m.errButton, m.detail), m.status)
-	body := container.NewBorder(container.NewVBox(m.toolbar, widget.NewSeparator()), bottom, nil, nil, m.tabs)
+	body := container.NewBorder(container.NewVBox(m.toolbar, widget.NewSeparator()), bottom, nil, nil, m.newBottomPane(m.tabs))
 	m.win.SetContent(container.NewStack(body, m.newGhost()))
 	m.win.Resize(fyne.NewSize(960, 600))
 	m.win.SetOnClosed(m.cancel)
@@ -167,7 +171,12 @@ func (m *MainWindow) apply(v app.GridView, vs app.VentiStatus, err error) {
 	}
 	for name, ct := range m.consoles {
 		if n, ok := v.NodeByName(name); ok {
-			ct.setState(n.State)
+			ct.setState(n.State, n.PID)
+		}
+	}
+	if d := m.pane.dock; d != nil {
+		if n, ok := v.NodeByName(d.name); ok {
+			d.setState(n.State, n.PID)
 		}
 	}
 }
@@ -284,6 +293,7 @@ func (m *MainWindow) selectNode(n app.NodeView) {
 	m.canvas.SetSelected(n.ID)
 	m.say(describe(n))
 	m.describing = n.Name
+	m.dockFollow()
 }
 
 func (m *MainWindow) onDoubleTapNode(id string) {

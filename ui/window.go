@@ -37,10 +37,11 @@ type MainWindow struct {
 	detail    *widget.Label
 	errButton *widget.Button
 
-	palette   []*paletteItem // the node palette, in images.Roles order
-	ghost     *canvas.Rectangle
-	ghostText *canvas.Text
-	pane      *bottomPane // the docked console and the events, below the tabs
+	palette    []*paletteItem // the node palette, in images.Roles order
+	ghost      *canvas.Rectangle
+	ghostText  *canvas.Text
+	pane       *bottomPane // the docked console and the events, below the tabs
+	eventsPane *eventsView
 
 	// UI goroutine only: the last error's title and details (for its
 	// Details button), and the node whose description the detail line
@@ -165,6 +166,7 @@ func (m *MainWindow) apply(v app.GridView, vs app.VentiStatus, err error) {
 	}
 	m.view = v
 	m.canvas.SetView(v)
+	m.eventsPane.setNodes(v)
 	m.status.SetText(statusLine(v, vs))
 	if n, ok := v.NodeByName(m.describing); ok {
 		m.detail.SetText(describe(n))
@@ -394,9 +396,12 @@ func (m *MainWindow) LastMenu() *fyne.Menu {
 	return m.lastMenu
 }
 
-// Watch redraws the grid at every change the engine reports, until the
-// window closes.
-func (m *MainWindow) Watch() { go m.app.Watch(m.ctx, m.refresh) }
+// Watch redraws the grid at every change the engine reports, and follows
+// the engine's event log in the events pane, until the window closes.
+func (m *MainWindow) Watch() {
+	go m.app.Watch(m.ctx, m.refresh)
+	go m.followEvents()
+}
 
 // Close stops the window's background work and closes the window.
 func (m *MainWindow) Close() { m.cancel(); m.win.Close() }

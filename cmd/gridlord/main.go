@@ -72,6 +72,7 @@ func commands() []command {
 		{"unwire", "remove a link between two nodes", runGridWire("unwire")},
 		{"rewire", "move a node's link to another node (a cpu to another fossil), in one change", runGridWire("rewire")},
 		{"console", "attach to a node's serial console", runGridConsole},
+		{"events", "print the engine's event log (starts, readiness, ndb, halts, errors); -f follows it", runGridEvents},
 		{"drawterm", "open drawterm on a cpu node", runGridDrawterm},
 		{"exec", "run one command on a cpu node (drawterm -G) and print its output and status", runGridExec},
 		{"seed import", "store a disk image in the grid's venti as a seed", runSeedImport},

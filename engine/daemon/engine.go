@@ -106,6 +106,8 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 	lock *gridLock
+	// events keeps what log logs at level info and above, for gridfs /log.
+	events *gridfs.EventLog
 
 	ctx    context.Context // engine lifetime
 	cancel context.CancelFunc
@@ -169,8 +171,9 @@ func Open(ctx context.Context, dir string, opts Options) (e *Engine, err error) 
 	if err != nil {
 		return nil, err
 	}
+	events := gridfs.NewEventLog(0)
 	e = &Engine{
-		dir: dir, opts: opts, log: opts.Log.With("grid", dir), lock: lk,
+		dir: dir, opts: opts, log: slog.New(events.Handler(opts.Log.Handler())).With("grid", dir), lock: lk, events: events,
 		g: g, states: make(map[uuid.UUID]*nodeState), changed: make(chan struct{}),
 		sw: &switchRef{},
 	}
@@ -378,6 +381,10 @@ func (e *Engine) Close() error {
 	})
 	return errors.Join(errs...)
 }
+
+// EventLog implements gridfs.EventSource: what the engine logs at level
+// info and above, served as /log.
+func (e *Engine) EventLog() *gridfs.EventLog { return e.events }
 
 // Changed returns a channel closed at the next change of the grid or of a
 // node's state.

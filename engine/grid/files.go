@@ -14,7 +14,9 @@ import (
 //	engine.lock     flock held by the running engine; holds its pid
 //	engine.sock     the engine's gridfs socket (unix, mode 0600; on Windows
 //	                a file holding its loopback address)
-//	engine.log      a detached engine's log
+//	engine.log      a detached engine's log (its records at level info and
+//	                above are also the engine's event log, served live as
+//	                gridfs /log: gridlord events, the window's events pane)
 //	boot.json       direct-kernel boot records of seeds
 //	passwords.json  passwords set for the grid's users (mode 0600)
 //	venti/          the embedded venti's store (default)

@@ -408,3 +408,20 @@ func (c *Client) WaitEvent(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// OpenLog opens the engine's event log (/log) on a connection of its own:
+// reads return the events kept (see Event), then block until the next;
+// Close ends the stream, also unblocking a pending Read.
+func (c *Client) OpenLog(ctx context.Context) (io.ReadCloser, error) {
+	conn, pc, root, err := attach(ctx, c.sockPath)
+	if err != nil {
+		return nil, err
+	}
+	sub := &Client{sockPath: c.sockPath, conn: conn, c: pc, root: root}
+	f, err := sub.open(ctx, "log", p9.ReadOnly)
+	if err != nil {
+		sub.Close()
+		return nil, fmt.Errorf("gridfs: open the event log: %w", err)
+	}
+	return &consConn{cl: sub, f: f}, nil
+}

@@ -8,6 +8,9 @@
 //	/grid.json         read: the grid model
 //	/events            read: blocks until the next change, then "changed SEQ\n"
 //	/identity          write: a new host owner identity for nodes (not logged)
+//	/log               read: the engine's event log, one line per event
+//	                   ("TIME NODE LEVEL WHAT", see Event): the recent ones, then
+//	                   blocks for the next (an Engine that is an EventSource)
 //	/seeds             read: one line per seed
 //	/venti/stats       read: "key value" lines
 //	/venti/mirrors     read: the venti's mirrors, their position and lag
@@ -37,7 +40,7 @@
 //
 // # Blocking reads
 //
-// cons and events reads block until there is something to return. Serve ends
+// cons, events and log reads block until there is something to return. Serve ends
 // them when their client disconnects (releasing console readers) or when
 // Serve's context ends. Linux's v9fs repeats Treads until the user's buffer is
 // full, so a read at the offset where a fid's previous read ended never

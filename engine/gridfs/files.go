@@ -114,7 +114,7 @@ func (d *dir) names() ([]string, map[string]bool) {
 	e := d.a.fs.e
 	switch d.kind {
 	case rootDir:
-		return []string{"ctl", "events", "grid.json", "identity", "nodes", "seeds", "venti"}, map[string]bool{"nodes": true, "venti": true}
+		return []string{"ctl", "events", "grid.json", "identity", "log", "nodes", "seeds", "venti"}, map[string]bool{"nodes": true, "venti": true}
 	case nodesDir:
 		ns := e.Nodes()
 		isDir := make(map[string]bool, len(ns))
@@ -142,6 +142,8 @@ func (d *dir) lookup(name string) (p9.File, error) {
 			return &eventsFile{fileBase: fileBase{entry: c}}, nil
 		case "identity":
 			return &ctlFile{fileBase: fileBase{entry: c}, identity: true}, nil
+		case "log":
+			return &logFile{fileBase: fileBase{entry: c}}, nil
 		case "grid.json":
 			return &textFile{fileBase: fileBase{entry: c}, gen: d.a.fs.e.GridJSON}, nil
 		case "seeds":

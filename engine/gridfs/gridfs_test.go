@@ -204,7 +204,7 @@ func TestTree(t *testing.T) {
 		dir  []string
 		want []string
 	}{
-		{nil, []string{"ctl", "events", "grid.json", "identity", "nodes", "seeds", "venti"}},
+		{nil, []string{"ctl", "events", "grid.json", "identity", "log", "nodes", "seeds", "venti"}},
 		{[]string{"nodes"}, []string{"venti", "fossil1", "cpu1"}},
 		{[]string{"nodes", "cpu1"}, []string{"cons", "ctl", "drawterm", "ini", "log", "status"}},
 		{[]string{"venti"}, []string{"mirrors", "stats"}},

@@ -132,7 +132,7 @@ func TestGuestKernelMount(t *testing.T) {
 
 	for _, tc := range []struct{ sh, want string }{
 		{"cat /mnt/g/nodes/cpu1/status", "stopped ip=10.0.9.11 pending=false\n"},
-		{"ls -1 /mnt/g/", "ctl\nevents\ngrid.json\nidentity\nnodes\nseeds\nventi\n"},
+		{"ls -1 /mnt/g/", "ctl\nevents\ngrid.json\nidentity\nlog\nnodes\nseeds\nventi\n"},
 		{"ls -1 /mnt/g/nodes/cpu1", "cons\nctl\ndrawterm\nini\nlog\nstatus\n"},
 		{"cat /mnt/g/venti/stats", "arenas 1\nblocks 42\nbytes 1234567\n"},
 		{"grep -c '\"name\"' /mnt/g/grid.json", "3\n"},

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gridlord/engine/gridfs"
 )
@@ -22,6 +23,7 @@ import (
 //	read PATH               read PATH; the following "| " lines are its content
 //	| TEXT                  one expected line
 //	status NODE TEXT...     set NODE's status in the fake engine
+//	event NODE LEVEL WHAT   the fake engine logs an event (NODE - for none)
 //
 // Mismatches are reported as file:line.
 func TestTranscripts(t *testing.T) {
@@ -86,6 +88,16 @@ func runTranscript(t *testing.T, file string, lines []string, s *server, c *grid
 		case "status":
 			node, text, _ := strings.Cut(rest, " ")
 			s.e.SetStatus(node, text)
+		case "event": // event NODE LEVEL WHAT: the engine logs it (at a fixed time)
+			f := strings.SplitN(rest, " ", 3)
+			if len(f) < 3 {
+				t.Fatalf("%s: want event NODE LEVEL WHAT", at(i))
+			}
+			node := f[0]
+			if node == "-" {
+				node = ""
+			}
+			s.e.AddEvent(gridfs.Event{Time: time.Date(2026, 12, 2, 3, 4, 5, 6e6, time.UTC), Node: node, Level: f[1], What: f[2]})
 		default:
 			t.Fatalf("%s: unknown transcript command %q", at(i), cmd)
 		}

@@ -44,7 +44,16 @@ type Engine struct {
 	fail    map[string]error
 	changed chan struct{}
 	block   chan struct{}
+	events  *gridfs.EventLog
 }
+
+var _ gridfs.EventSource = (*Engine)(nil)
+
+// EventLog implements gridfs.EventSource: the events AddEvent added.
+func (e *Engine) EventLog() *gridfs.EventLog { return e.events }
+
+// AddEvent adds an event to the engine's event log (/log).
+func (e *Engine) AddEvent(ev gridfs.Event) { e.events.Add(ev) }
 
 // New returns a fake grid with nodes venti (running), fossil1 and cpu1 (stopped).
 func New() *Engine {
@@ -55,6 +64,7 @@ func New() *Engine {
 		hubs:    map[string]*console.Hub{},
 		fail:    map[string]error{},
 		changed: make(chan struct{}),
+		events:  gridfs.NewEventLog(0),
 		seeds:   []string{"9legacy vac:0123456789abcdef0123456789abcdef01234567 1073741824 qcow2"},
 		stats:   []byte("arenas 1\nblocks 42\nbytes 1234567\n"),
 	}

@@ -202,6 +202,7 @@ func runVentiServe(ctx context.Context, env *cmdEnv, args []string) error {
 	fmt.Fprintln(env.stdout, line)
 	ballast := newGCBallast()
 	defer runtime.KeepAlive(ballast)
+	defer envCPUProfile(env, "venti-serve")()
 	srv := venti.NewServer(st, venti.WithLogger(env.log))
 	return srv.Serve(ctx, ln)
 }

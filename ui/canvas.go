@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"image"
 	"image/color"
 	"math"
 
@@ -167,54 +168,63 @@ func (c *GridCanvas) MinSize() fyne.Size {
 
 // CreateRenderer implements fyne.Widget.
 func (c *GridCanvas) CreateRenderer() fyne.WidgetRenderer {
-	r := &canvasRenderer{c: c, bg: canvas.NewRectangle(color.NRGBA{0x1b, 0x1e, 0x24, 0xff})}
+	r := &canvasRenderer{c: c, bg: &canvas.Image{ScaleMode: canvas.ImageScaleFastest}}
 	r.rebuild()
 	return r
 }
 
+// canvasBackground is the colour behind the cards and links.
+var canvasBackground = color.NRGBA{0x1b, 0x1e, 0x24, 0xff}
+
 type canvasRenderer struct {
-	c       *GridCanvas
-	bg      *canvas.Rectangle
+	c *GridCanvas
+	// bg is the background: an opaque image of the visible part of the
+	// canvas (not a rectangle: the software painter blends a uniform
+	// colour pixel by pixel through the colour interface, more than twice
+	// as slow as an image).
+	bg      *canvas.Image
+	bgPix   *image.NRGBA
 	objects []fyne.CanvasObject
 }
+
+// cullMargin is how far outside the viewport cards and links are still
+// drawn; every scroll and resize rebuilds the drawn set.
+const cullMargin = 16
 
 // rebuild stacks background, links, cards and the rubber band, leaving out
 // what lies outside the viewport and clipping links to it: a 200-node grid
 // is mostly off screen, and painting only what shows keeps refreshes and
 // drags smooth.
 func (r *canvasRenderer) rebuild() {
-	clip := func(a, b fyne.Position) (fyne.Position, fyne.Position, bool) { return a, b, true }
-	visible := func(fyne.Position, fyne.Position) bool { return true }
+	// Without a viewport everything is drawn.
+	const far = 1e9
+	x0, y0, x1, y1 := float32(-far), float32(-far), float32(far), float32(far)
 	if off, size := r.viewport(); !size.IsZero() {
-		// Half a viewport of margin on every side keeps what a scroll or a
-		// window resize uncovers drawn until the next rebuild.
-		mx, my := size.Width/2, size.Height/2
-		x0, y0 := off.X-mx, off.Y-my
-		x1, y1 := off.X+size.Width+mx, off.Y+size.Height+my
-		visible = func(a, b fyne.Position) bool {
-			return max(a.X, b.X) >= x0 && min(a.X, b.X) <= x1 && max(a.Y, b.Y) >= y0 && min(a.Y, b.Y) <= y1
-		}
-		clip = func(a, b fyne.Position) (fyne.Position, fyne.Position, bool) {
-			return clipLine(a, b, x0, y0, x1, y1)
-		}
+		r.layoutBackground(off, size)
+		x0, y0 = off.X-cullMargin, off.Y-cullMargin
+		x1, y1 = off.X+size.Width+cullMargin, off.Y+size.Height+cullMargin
+	} else {
+		r.layoutBackground(fyne.Position{}, r.c.Size())
 	}
-	objs := make([]fyne.CanvasObject, 0, 2+4*len(r.c.links)+len(r.c.cards))
+	visible := func(a, b fyne.Position) bool {
+		return max(a.X, b.X) >= x0 && min(a.X, b.X) <= x1 && max(a.Y, b.Y) >= y0 && min(a.Y, b.Y) <= y1
+	}
+	objs := r.objects[:0]
 	objs = append(objs, r.bg)
 	for _, l := range r.c.links {
 		l.layout()
-		a, b, ok := clip(l.line.Position1, l.line.Position2)
+		if !l.placed {
+			continue
+		}
+		a, b, ok := clipLine(l.start, l.end, x0, y0, x1, y1)
 		if !ok {
 			continue
 		}
-		if a != l.line.Position1 || b != l.line.Position2 {
-			l.line.Position1, l.line.Position2 = a, b
-			l.line.Refresh()
-		}
-		objs = append(objs, l.line)
+		objs = append(objs, l.segment(a, b)...)
 		if visible(l.head1.Position1, l.head1.Position1) {
 			objs = append(objs, l.head1, l.head2)
 		}
-		if k := l.knob.Position(); visible(k, k) {
+		if k := l.knob.Position(); visible(k, k.Add(fyne.NewPos(knobSize, knobSize))) {
 			objs = append(objs, l.knob)
 		}
 	}
@@ -227,6 +237,37 @@ func (r *canvasRenderer) rebuild() {
 		}
 	}
 	r.objects = append(objs, r.c.rubber)
+}
+
+// layoutBackground places the background over the visible part of the
+// canvas, in pixels of the canvas showing it.
+func (r *canvasRenderer) layoutBackground(pos fyne.Position, size fyne.Size) {
+	scale := float32(1)
+	if fa := fyne.CurrentApp(); fa != nil {
+		if c := fa.Driver().CanvasForObject(r.c); c != nil {
+			scale = c.Scale()
+		}
+	}
+	w, h := int(math.Ceil(float64(size.Width*scale))), int(math.Ceil(float64(size.Height*scale)))
+	if w < 1 || h < 1 {
+		r.bg.Hide()
+		return
+	}
+	r.bg.Show()
+	if r.bgPix == nil || r.bgPix.Rect.Dx() != w || r.bgPix.Rect.Dy() != h {
+		r.bgPix = image.NewNRGBA(image.Rect(0, 0, w, h))
+		fill := []byte{canvasBackground.R, canvasBackground.G, canvasBackground.B, canvasBackground.A}
+		for i := 0; i < len(r.bgPix.Pix); i += 4 {
+			copy(r.bgPix.Pix[i:i+4], fill)
+		}
+		r.bg.Image = r.bgPix
+		r.bg.Move(pos)
+		r.bg.Resize(size)
+		r.bg.Refresh()
+		return
+	}
+	r.bg.Move(pos)
+	r.bg.Resize(size)
 }
 
 // clipLine clips the segment a–b to the rectangle x0,y0–x1,y1
@@ -267,37 +308,58 @@ func (r *canvasRenderer) viewport() (fyne.Position, fyne.Size) {
 	return off, size
 }
 
-func (r *canvasRenderer) Layout(s fyne.Size)           { r.bg.Resize(s); r.rebuild() }
+func (r *canvasRenderer) Layout(fyne.Size)             { r.rebuild() }
 func (r *canvasRenderer) MinSize() fyne.Size           { return r.c.MinSize() }
 func (r *canvasRenderer) Objects() []fyne.CanvasObject { return r.objects }
 func (r *canvasRenderer) Destroy()                     {}
 func (r *canvasRenderer) Refresh() {
-	r.Layout(r.c.Size())
+	r.rebuild()
 	canvas.Refresh(r.bg)
 }
 
 var linkColour = color.NRGBA{0x9a, 0xa4, 0xb5, 0xff}
+
+// segmentLength is the longest piece a link's line is drawn in. The
+// software painter rasterises and blends a line's whole bounding box, so a
+// long diagonal link costs the area it spans; drawn in pieces (which
+// overlap by a pixel, so that no seam shows) it costs about its length.
+const segmentLength = 32
 
 // linkView is one drawn link: a line, a two-stroke arrowhead at the target
 // and a knob at the middle that opens the link's menu.
 type linkView struct {
 	c            *GridCanvas
 	l            app.LinkView
-	line         *canvas.Line
+	line         *canvas.Line   // the line's first piece
+	segs         []*canvas.Line // the line's pieces (line is segs[0])
+	drawn        []fyne.CanvasObject
 	head1, head2 *canvas.Line
 	knob         *linkKnob
+
+	// start and end are the ends of the line, on the edges of the cards;
+	// placed is false when the link has no line (a card is missing, or
+	// the cards overlap).
+	start, end fyne.Position
+	placed     bool
+}
+
+func newLinkLine() *canvas.Line {
+	ln := canvas.NewLine(linkColour)
+	ln.StrokeWidth = 2
+	return ln
 }
 
 func newLinkView(c *GridCanvas, l app.LinkView) *linkView {
-	mk := func() *canvas.Line { ln := canvas.NewLine(linkColour); ln.StrokeWidth = 2; return ln }
-	v := &linkView{c: c, l: l, line: mk(), head1: mk(), head2: mk()}
+	v := &linkView{c: c, l: l, line: newLinkLine(), head1: newLinkLine(), head2: newLinkLine()}
+	v.segs = []*canvas.Line{v.line}
 	v.knob = newLinkKnob(v)
 	return v
 }
 
-// layout draws the link between its cards' current places, clipped to the
-// card edges.
+// layout places the link between its cards' current places, clipped to
+// the card edges.
 func (v *linkView) layout() {
+	v.placed = false
 	from, ok1 := v.c.cards[v.l.From]
 	to, ok2 := v.c.cards[v.l.To]
 	if !ok1 || !ok2 {
@@ -322,19 +384,54 @@ func (v *linkView) layout() {
 	d := math.Min(tx, ty)
 	start := fyne.NewPos(a.X+float32(ux*d), a.Y+float32(uy*d))
 	end := fyne.NewPos(b.X-float32(ux*d), b.Y-float32(uy*d))
-	v.line.Position1, v.line.Position2 = start, end
+	v.start, v.end, v.placed = start, end, true
 	for i, head := range []*canvas.Line{v.head1, v.head2} {
 		side := float64(2*i - 1)
 		ang := math.Atan2(uy, ux) + math.Pi + side*math.Pi/6
-		head.Position1 = end
-		head.Position2 = fyne.NewPos(end.X+float32(10*math.Cos(ang)), end.Y+float32(10*math.Sin(ang)))
+		setLine(head, end, fyne.NewPos(end.X+float32(10*math.Cos(ang)), end.Y+float32(10*math.Sin(ang))))
 	}
 	mid := fyne.NewPos((start.X+end.X)/2, (start.Y+end.Y)/2)
 	v.knob.Resize(fyne.NewSize(knobSize, knobSize))
 	v.knob.Move(mid.Subtract(fyne.NewPos(knobSize/2, knobSize/2)))
-	for _, o := range []fyne.CanvasObject{v.line, v.head1, v.head2} {
-		o.Refresh()
+}
+
+// segment draws the part a–b of the line in pieces of at most
+// segmentLength and returns them.
+func (v *linkView) segment(a, b fyne.Position) []fyne.CanvasObject {
+	dx, dy := b.X-a.X, b.Y-a.Y
+	length := float32(math.Hypot(float64(dx), float64(dy)))
+	n := max(1, int(math.Ceil(float64(length/segmentLength))))
+	for len(v.segs) < n {
+		v.segs = append(v.segs, newLinkLine())
 	}
+	var ox, oy float32 // half a pixel along the line
+	if length > 0 {
+		ox, oy = dx/length/2, dy/length/2
+	}
+	v.drawn = v.drawn[:0]
+	for i, seg := range v.segs[:n] {
+		t0, t1 := float32(i)/float32(n), float32(i+1)/float32(n)
+		p := fyne.NewPos(a.X+t0*dx, a.Y+t0*dy)
+		q := fyne.NewPos(a.X+t1*dx, a.Y+t1*dy)
+		if i > 0 {
+			p = p.Subtract(fyne.NewPos(ox, oy))
+		}
+		if i < n-1 {
+			q = q.Add(fyne.NewPos(ox, oy))
+		}
+		setLine(seg, p, q)
+		v.drawn = append(v.drawn, seg)
+	}
+	return v.drawn
+}
+
+// setLine moves a line's ends, refreshing it only if they moved.
+func setLine(l *canvas.Line, a, b fyne.Position) {
+	if l.Position1 == a && l.Position2 == b {
+		return
+	}
+	l.Position1, l.Position2 = a, b
+	l.Refresh()
 }
 
 const knobSize = 12

@@ -57,6 +57,9 @@ type GridCanvas struct {
 	CanWire func(fromID, toID string) error
 	// OnLinkMenu is called when a link's knob is tapped.
 	OnLinkMenu func(l app.LinkView, at fyne.Position)
+	// OnHoverNode is called when the pointer enters or moves over a card
+	// (in, at an absolute position) and when it leaves it (see cardtip.go).
+	OnHoverNode func(id string, at fyne.Position, in bool)
 }
 
 // NewGridCanvas returns an empty canvas.

@@ -122,6 +122,7 @@ func (a *App) View(ctx context.Context) (GridView, error) {
 		if st, err := a.status(ctx, n.Name); err == nil {
 			nv.State = st.State
 			nv.PID = st.PID
+			nv.Measured, nv.Uptime, nv.CPU, nv.RSS = st.Measured, st.Uptime, st.CPU, st.RSS
 			nv.DefaultPassword = st.DefaultPassword
 			if st.Err != "" {
 				nv.Problems = append(nv.Problems, st.State+": "+st.Err)

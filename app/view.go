@@ -7,16 +7,25 @@
 // nor the engine's runtime: package ui renders what app describes.
 package app
 
+import "time"
+
 // NodeView is what the window shows of one node.
 type NodeView struct {
-	ID      string  // stable identity (the node's UUID)
-	Name    string  // "fossil1"
-	Kind    string  // venti, fossil, cpu, auth or fossil+auth
-	IP      string  // address on the grid's network, "" if none
-	State   string  // stopped, starting, running, stopping, failed
-	Pending bool    // its VM runs an older configuration than the grid's; the next start applies it
-	PID     int     // its VM's process id, 0 when none runs (a new one is a new boot)
-	X, Y    float32 // position on the canvas
+	ID      string // stable identity (the node's UUID)
+	Name    string // "fossil1"
+	Kind    string // venti, fossil, cpu, auth or fossil+auth
+	IP      string // address on the grid's network, "" if none
+	State   string // stopped, starting, running, stopping, failed
+	Pending bool   // its VM runs an older configuration than the grid's; the next start applies it
+	PID     int    // its VM's process id, 0 when none runs (a new one is a new boot)
+	// Measured: Uptime, CPU and RSS are the live figures of its VM's QEMU
+	// process (how long it has run, CPU in percent of one core, resident
+	// memory in bytes); false when none runs or they are not measured.
+	Measured bool
+	Uptime   time.Duration
+	CPU      float64
+	RSS      int64
+	X, Y     float32 // position on the canvas
 
 	Seed     string // seed image name ("" for the embedded venti)
 	MemoryMB int    // guest memory

@@ -113,7 +113,7 @@ func (r *paletteRenderer) Refresh() {
 }
 
 // newGhost is the layer over the window where a dragged palette item's
-// ghost is drawn.
+// ghost and the card tooltip are drawn.
 func (m *MainWindow) newGhost() fyne.CanvasObject {
 	m.ghost = canvas.NewRectangle(color.Transparent)
 	m.ghost.CornerRadius = 8
@@ -122,7 +122,7 @@ func (m *MainWindow) newGhost() fyne.CanvasObject {
 	m.ghostText.TextStyle.Bold = true
 	m.ghost.Hide()
 	m.ghostText.Hide()
-	return container.NewWithoutLayout(m.ghost, m.ghostText)
+	return container.NewWithoutLayout(append([]fyne.CanvasObject{m.ghost, m.ghostText}, m.newCardTip()...)...)
 }
 
 // showGhost draws a card-sized outline of the kind being dragged, centred

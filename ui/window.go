@@ -42,6 +42,7 @@ type MainWindow struct {
 	ghostText  *canvas.Text
 	pane       *bottomPane // the docked console and the events, below the tabs
 	eventsPane *eventsView
+	tip        *cardTip
 
 	// UI goroutine only: the last error's title and details (for its
 	// Details button), and the node whose description the detail line
@@ -92,6 +93,7 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 	m.canvas.OnWire = m.onWire
 	m.canvas.CanWire = m.canWire
 	m.canvas.OnLinkMenu = m.onLinkMenu
+	m.canvas.OnHoverNode = m.onHoverNode
 	m.addShortcuts()
 	m.toolbar = container.NewHBox(
 		tool("New grid", theme.DocumentCreateIcon(), m.onNewGrid),
@@ -167,6 +169,9 @@ func (m *MainWindow) apply(v app.GridView, vs app.VentiStatus, err error) {
 	m.view = v
 	m.canvas.SetView(v)
 	m.eventsPane.setNodes(v)
+	if m.tip.node != "" {
+		m.showTip()
+	}
 	m.status.SetText(statusLine(v, vs))
 	if n, ok := v.NodeByName(m.describing); ok {
 		m.detail.SetText(describe(n))
@@ -281,6 +286,9 @@ func describe(n app.NodeView) string {
 	}
 	if n.IP != "" {
 		text += ", " + n.IP
+	}
+	if n.Measured {
+		text += " · " + figures(n)
 	}
 	for _, p := range n.Problems {
 		text += " — " + p

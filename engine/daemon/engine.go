@@ -48,6 +48,7 @@ import (
 	"gridlord/engine/mirror"
 	"gridlord/engine/network"
 	"gridlord/engine/ninep"
+	"gridlord/engine/procstat"
 	"gridlord/engine/qemu"
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
@@ -108,6 +109,7 @@ type Engine struct {
 	lock *gridLock
 	// events keeps what log logs at level info and above, for gridfs /log.
 	events *gridfs.EventLog
+	meter  procstat.Meter // the VMs' live figures, for their status
 
 	ctx    context.Context // engine lifetime
 	cancel context.CancelFunc

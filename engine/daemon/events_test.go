@@ -67,3 +67,33 @@ func has(events []gridfs.Event, node, what string) bool {
 	}
 	return false
 }
+
+// TestStatusFiguresOverGridfs: a running node's status has its figures
+// (the fake VMs report their own), a stopped one's none.
+func TestStatusFiguresOverGridfs(t *testing.T) {
+	g := daemontest.Open(t, daemontest.Options{})
+	ctx := context.Background()
+	c, err := gridfs.Dial(ctx, g.Dir+"/"+grid.SocketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.NodeCtl(ctx, "cpu1", "start"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.ReadFile(ctx, "nodes/cpu1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gridfs.ParseNodeStatus(string(b))
+	if err != nil || !s.Measured || s.CPU != daemontest.FakeCPU || s.RSS < 32<<20 {
+		t.Errorf("running cpu1's status %q: %+v %v", b, s, err)
+	}
+	if err := c.NodeCtl(ctx, "cpu1", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = c.ReadFile(ctx, "nodes/cpu1/status")
+	if s, _ := gridfs.ParseNodeStatus(string(b)); s.Measured {
+		t.Errorf("stopped cpu1's status has figures: %q", b)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"gridlord/engine/grid"
 	"gridlord/engine/gridfs"
 	"gridlord/engine/mirror"
+	"gridlord/engine/procstat"
 	"gridlord/engine/qemu"
 )
 
@@ -345,6 +346,7 @@ func (e *Engine) Status(node string) (gridfs.NodeStatus, error) {
 			if s.State == StateStopped || s.State == StateFailed {
 				s.State = StateRunning
 			}
+			e.measure(vm, &s)
 		} else if s.State == StateRunning {
 			s.State = StateStopped
 		}
@@ -355,6 +357,23 @@ func (e *Engine) Status(node string) (gridfs.NodeStatus, error) {
 		}
 	}
 	return s, nil
+}
+
+// measure fills in the live figures of a running VM's process, when they
+// can be measured (see procstat).
+func (e *Engine) measure(vm VM, s *gridfs.NodeStatus) {
+	var f procstat.Figures
+	var err error
+	if m, ok := vm.(Measurer); ok {
+		f, err = m.Figures()
+	} else if s.PID > 0 {
+		f, err = e.meter.Measure(s.PID)
+	} else {
+		return
+	}
+	if err == nil {
+		s.Measured, s.Uptime, s.CPU, s.RSS = true, f.Uptime, f.CPU, f.RSS
+	}
 }
 
 // NodeIni returns the plan9.ini on the node's disk, or, before the disk

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gridlord/engine/console"
+	"gridlord/engine/procstat"
 	"gridlord/engine/qemu"
 )
 
@@ -47,6 +48,13 @@ type VM interface {
 	Done() <-chan struct{}
 	// Console is its serial console.
 	Console() *console.Hub
+}
+
+// Measurer is a VM that measures its own figures (uptime, CPU, RSS) rather
+// than the engine measuring its process by pid: a VM without a process of
+// its own (daemontest's fake VMs).
+type Measurer interface {
+	Figures() (procstat.Figures, error)
 }
 
 // GuestNet is the grid network as a Runner sees it: it plugs QEMU's NIC

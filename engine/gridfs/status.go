@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Node states, the first word of a status line.
@@ -23,7 +24,7 @@ type Forward struct {
 
 // NodeStatus is a node's state as /nodes/NAME/status has it, one line:
 //
-//	STATE kind=K ip=IP pid=PID pending=BOOL [password=default] [fwd=PORT:HOST,...] [err="..."]
+//	STATE kind=K ip=IP pid=PID pending=BOOL [uptime=SECONDS cpu=PERCENT rss=BYTES] [password=default] [fwd=PORT:HOST,...] [err="..."]
 //	running kind=venti embedded=true ip=IP addr=HOST:PORT      (the embedded venti)
 //
 // The engine formats it, the CLI and the window parse it; Format and
@@ -46,6 +47,14 @@ type NodeStatus struct {
 	// Embedded is the engine's own venti (no VM); Addr is where it listens.
 	Embedded bool
 	Addr     string
+	// Measured: Uptime, CPU and RSS are the live figures of the VM's
+	// process (QEMU): how long it has run, its CPU use in percent of one
+	// core since the engine last measured it, and its resident memory in
+	// bytes. Unknown (false) when no VM runs or the OS is not measured.
+	Measured bool
+	Uptime   time.Duration
+	CPU      float64
+	RSS      int64
 }
 
 // Up reports whether the node's VM is up: starting, running or stopping.
@@ -71,6 +80,9 @@ func (s NodeStatus) Format() string {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "%s kind=%s ip=%s pid=%d pending=%t", s.State, s.Kind, s.IP, s.PID, s.Pending)
+	if s.Measured {
+		fmt.Fprintf(&b, " uptime=%d cpu=%s rss=%d", int64(s.Uptime/time.Second), strconv.FormatFloat(s.CPU, 'f', 1, 64), s.RSS)
+	}
 	if s.DefaultPassword {
 		b.WriteString(" password=default")
 	}
@@ -130,6 +142,16 @@ func ParseNodeStatus(line string) (NodeStatus, error) {
 			s.Pending, err = strconv.ParseBool(val)
 		case "password":
 			s.DefaultPassword = val == "default"
+		case "uptime":
+			var secs int64
+			secs, err = strconv.ParseInt(val, 10, 64)
+			s.Uptime, s.Measured = time.Duration(secs)*time.Second, true
+		case "cpu":
+			s.CPU, err = strconv.ParseFloat(val, 64)
+			s.Measured = true
+		case "rss":
+			s.RSS, err = strconv.ParseInt(val, 10, 64)
+			s.Measured = true
 		case "err":
 			s.Err = val
 		case "fwd":

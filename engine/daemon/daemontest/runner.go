@@ -28,6 +28,7 @@ import (
 	"gridlord/engine/console"
 	"gridlord/engine/daemon"
 	"gridlord/engine/grid"
+	"gridlord/engine/procstat"
 	"gridlord/engine/qemu"
 )
 
@@ -149,7 +150,7 @@ func (r *Runner) boot(spec qemu.Spec, nd node) (*VM, error) {
 		return nil, err
 	}
 	r.pid++
-	vm := &VM{r: r, node: nd, hub: hub, done: make(chan struct{}), info: qemu.Info{Name: spec.Name, State: qemu.Running, PID: r.pid}}
+	vm := &VM{r: r, node: nd, hub: hub, done: make(chan struct{}), started: time.Now(), memMB: spec.MemoryMiB, info: qemu.Info{Name: spec.Name, State: qemu.Running, PID: r.pid}}
 	r.vms[spec.Name] = vm
 	host, guest := pipePair()
 	hub.Attach(host)
@@ -271,13 +272,29 @@ type VM struct {
 	hub  *console.Hub
 	done chan struct{}
 
+	started time.Time
+	memMB   int
+
 	mu     sync.Mutex
 	info   qemu.Info
 	ports  []int // listening
 	closed bool
 }
 
-var _ daemon.VM = (*VM)(nil)
+var (
+	_ daemon.VM       = (*VM)(nil)
+	_ daemon.Measurer = (*VM)(nil)
+)
+
+// FakeCPU is the CPU use every fake VM reports, in percent of one core.
+const FakeCPU = 3.5
+
+// Figures implements daemon.Measurer: a fake VM has no process of its own,
+// so it reports plausible figures: the time since it started, FakeCPU, and
+// its guest memory plus 32 MiB as its RSS.
+func (v *VM) Figures() (procstat.Figures, error) {
+	return procstat.Figures{Uptime: time.Since(v.started), CPU: FakeCPU, RSS: int64(v.memMB+32) << 20}, nil
+}
 
 // Name implements daemon.VM.
 func (v *VM) Name() string { return v.info.Name }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package procstat
+
+func read(int) (sample, error) { return sample{}, ErrUnsupported }

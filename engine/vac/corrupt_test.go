@@ -198,3 +198,64 @@ func TestCorruptBadMagic(t *testing.T) {
 		t.Fatal("restore of a corrupt archive succeeded")
 	}
 }
+
+// lyingStore serves one block (by score) with a byte flipped, as a server
+// with a damaged disk and no check of its own might.
+type lyingStore struct {
+	venti.Store
+	bad venti.Score
+}
+
+func (l *lyingStore) Read(ctx context.Context, s venti.Score, t venti.Type, max int) ([]byte, error) {
+	b, err := l.Store.Read(ctx, s, t, max)
+	if err == nil && s == l.bad {
+		b = bytes.Clone(b)
+		b[len(b)/2] ^= 1
+	}
+	return b, err
+}
+
+// TestCorruptLeafFromServer: a leaf whose bytes do not hash to its score,
+// read through a venti.Client (whose asynchronous reads leave the check to
+// the restore), fails unvac -c and unvac with ErrCorrupt, wherever in the
+// file it is, and nothing after it is written.
+func TestCorruptLeafFromServer(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	data := make([]byte, 40*DefaultBlockSize)
+	rand.NewChaCha8([32]byte{7}).Read(data)
+	if err := os.WriteFile(filepath.Join(src, "file"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, leaf := range []int{0, 17, 39} {
+		mem := venti.NewMemStore()
+		score, err := Create(ctx, mem, []string{filepath.Join(src, "file")}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := venti.Sum(data[leaf*DefaultBlockSize : (leaf+1)*DefaultBlockSize])
+		c := loopback(t, &lyingStore{Store: mem, bad: bad})
+		a, err := Open(ctx, c, score)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err = Cat(ctx, a, &out, RestoreOptions{})
+		if !errors.Is(err, venti.ErrCorrupt) {
+			t.Fatalf("leaf %d: cat: %v, want ErrCorrupt", leaf, err)
+		}
+		if out.Len() > leaf*DefaultBlockSize {
+			t.Errorf("leaf %d: cat wrote %d bytes, past the damaged leaf", leaf, out.Len())
+		}
+		if !bytes.Equal(out.Bytes(), data[:out.Len()]) {
+			t.Errorf("leaf %d: cat wrote bytes that differ from the file", leaf)
+		}
+		dst := t.TempDir()
+		if err := Restore(ctx, a, dst, RestoreOptions{}); !errors.Is(err, venti.ErrCorrupt) {
+			t.Fatalf("leaf %d: restore: %v, want ErrCorrupt", leaf, err)
+		}
+		if _, err := os.Stat(filepath.Join(dst, "file")); err == nil {
+			t.Errorf("leaf %d: a failed restore left the file", leaf)
+		}
+	}
+}

@@ -482,6 +482,23 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 	ring := make([]byte, int64(ahead)*ds)
 	ordered := make(chan *fetchJob, ahead+lookahead)
 	leaf := r.e.leafType()
+	// The leaves' SHA-1 is checked here, by the goroutine that hands
+	// them to out, rather than by the connection's reader goroutine,
+	// when the reader allows it: the hashing then runs in parallel with
+	// the reading (unvac to /dev/null: the reader goroutine had the
+	// socket reads, the copies and the hashing, a serial stage of
+	// about 0.4 CPU-seconds per 256 MiB, while this one idled).
+	read := ar.ReadAsync
+	check := func(*fetchJob) error { return nil }
+	if ur, ok := ar.(venti.UncheckedAsyncReader); ok {
+		read = ur.ReadAsyncUnchecked
+		check = func(j *fetchJob) error {
+			if err := venti.CheckRead(j.s, leaf, j.b); err != nil {
+				return fmt.Errorf("%s: read %v block %v: %w", r.name, leaf, j.s, err)
+			}
+			return nil
+		}
+	}
 	walkErr := make(chan error, 1)
 	go func() {
 		defer close(ordered)
@@ -494,7 +511,7 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 			seq++
 			at := int64(j.slot) * ds
 			j.buf = ring[at : at : at+ds]
-			err := ar.ReadAsync(ctx, j.s, leaf, r.e.DSize, j.buf, func(b []byte, err error) {
+			err := read(ctx, j.s, leaf, r.e.DSize, j.buf, func(b []byte, err error) {
 				j.b, j.err = b, err
 				if err != nil {
 					j.err = fmt.Errorf("%s: read %v block %v: %w", r.name, leaf, j.s, err)
@@ -578,6 +595,12 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 				}
 				k++
 			}
+			for i := 0; i < k && err == nil; i++ {
+				err = check(q[i])
+			}
+			if err != nil {
+				break
+			}
 			at := int64(j.slot) * ds
 			n := int64(k) * ds
 			err = out.data(off, ring[at:at+n], int(n))
@@ -595,7 +618,7 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 			n := min(ds, size-off)
 			if b := j.b; int64(len(b)) > n {
 				err = fmt.Errorf("%s: block %d: %w", r.name, j.bn, formatErr("%d bytes past the end of the file", int64(len(b))-n))
-			} else {
+			} else if err = check(j); err == nil {
 				err = out.data(off, b, int(n))
 				written += n
 			}

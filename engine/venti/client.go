@@ -122,6 +122,7 @@ type call struct {
 	score   Score  // the score read, or the one the written data hashes to
 	btype   Type   // the block type, for errors
 	gen     uint32 // advanced each time an asynchronous call completes
+	noCheck bool   // ReadAsyncUnchecked: the caller checks the data's SHA-1
 }
 
 // AsyncWriter is a Writer that can also pipeline writes: the caller queues
@@ -153,9 +154,23 @@ type AsyncReader interface {
 	ReadAsync(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error)) error
 }
 
+// UncheckedAsyncReader is an AsyncReader that can leave the SHA-1 check
+// of the blocks it reads to the caller. Client implements it.
+type UncheckedAsyncReader interface {
+	AsyncReader
+	// ReadAsyncUnchecked is ReadAsync, except that the bytes given to
+	// done have not been checked against s: the caller must check them
+	// (CheckRead) before it trusts them. A Client's connection has one
+	// reader goroutine, which otherwise hashes every block it receives;
+	// a caller that checks the blocks itself, on a goroutine of its own,
+	// lets the hashing run in parallel with the reading.
+	ReadAsyncUnchecked(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error)) error
+}
+
 var (
-	_ AsyncWriter = (*Client)(nil)
-	_ AsyncReader = (*Client)(nil)
+	_ AsyncWriter          = (*Client)(nil)
+	_ AsyncReader          = (*Client)(nil)
+	_ UncheckedAsyncReader = (*Client)(nil)
 )
 
 // Dial connects to the venti at addr and performs the version exchange and
@@ -421,7 +436,7 @@ func (cl *Client) failAsync() {
 
 // resetAsync frees the slot of an asynchronous call; c.mu is held.
 func (c *call) resetAsync() {
-	c.state, c.dst, c.onRead, c.onWrite = callIdle, nil, nil, nil
+	c.state, c.dst, c.onRead, c.onWrite, c.noCheck = callIdle, nil, nil, nil, false
 	c.gen++
 }
 
@@ -508,7 +523,7 @@ func (cl *Client) readReply() error {
 // whose frame is still in the reader's buffer; c.mu is held and released.
 // The data check (SHA-1) and the callback run outside the lock.
 func (cl *Client) completeAsync(c *call, tag uint8, m *Message, frame []byte) {
-	onRead, onWrite, s, t, dst := c.onRead, c.onWrite, c.score, c.btype, c.dst
+	onRead, onWrite, s, t, dst, noCheck := c.onRead, c.onWrite, c.score, c.btype, c.dst, c.noCheck
 	c.resetAsync()
 	c.mu.Unlock()
 	cl.tags <- tag // never blocks: the channel holds every tag
@@ -535,9 +550,11 @@ func (cl *Client) completeAsync(c *call, tag uint8, m *Message, frame []byte) {
 		b = make([]byte, len(data))
 	}
 	copy(b, data)
-	if err := CheckRead(s, t, b); err != nil {
-		onRead(nil, fmt.Errorf("venti read from %s: %w", cl.addr, err))
-		return
+	if !noCheck {
+		if err := CheckRead(s, t, b); err != nil {
+			onRead(nil, fmt.Errorf("venti read from %s: %w", cl.addr, err))
+			return
+		}
 	}
 	onRead(b, nil)
 }
@@ -566,7 +583,7 @@ func (cl *Client) getTag(ctx context.Context) (uint8, error) {
 // startAsync sends req as an asynchronous call on a free tag; the reader
 // completes it through onRead or onWrite. If it returns an error the call
 // was not started and no callback will run.
-func (cl *Client) startAsync(ctx context.Context, req *Message, count int, dst []byte, s Score, onRead func([]byte, error), onWrite func(error)) error {
+func (cl *Client) startAsync(ctx context.Context, req *Message, count int, dst []byte, s Score, onRead func([]byte, error), onWrite func(error), noCheck bool) error {
 	tag, err := cl.getTag(ctx)
 	if err != nil {
 		return err
@@ -574,7 +591,7 @@ func (cl *Client) startAsync(ctx context.Context, req *Message, count int, dst [
 	c := &cl.calls[tag]
 	c.mu.Lock()
 	c.state, c.want, c.count, c.dst = callWaiting, req.Type, count, dst
-	c.onRead, c.onWrite, c.score, c.btype = onRead, onWrite, s, req.BlockType
+	c.onRead, c.onWrite, c.score, c.btype, c.noCheck = onRead, onWrite, s, req.BlockType, noCheck
 	gen := c.gen
 	c.mu.Unlock()
 	req.Tag = tag
@@ -594,7 +611,7 @@ func (cl *Client) startAsync(ctx context.Context, req *Message, count int, dst [
 		c.mu.Unlock()
 		return nil
 	}
-	c.onRead, c.onWrite = nil, nil
+	c.onRead, c.onWrite, c.noCheck = nil, nil, false
 	c.state, c.dst = callAbandoned, nil // the reader frees the tag if a reply comes
 	c.mu.Unlock()
 	return cl.deadErr()
@@ -614,7 +631,7 @@ func (cl *Client) WriteAsync(ctx context.Context, t Type, data []byte, s Score, 
 		return nil
 	}
 	req := Message{Type: Twrite, BlockType: t, Data: data}
-	if err := cl.startAsync(ctx, &req, 0, nil, s, nil, done); err != nil {
+	if err := cl.startAsync(ctx, &req, 0, nil, s, nil, done, false); err != nil {
 		return fmt.Errorf("venti write %v/%v to %s: %w", s, t, cl.addr, err)
 	}
 	return nil
@@ -622,6 +639,15 @@ func (cl *Client) WriteAsync(ctx context.Context, t Type, data []byte, s Score, 
 
 // ReadAsync implements AsyncReader.
 func (cl *Client) ReadAsync(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error)) error {
+	return cl.readAsync(ctx, s, t, maxBytes, buf, done, false)
+}
+
+// ReadAsyncUnchecked implements UncheckedAsyncReader.
+func (cl *Client) ReadAsyncUnchecked(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error)) error {
+	return cl.readAsync(ctx, s, t, maxBytes, buf, done, true)
+}
+
+func (cl *Client) readAsync(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error), noCheck bool) error {
 	if !t.Valid() {
 		return fmt.Errorf("venti read %v: invalid block type %d", s, uint8(t))
 	}
@@ -631,7 +657,7 @@ func (cl *Client) ReadAsync(ctx context.Context, s Score, t Type, maxBytes int, 
 	}
 	count := max(min(maxBytes, cl.readLimit()), 0)
 	req := Message{Type: Tread, Score: s, BlockType: t, Count: uint32(count)}
-	if err := cl.startAsync(ctx, &req, count, buf, s, done, nil); err != nil {
+	if err := cl.startAsync(ctx, &req, count, buf, s, done, nil, noCheck); err != nil {
 		return fmt.Errorf("venti read %v/%v from %s: %w", s, t, cl.addr, err)
 	}
 	return nil

@@ -35,6 +35,13 @@ type GridCanvas struct {
 
 	rubber *canvas.Line
 
+	// dragged is the card being dragged, nil between drags; gen counts
+	// the changes of view, selection and zoom, which redraw the rasters
+	// a drag draws the rest of the canvas from (canvas_cache.go).
+	dragged *nodeCard
+	gen     int
+	rasters map[string]*cardRaster
+
 	// Viewport returns the visible part of the canvas (scroll offset and
 	// size); only what intersects it is drawn. nil draws everything.
 	Viewport func() (fyne.Position, fyne.Size)
@@ -64,7 +71,7 @@ type GridCanvas struct {
 
 // NewGridCanvas returns an empty canvas.
 func NewGridCanvas() *GridCanvas {
-	c := &GridCanvas{cards: map[string]*nodeCard{}, zoom: 1, rubber: canvas.NewLine(okColour)}
+	c := &GridCanvas{cards: map[string]*nodeCard{}, zoom: 1, rubber: canvas.NewLine(okColour), rasters: map[string]*cardRaster{}}
 	c.rubber.StrokeWidth = 2
 	c.rubber.Hide()
 	c.ExtendBaseWidget(c)
@@ -74,6 +81,7 @@ func NewGridCanvas() *GridCanvas {
 // SetView replaces what the canvas shows. Call it on the UI goroutine.
 func (c *GridCanvas) SetView(v app.GridView) {
 	c.view = v
+	c.gen++
 	seen := make(map[string]bool, len(v.Nodes))
 	for _, n := range v.Nodes {
 		seen[n.ID] = true
@@ -88,11 +96,22 @@ func (c *GridCanvas) SetView(v app.GridView) {
 	for id := range c.cards {
 		if !seen[id] {
 			delete(c.cards, id)
+			delete(c.rasters, id)
 		}
+	}
+	// The links drawn before are kept (with their line pieces and knob)
+	// for the links still there.
+	old := make(map[app.LinkView]*linkView, len(c.links))
+	for _, l := range c.links {
+		old[l.l] = l
 	}
 	c.links = c.links[:0]
 	for _, l := range v.Links {
-		c.links = append(c.links, newLinkView(c, l))
+		lv, ok := old[l]
+		if !ok {
+			lv = newLinkView(c, l)
+		}
+		c.links = append(c.links, lv)
 	}
 	c.Refresh()
 }
@@ -100,6 +119,7 @@ func (c *GridCanvas) SetView(v app.GridView) {
 // SetSelected outlines the card of node id (and no other).
 func (c *GridCanvas) SetSelected(id string) {
 	c.selected = id
+	c.gen++
 	for cid, card := range c.cards {
 		card.setSelected(cid == id)
 	}
@@ -156,8 +176,21 @@ func (c *GridCanvas) showRubber(fromID string, from, to fyne.Position) {
 
 func (c *GridCanvas) hideRubber() { c.rubber.Hide(); c.rubber.Refresh() }
 
-// relayoutLinks moves (and re-clips) the arrows after a card moved.
-func (c *GridCanvas) relayoutLinks() { c.Refresh() }
+// dragStep redraws after card n moved under the pointer: from the first
+// step of a drag to its end, the cards and links that do not move are drawn
+// from rasters (canvas_cache.go).
+func (c *GridCanvas) dragStep(n *nodeCard) {
+	c.dragged = n
+	c.Refresh()
+}
+
+// endDrag draws everything live again after a drag.
+func (c *GridCanvas) endDrag() {
+	if c.dragged != nil {
+		c.dragged = nil
+		c.Refresh()
+	}
+}
 
 // MinSize is large enough to show every node.
 func (c *GridCanvas) MinSize() fyne.Size {
@@ -171,7 +204,8 @@ func (c *GridCanvas) MinSize() fyne.Size {
 
 // CreateRenderer implements fyne.Widget.
 func (c *GridCanvas) CreateRenderer() fyne.WidgetRenderer {
-	r := &canvasRenderer{c: c, bg: &canvas.Image{ScaleMode: canvas.ImageScaleFastest}}
+	r := &canvasRenderer{c: c, bg: &canvas.Image{ScaleMode: canvas.ImageScaleFastest},
+		layer: &canvas.Image{ScaleMode: canvas.ImageScaleFastest}, cardImgs: map[string]*canvas.Image{}}
 	r.rebuild()
 	return r
 }
@@ -188,6 +222,13 @@ type canvasRenderer struct {
 	bg      *canvas.Image
 	bgPix   *image.NRGBA
 	objects []fyne.CanvasObject
+
+	// During a drag (canvas_cache.go): the background and the links that
+	// do not move, and an image per card that does not move.
+	layer    *canvas.Image
+	layerPix *image.RGBA
+	layerKey dragLayerKey
+	cardImgs map[string]*canvas.Image
 }
 
 // cullMargin is how far outside the viewport cards and links are still
@@ -203,6 +244,10 @@ func (r *canvasRenderer) rebuild() {
 	const far = 1e9
 	x0, y0, x1, y1 := float32(-far), float32(-far), float32(far), float32(far)
 	if off, size := r.viewport(); !size.IsZero() {
+		if r.c.dragged != nil {
+			r.rebuildDragging(off, size)
+			return
+		}
 		r.layoutBackground(off, size)
 		x0, y0 = off.X-cullMargin, off.Y-cullMargin
 		x1, y1 = off.X+size.Width+cullMargin, off.Y+size.Height+cullMargin
@@ -245,12 +290,7 @@ func (r *canvasRenderer) rebuild() {
 // layoutBackground places the background over the visible part of the
 // canvas, in pixels of the canvas showing it.
 func (r *canvasRenderer) layoutBackground(pos fyne.Position, size fyne.Size) {
-	scale := float32(1)
-	if fa := fyne.CurrentApp(); fa != nil {
-		if c := fa.Driver().CanvasForObject(r.c); c != nil {
-			scale = c.Scale()
-		}
-	}
+	scale := canvasScale(r.c)
 	w, h := int(math.Ceil(float64(size.Width*scale))), int(math.Ceil(float64(size.Height*scale)))
 	if w < 1 || h < 1 {
 		r.bg.Hide()
@@ -259,10 +299,7 @@ func (r *canvasRenderer) layoutBackground(pos fyne.Position, size fyne.Size) {
 	r.bg.Show()
 	if r.bgPix == nil || r.bgPix.Rect.Dx() != w || r.bgPix.Rect.Dy() != h {
 		r.bgPix = image.NewNRGBA(image.Rect(0, 0, w, h))
-		fill := []byte{canvasBackground.R, canvasBackground.G, canvasBackground.B, canvasBackground.A}
-		for i := 0; i < len(r.bgPix.Pix); i += 4 {
-			copy(r.bgPix.Pix[i:i+4], fill)
-		}
+		fillOpaque(r.bgPix.Pix, canvasBackground.R, canvasBackground.G, canvasBackground.B)
 		r.bg.Image = r.bgPix
 		r.bg.Move(pos)
 		r.bg.Resize(size)

@@ -139,12 +139,13 @@ func (n *nodeCard) TappedSecondary(ev *fyne.PointEvent) {
 func (n *nodeCard) Dragged(ev *fyne.DragEvent) {
 	p := n.Position().Add(ev.Dragged)
 	n.Move(fyne.NewPos(max(p.X, 0), max(p.Y, 0)))
-	n.canvas.relayoutLinks()
+	n.canvas.dragStep(n)
 }
 
 // DragEnd implements fyne.Draggable: the new position is reported in
 // canvas units.
 func (n *nodeCard) DragEnd() {
+	n.canvas.endDrag()
 	if n.canvas.OnMoveNode != nil {
 		z := n.canvas.zoom
 		n.canvas.OnMoveNode(n.id, fyne.NewPos(n.Position().X/z, n.Position().Y/z))

@@ -19,3 +19,9 @@ func ParseEvent(line string) (Event, error) { return gridfs.ParseEvent(line) }
 func (a *App) OpenEvents(ctx context.Context) (io.ReadCloser, error) {
 	return a.engine().c.OpenLog(ctx)
 }
+
+// Cancellable marks ctx so that the engine commands run under it are
+// cancelled in the engine when ctx ends (gridfs.Cancellable): for the
+// window's long jobs and their Cancel button. Without it a command keeps
+// running in the engine after its caller gave up.
+func Cancellable(ctx context.Context) context.Context { return gridfs.Cancellable(ctx) }

@@ -144,11 +144,10 @@ func (w *cloneWizard) submit() {
 		w.m.showError("Clone refused", err)
 		return
 	}
-	w.m.do("clone "+spec.Source, func(ctx context.Context) error {
-		name, err := w.m.app.Clone(ctx, spec)
-		if err == nil {
-			w.m.ui(func() { w.m.say("added " + name) })
-		}
+	var name string
+	w.m.long("Cloning "+spec.Source, func(ctx context.Context, _ func(float64)) error {
+		var err error
+		name, err = w.m.app.Clone(ctx, spec)
 		return err
-	})
+	}, func() { w.m.say("added " + name) })
 }

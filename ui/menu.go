@@ -67,7 +67,9 @@ func (m *MainWindow) onResetDisk(name string) {
 	dialog.ShowConfirm("Reset "+name, fmt.Sprintf("Recreate the disk of %s from its seed? Everything written to it is lost. The node must be stopped.", name),
 		func(ok bool) {
 			if ok {
-				m.do("reset "+name, func(ctx context.Context) error { return m.app.NodeCtl(ctx, name, "reset") })
+				m.long("Resetting the disk of "+name, func(ctx context.Context, _ func(float64)) error {
+					return m.app.NodeCtl(ctx, name, "reset")
+				}, func() { m.say("The disk of " + name + " is its seed's again.") })
 			}
 		}, m.win)
 }

@@ -70,7 +70,7 @@ func (m *MainWindow) showNewGrid() *newGridWizard {
 }
 
 // submit creates the grid and opens it; the grid's engine stores a local
-// image in the grid's venti first (a long step, so with a progress dialog
+// image in the grid's venti first (a long step, so with a progress bar
 // and Cancel).
 func (w *newGridWizard) submit() {
 	spec := app.NewGridSpec{Dir: w.dir.Text, Seed: w.seed.Selected, Image: w.file.Text, AuthDom: w.authDom.Text, User: w.user.Text}

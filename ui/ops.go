@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"gridlord/app"
@@ -29,24 +30,52 @@ func (m *MainWindow) do(what string, fn func(ctx context.Context) error) {
 	}()
 }
 
-// long runs a long operation off the UI goroutine with a progress dialog
-// and a Cancel button that cancels fn's context. done (may be nil) runs on
-// the UI goroutine after a success.
+// long runs a long job (seed import, reset, clone, reset identity) off
+// the UI goroutine, shown as a row of the jobs strip above the status
+// line: its title, a progress bar (moving until fn reports a fraction) and
+// a Cancel button that cancels fn's context. The context is marked
+// app.Cancellable, so the engine cancels the command it is running, not
+// only the window's wait. Nothing is modal: the canvas stays usable, and a
+// failure goes to the status line. done (may be nil) runs on the UI
+// goroutine after a success.
 func (m *MainWindow) long(title string, fn func(ctx context.Context, progress func(float64)) error, done func()) {
 	ctx, cancel := context.WithCancel(m.ctx)
-	bar := widget.NewProgressBar()
-	d := dialog.NewCustom(title, "Cancel", container.NewVBox(widget.NewLabel(title+"…"), bar), m.win)
-	d.SetOnClosed(cancel)
-	d.Show()
+	ctx = app.Cancellable(ctx)
+	j := &job{title: title, cancel: cancel, label: widget.NewLabel(title + "…"), bar: widget.NewProgressBar(), spin: widget.NewProgressBarInfinite()}
+	j.bar.Hide()
+	j.button = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), func() {
+		j.label.SetText(title + ": cancelling…")
+		j.button.Disable()
+		cancel()
+	})
+	j.row = container.NewBorder(nil, nil, j.label, j.button, container.NewStack(j.spin, j.bar))
+	m.jobs.Add(j.row)
+	m.running = append(m.running, j)
 	m.ops.Add(1)
 	go func() {
 		defer m.ops.Done()
 		defer cancel()
-		err := fn(ctx, func(f float64) { m.ui(func() { bar.SetValue(f) }) })
+		err := fn(ctx, func(f float64) {
+			m.ui(func() {
+				if j.spin.Visible() {
+					j.spin.Stop()
+					j.spin.Hide()
+					j.bar.Show()
+				}
+				j.bar.SetValue(f)
+			})
+		})
 		m.ui(func() {
-			d.Hide()
+			j.spin.Stop()
+			m.jobs.Remove(j.row)
+			for i, r := range m.running {
+				if r == j {
+					m.running = append(m.running[:i], m.running[i+1:]...)
+					break
+				}
+			}
 			switch {
-			case errors.Is(err, context.Canceled):
+			case errors.Is(err, context.Canceled) && m.ctx.Err() == nil:
 				m.say(title + ": cancelled")
 			case err != nil:
 				m.showError(title+" failed", err)
@@ -56,6 +85,17 @@ func (m *MainWindow) long(title string, fn func(ctx context.Context, progress fu
 		})
 		m.refresh()
 	}()
+}
+
+// job is one long job's row in the jobs strip.
+type job struct {
+	title  string
+	cancel context.CancelFunc
+	row    *fyne.Container
+	label  *widget.Label
+	bar    *widget.ProgressBar
+	spin   *widget.ProgressBarInfinite
+	button *widget.Button
 }
 
 // details is the full error text and the chain of wrapped errors.

@@ -110,7 +110,7 @@ func (w *resetWizard) submit() {
 	if w.node.Selected != wholeGrid {
 		names = []string{w.node.Selected}
 	}
-	w.m.do("reset identity", func(ctx context.Context) error {
+	w.m.long("Resetting the identity", func(ctx context.Context, _ func(float64)) error {
 		written, err := w.m.app.ResetIdentity(ctx, id, names...)
 		if err != nil {
 			return err
@@ -123,7 +123,7 @@ func (w *resetWizard) submit() {
 		}
 		w.m.ui(func() { w.m.say(msg) })
 		return nil
-	})
+	}, nil)
 }
 
 func orNone(s []string) string {

@@ -43,6 +43,8 @@ type MainWindow struct {
 	pane       *bottomPane // the docked console and the events, below the tabs
 	eventsPane *eventsView
 	tip        *cardTip
+	jobs       *fyne.Container // the long jobs' rows (ops.go), above the status line
+	running    []*job          // UI goroutine only
 
 	// UI goroutine only: the last error's title and details (for its
 	// Details button), and the node whose description the detail line
@@ -121,7 +123,8 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 	gridTab := container.NewBorder(nil, nil, container.NewHBox(m.newPalette(), widget.NewSeparator()), nil, m.scroll)
 	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), gridTab))
 	m.tabs.CloseIntercept = m.onCloseTab
-	bottom := container.NewVBox(widget.NewSeparator(), container.NewBorder(nil, nil, nil, m.errButton, m.detail), m.status)
+	m.jobs = container.NewVBox()
+	bottom := container.NewVBox(widget.NewSeparator(), m.jobs, container.NewBorder(nil, nil, nil, m.errButton, m.detail), m.status)
 	body := container.NewBorder(container.NewVBox(m.toolbar, widget.NewSeparator()), bottom, nil, nil, m.newBottomPane(m.tabs))
 	m.win.SetContent(container.NewStack(body, m.newGhost()))
 	m.win.Resize(fyne.NewSize(960, 600))

@@ -79,7 +79,7 @@ func (e *Engine) prepareDisk(ctx context.Context, id uuid.UUID, fresh bool) erro
 		if cloneSrc != "" && !fresh {
 			if _, err := os.Stat(cloneSrc); err == nil {
 				e.log.Info("copying disk for clone", "node", node, "from", cloneSrc)
-				if err := copyFile(cloneSrc, tmp); err != nil {
+				if err := copyFile(ctx, cloneSrc, tmp); err != nil {
 					return fmt.Errorf("node %s: copy the disk it is cloned from: %w", node, err)
 				}
 			} else {
@@ -245,7 +245,7 @@ func ReadDiskIni(path string) ([]byte, error) {
 }
 
 // copyFile copies src to dst (created, fsynced).
-func copyFile(src, dst string) error {
+func copyFile(ctx context.Context, src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -255,7 +255,18 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
+	// In chunks (each still copied by the kernel when it can: an
+	// *io.LimitedReader of a file keeps os.File.ReadFrom's fast path),
+	// checking ctx between them, so a cancelled clone stops.
+	for {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		var n int64
+		if n, err = io.Copy(out, io.LimitReader(in, 64<<20)); err != nil || n == 0 {
+			break
+		}
+	}
 	if err == nil {
 		err = out.Sync()
 	}

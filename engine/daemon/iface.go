@@ -40,15 +40,27 @@ func (e *Engine) run(ctx context.Context, op func(context.Context) error) error 
 	}
 	e.ops.Add(1)
 	e.mu.Unlock()
+	opCtx, cancel := e.ctx, context.CancelFunc(func() {})
+	if gridfs.IsCancellable(ctx) {
+		// The client can cancel it (gridfs.AttachedWord): it ends with
+		// ctx, as well as with the engine.
+		opCtx, cancel = context.WithCancel(e.ctx)
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+	}
 	done := make(chan error, 1)
 	go func() {
 		defer e.ops.Done()
-		done <- op(e.ctx)
+		defer cancel()
+		done <- op(opCtx)
 	}()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		if gridfs.IsCancellable(ctx) {
+			return fmt.Errorf("%w (the engine cancels the command)", ctx.Err())
+		}
 		return fmt.Errorf("%w (the command keeps running in the engine)", ctx.Err())
 	}
 }

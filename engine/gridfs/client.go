@@ -279,7 +279,13 @@ func checkNodeName(node string) error {
 
 // ctl writes line to the ctl file at path and, if the write fails, reads
 // the same fid to get the engine's message (see the package comment).
+//
+// Under a Cancellable ctx the command is attached (AttachedWord) to a
+// connection of its own, closed when ctx ends: the engine then cancels it.
 func (c *Client) ctl(ctx context.Context, path, line string) error {
+	if IsCancellable(ctx) && c.root != nil {
+		return c.attachedCtl(ctx, path, line)
+	}
 	f, err := c.open(ctx, path, p9.ReadWrite)
 	if err != nil {
 		return err
@@ -424,4 +430,26 @@ func (c *Client) OpenLog(ctx context.Context) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("gridfs: open the event log: %w", err)
 	}
 	return &consConn{cl: sub, f: f}, nil
+}
+
+// attachedCtl writes AttachedWord and line to the ctl file at path on a
+// connection of its own, which it closes when ctx ends: the engine cancels
+// the command then.
+func (c *Client) attachedCtl(ctx context.Context, path, line string) error {
+	conn, pc, root, err := attach(ctx, c.sockPath)
+	if err != nil {
+		return err
+	}
+	sub := &Client{sockPath: c.sockPath, conn: conn, c: pc, root: root}
+	defer sub.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	err = sub.ctl(context.WithoutCancel(context.WithValue(ctx, cancellableKey{}, false)), path, AttachedWord+" "+line)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if ce, ok := err.(*CtlError); ok {
+		ce.Line = line
+	}
+	return err
 }

@@ -38,6 +38,14 @@
 // fids, every read of a ctl file also ends with "last error: ..." naming the
 // most recent failure on that file.
 //
+// # Cancelling a command
+//
+// A command prefixed with AttachedWord ("attached reset") runs under the
+// writing connection's context instead of the tree's, marked Cancellable:
+// closing the connection cancels it in the engine. Client does this for a
+// call whose context is Cancellable (the window's long jobs and their
+// Cancel button).
+//
 // # Blocking reads
 //
 // cons, events and log reads block until there is something to return. Serve ends

@@ -439,25 +439,31 @@ func (f *ctlFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // run parses and runs one command under the tree's context (not the
-// connection's: a command outlives the client that wrote it).
+// connection's: a command outlives the client that wrote it), or, after
+// AttachedWord, under the connection's, marked Cancellable.
 func (f *ctlFile) run(p []byte) error {
 	words, err := ParseCtl(p)
 	if err != nil {
 		return &ctlError{errno: linux.EINVAL, msg: err.Error()}
 	}
+	fs := f.a.fs
+	ctx := fs.ctx
+	if len(words) > 1 && words[0] == AttachedWord {
+		words = words[1:]
+		ctx = Cancellable(f.a.conn)
+	}
 	if err := f.verbs().check(words); err != nil {
 		return err
 	}
-	fs := f.a.fs
 	if f.identity {
 		fs.log.Info("gridfs identity", "path", f.path)
-		return fs.e.Identity(fs.ctx, words)
+		return fs.e.Identity(ctx, words)
 	}
 	fs.log.Info("gridfs ctl", "path", f.path, "words", words)
 	if f.node == "" {
-		return fs.e.Ctl(fs.ctx, words)
+		return fs.e.Ctl(ctx, words)
 	}
-	return fs.e.NodeCtl(fs.ctx, f.node, words)
+	return fs.e.NodeCtl(ctx, f.node, words)
 }
 
 // oneLine keeps an error message on a single line.

@@ -355,7 +355,8 @@ func (a *archiver) writeFile(ctx context.Context, path string, size int64) (Entr
 	ds := int64(a.dsize)
 	var off int64
 	holes := newHoleFinder(f, size)
-	var chunk []byte // a.chunk[:bytes read]; holds the file from cOff
+	var chunk []byte  // the read-ahead buffer[:bytes read]; holds the file from cOff
+	var ch *readChunk // the read-ahead chunk, when blocks are sent from it
 	cOff, cEOF := int64(-1), false
 	for {
 		if skip := holes.zeroBlocksAt(off, ds); skip > 0 {
@@ -369,12 +370,19 @@ func (a *archiver) writeFile(ctx context.Context, path string, size int64) (Entr
 		// Read ahead in large chunks (fewer system calls), then copy
 		// each block into a pool buffer.
 		if off < cOff || off+ds > cOff+int64(len(chunk)) && !cEOF {
-			n, rerr := f.ReadAt(a.chunk, off)
+			buf := a.chunk
+			if a.pool.ref != nil {
+				// Blocks are sent from the chunk: read into one that
+				// no unsent write references.
+				ch = a.pool.nextChunk(len(a.chunk))
+				buf = ch.b
+			}
+			n, rerr := f.ReadAt(buf, off)
 			if rerr != nil && !errors.Is(rerr, io.EOF) {
 				w.abort()
 				return Entry{}, fmt.Errorf("read at %d: %w", off, rerr)
 			}
-			chunk, cOff, cEOF = a.chunk[:n], off, n < len(a.chunk)
+			chunk, cOff, cEOF = buf[:n], off, n < len(buf)
 		}
 		avail := chunk[min(off-cOff, int64(len(chunk))):]
 		if len(avail) == 0 {
@@ -382,9 +390,10 @@ func (a *archiver) writeFile(ctx context.Context, path string, size int64) (Entr
 		}
 		var n int
 		if a.pool.async != nil {
-			// Queued straight from the chunk: the writer copies it.
+			// Queued straight from the chunk: the writer copies it,
+			// or sends it from there (ch).
 			n = min(len(avail), a.dsize)
-			if err := w.addData(avail[:n]); err != nil {
+			if err := w.addDataFrom(avail[:n], ch); err != nil {
 				w.abort()
 				return Entry{}, err
 			}

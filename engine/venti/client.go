@@ -167,7 +167,21 @@ type UncheckedAsyncReader interface {
 	ReadAsyncUnchecked(ctx context.Context, s Score, t Type, maxBytes int, buf []byte, done func([]byte, error)) error
 }
 
+// RefAsyncWriter is an AsyncWriter that can also send a block from the
+// caller's buffer without copying it. Client implements it.
+type RefAsyncWriter interface {
+	AsyncWriter
+	// WriteAsyncRef is WriteAsync, except that data is sent from where
+	// it lies, without a copy: it must not change until release has been
+	// called. release is called exactly once, when data is no longer
+	// needed: once it has been sent, when WriteAsyncRef fails, or when a
+	// failed connection drops it unsent (at the latest by Close). It must
+	// not block or call the writer.
+	WriteAsyncRef(ctx context.Context, t Type, data []byte, s Score, done func(error), release func()) error
+}
+
 var (
+	_ RefAsyncWriter       = (*Client)(nil)
 	_ AsyncWriter          = (*Client)(nil)
 	_ AsyncReader          = (*Client)(nil)
 	_ UncheckedAsyncReader = (*Client)(nil)
@@ -584,8 +598,18 @@ func (cl *Client) getTag(ctx context.Context) (uint8, error) {
 // completes it through onRead or onWrite. If it returns an error the call
 // was not started and no callback will run.
 func (cl *Client) startAsync(ctx context.Context, req *Message, count int, dst []byte, s Score, onRead func([]byte, error), onWrite func(error), noCheck bool) error {
+	return cl.startAsyncRef(ctx, req, count, dst, s, onRead, onWrite, noCheck, nil)
+}
+
+// startAsyncRef is startAsync; a non-nil release makes a Twrite's data go
+// out from req.Data itself (connWriter.queueRef), and is called in any
+// case.
+func (cl *Client) startAsyncRef(ctx context.Context, req *Message, count int, dst []byte, s Score, onRead func([]byte, error), onWrite func(error), noCheck bool, release func()) error {
 	tag, err := cl.getTag(ctx)
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		return err
 	}
 	c := &cl.calls[tag]
@@ -595,7 +619,11 @@ func (cl *Client) startAsync(ctx context.Context, req *Message, count int, dst [
 	gen := c.gen
 	c.mu.Unlock()
 	req.Tag = tag
-	err = cl.send(req)
+	if release != nil {
+		err = cl.sendRef(req, release)
+	} else {
+		err = cl.send(req)
+	}
 	if err != nil {
 		cl.fail(fmt.Errorf("venti connection to %s: %w", cl.addr, err))
 	}
@@ -632,6 +660,27 @@ func (cl *Client) WriteAsync(ctx context.Context, t Type, data []byte, s Score, 
 	}
 	req := Message{Type: Twrite, BlockType: t, Data: data}
 	if err := cl.startAsync(ctx, &req, 0, nil, s, nil, done, false); err != nil {
+		return fmt.Errorf("venti write %v/%v to %s: %w", s, t, cl.addr, err)
+	}
+	return nil
+}
+
+// WriteAsyncRef implements RefAsyncWriter.
+func (cl *Client) WriteAsyncRef(ctx context.Context, t Type, data []byte, s Score, done func(error), release func()) error {
+	if err := CheckWrite(t, data); err != nil {
+		release()
+		return fmt.Errorf("venti %w", err)
+	}
+	if len(data) == 0 {
+		release()
+		if s != ZeroScore {
+			return fmt.Errorf("venti write: empty block given score %v", s)
+		}
+		done(nil)
+		return nil
+	}
+	req := Message{Type: Twrite, BlockType: t, Data: data}
+	if err := cl.startAsyncRef(ctx, &req, 0, nil, s, nil, done, false, release); err != nil {
 		return fmt.Errorf("venti write %v/%v to %s: %w", s, t, cl.addr, err)
 	}
 	return nil
@@ -738,6 +787,18 @@ func (cl *Client) send(m *Message) error {
 		data = m.Data
 	}
 	return cl.out.queue(head, data)
+}
+
+// sendRef queues a Twrite whose data goes out from m.Data itself; release
+// is called once it has been sent (see connWriter.queueRef).
+func (cl *Client) sendRef(m *Message, release func()) error {
+	var arr [64]byte
+	head, err := m.appendHead(arr[:0], cl.version)
+	if err != nil {
+		release()
+		return err
+	}
+	return cl.out.queueRef(head, m.Data, release)
 }
 
 // Read implements Reader. It fetches the block with score s and type t,

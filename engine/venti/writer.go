@@ -29,15 +29,32 @@ type connWriter struct {
 	stopped chan struct{}
 
 	// Frames whose data the writer sends from the queuer's buffer
-	// (queueOwned): the batch is then written with writev, as pieces of
-	// buf and owned buffers in order, and the owned buffers go back to
-	// pool once written.
+	// (queueOwned, queueRef): the batch is then written with writev, as
+	// pieces of buf and owned buffers in order, and the owned buffers go
+	// back to pool (or their release is called) once written.
 	pool       *sync.Pool
-	pieces     []piece   // nil while the batch has no owned data
-	owned      []*[]byte // buffers to put back in pool after the batch
+	pieces     []piece    // nil while the batch has no owned data
+	owned      []ownedBuf // buffers to give back after the batch
 	ownedBytes int
 	sparePiece []piece // slices of a written batch, for the next one
-	spareOwned []*[]byte
+	spareOwned []ownedBuf
+}
+
+// ownedBuf is the buffer of a frame sent from it: a buffer of the
+// writer's pool (queueOwned), or one whose release function is called
+// once it has been sent (queueRef).
+type ownedBuf struct {
+	b       *[]byte
+	release func()
+}
+
+// giveBack returns o to the pool or releases it.
+func (cw *connWriter) giveBack(o ownedBuf) {
+	if o.release != nil {
+		o.release()
+	} else {
+		cw.pool.Put(o.b)
+	}
 }
 
 // piece is a stretch of a batch: buf[lo:hi], or ext when it is set.
@@ -108,8 +125,21 @@ func (cw *connWriter) lockRoom() error {
 // writer puts back once the frame is written (or the connection has
 // failed). On error b goes back at once.
 func (cw *connWriter) queueOwned(head, data []byte, b *[]byte) error {
+	return cw.queueBuf(head, data, ownedBuf{b: b})
+}
+
+// queueRef is queue for a frame whose data is sent from data itself,
+// without a copy: data must not change until release has been called,
+// which the writer does once the frame is written, or once the frame is
+// dropped (a failed connection; at the latest when the writer is
+// closed). On error release is called at once.
+func (cw *connWriter) queueRef(head, data []byte, release func()) error {
+	return cw.queueBuf(head, data, ownedBuf{release: release})
+}
+
+func (cw *connWriter) queueBuf(head, data []byte, o ownedBuf) error {
 	if err := cw.lockRoom(); err != nil {
-		cw.pool.Put(b)
+		cw.giveBack(o)
 		return err
 	}
 	if cw.pieces == nil {
@@ -121,7 +151,7 @@ func (cw *connWriter) queueOwned(head, data []byte, b *[]byte) error {
 	cw.buf = append(cw.buf, head...)
 	cw.extendLocked(old)
 	cw.pieces = append(cw.pieces, piece{ext: data})
-	cw.owned = append(cw.owned, b)
+	cw.owned = append(cw.owned, o)
 	cw.ownedBytes += len(data)
 	cw.kickLocked()
 	cw.mu.Unlock()
@@ -184,8 +214,8 @@ func (cw *connWriter) loop() {
 				}
 				_, err = bufs.WriteTo(cw.w)
 				for i, o := range owned {
-					cw.pool.Put(o)
-					owned[i] = nil
+					cw.giveBack(o)
+					owned[i] = ownedBuf{}
 				}
 			}
 			cw.mu.Lock()
@@ -228,4 +258,13 @@ func (cw *connWriter) close() {
 	cw.cond.Broadcast()
 	cw.mu.Unlock()
 	<-cw.stopped
+	// Frames a failed write left queued are never sent: give their
+	// buffers back (the writer goroutine has stopped).
+	cw.mu.Lock()
+	owned := cw.owned
+	cw.owned, cw.pieces, cw.ownedBytes = nil, nil, 0
+	cw.mu.Unlock()
+	for _, o := range owned {
+		cw.giveBack(o)
+	}
 }

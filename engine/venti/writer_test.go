@@ -2,9 +2,11 @@ package venti
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -84,6 +86,72 @@ func TestConnWriterOwned(t *testing.T) {
 				n++
 			}
 			t.Fatalf("tcp %v: %d bytes out, want %d; first difference at %d", overTCP, got.Len(), want.Len(), n)
+		}
+	}
+}
+
+// failWriter fails every write after the first n bytes.
+type failWriter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *failWriter) Write(b []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(b) > f.n {
+		return 0, errors.New("write failed")
+	}
+	f.n -= len(b)
+	return len(b), nil
+}
+
+// Frames queued with queueRef come out intact, in order with the others,
+// and each one's release is called exactly once: after it is written, or,
+// on a failed connection, by then or at the latest by close; never while
+// the writer may still read the data.
+func TestConnWriterRef(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		var got bytes.Buffer
+		var w interface{ Write([]byte) (int, error) } = &got
+		if fail {
+			w = &failWriter{n: 100000}
+		}
+		cw := newConnWriter(w, nil, func(error) {})
+		var want bytes.Buffer
+		const frames = 1000
+		var released [frames]atomic.Int32
+		datas := make([][]byte, frames)
+		for i := 0; i < frames; i++ {
+			head := []byte(fmt.Sprintf("<head %d>", i))
+			if i%4 == 0 {
+				data := []byte(fmt.Sprintf("[copied %d]", i))
+				want.Write(head)
+				want.Write(data)
+				cw.queue(head, data)
+				continue
+			}
+			data := make([]byte, 3000+i)
+			for k := range data {
+				data[k] = byte(i * k)
+			}
+			datas[i] = data
+			want.Write(head)
+			want.Write(data)
+			cw.queueRef(head, data, func() {
+				released[i].Add(1)
+				clear(datas[i]) // the writer must be done with it
+			})
+		}
+		cw.flush()
+		cw.close()
+		for i := range released {
+			if n := released[i].Load(); datas[i] != nil && n != 1 {
+				t.Fatalf("fail %v: frame %d released %d times", fail, i, n)
+			}
+		}
+		if !fail && !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("%d bytes out, want %d (or different)", got.Len(), want.Len())
 		}
 	}
 }

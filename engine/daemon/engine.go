@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"strings"
@@ -573,8 +574,8 @@ func (e *Engine) rebuildSwitch() error {
 
 // refreshSwitch rebuilds the switch when the model's leases differ from
 // the switch's and no VM runs, so that nodes added, cloned or readdressed
-// while the grid is down get their leases before anything starts (the
-// switch's DHCP leases are fixed at creation).
+// while the grid is down get their leases (and removed ones lose theirs)
+// before anything starts.
 func (e *Engine) refreshSwitch() {
 	cfg, ms := e.networkPlan()
 	e.sw.mu.Lock()
@@ -630,8 +631,9 @@ func (e *Engine) hostOwner() string {
 	return owner
 }
 
-// ensureMember makes sure the switch hands node id (called name) its lease,
-// rebuilding the switch if the model changed and no VM is running.
+// ensureMember makes sure the switch hands node id (called name) its lease:
+// the switch is rebuilt for the model when no VM runs, else the lease is
+// added to the running switch.
 func (e *Engine) ensureMember(id uuid.UUID, name string) error {
 	_, ms := e.networkPlan()
 	var want *network.Member
@@ -649,10 +651,22 @@ func (e *Engine) ensureMember(id uuid.UUID, name string) error {
 	if ok && have == *want {
 		return nil // this node's lease is right, whatever else changed
 	}
-	if e.anyVMRunning() {
-		return fmt.Errorf("node %s was added or readdressed while other nodes run, and the switch's DHCP leases are fixed: stop the grid (gridlord down) and start again", name)
+	if !e.anyVMRunning() {
+		return e.rebuildSwitch()
 	}
-	return e.rebuildSwitch()
+	// Others run on this switch: give it the node's lease in place.
+	e.sw.mu.Lock()
+	defer e.sw.mu.Unlock()
+	if e.sw.sw == nil {
+		return fmt.Errorf("node %s: the grid network is not up", name)
+	}
+	if err := e.sw.sw.SetMember(*want); err != nil {
+		return fmt.Errorf("node %s was added or readdressed while other nodes run, and its lease cannot be given on the running network (%w): stop the grid (gridlord down) and start again", name, err)
+	}
+	members := maps.Clone(e.sw.members)
+	members[want.Name] = *want
+	e.sw.members = members
+	return nil
 }
 
 // anyVMRunning reports whether the runner has a live VM.

@@ -170,13 +170,12 @@ func StandardPorts() []int { return []int{17010, 17019, 567, 564, 5356} }
 const VentiPort = 17034
 
 // Switch is a running virtual network. Its methods are safe for concurrent
-// use. There is one Switch per grid; members are fixed at New, because the
-// DHCP server's static leases are.
+// use. There is one Switch per grid; its members are given at New, and
+// SetMember adds or readdresses one while the others run.
 type Switch struct {
-	cfg     Config
-	vn      *gateway
-	log     *slog.Logger
-	members map[string]Member
+	cfg Config
+	vn  *gateway
+	log *slog.Logger
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -184,6 +183,7 @@ type Switch struct {
 	closeOnce sync.Once
 
 	mu       sync.Mutex
+	members  map[string]Member
 	forwards map[string][]*forward
 	exposed  map[int]*exposure
 }
@@ -215,32 +215,17 @@ func newSwitch(cfg Config, members []Member, log *slog.Logger, upstream resolver
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := netip.MustParsePrefix(cfg.Subnet)
 	leases := make(map[string]string)
 	byName := make(map[string]Member)
-	macs := make(map[string]string)
 	for _, m := range members {
-		a, err := netip.ParseAddr(m.IP)
-		if err != nil || !p.Contains(a) || m.IP == cfg.GatewayIP || m.IP == cfg.HostIP {
-			return nil, fmt.Errorf("node %s: address %q is not a free address in %s", m.Name, m.IP, cfg.Subnet)
-		}
-		hw, err := net.ParseMAC(m.MAC)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: MAC %q: %w", m.Name, m.MAC, err)
-		}
-		mac := hw.String()
-		if other, dup := leases[m.IP]; dup {
-			return nil, fmt.Errorf("node %s: address %s already belongs to %s", m.Name, m.IP, macs[other])
-		}
-		if other, dup := macs[mac]; dup {
-			return nil, fmt.Errorf("node %s: MAC %s already belongs to node %s", m.Name, mac, other)
-		}
 		if _, dup := byName[m.Name]; dup {
 			return nil, fmt.Errorf("node %s listed twice", m.Name)
 		}
-		leases[m.IP] = mac
-		macs[mac] = m.Name
-		m.MAC = mac
+		m, err := checkMember(cfg, m, byName)
+		if err != nil {
+			return nil, err
+		}
+		leases[m.IP] = m.MAC
 		byName[m.Name] = m
 	}
 	// HostIP answers ARP, and ExposeHost listens on chosen ports of it
@@ -258,10 +243,60 @@ func newSwitch(cfg Config, members []Member, log *slog.Logger, upstream resolver
 // Config is the switch's configuration with defaults filled in.
 func (s *Switch) Config() Config { return s.cfg }
 
+// checkMember checks that m's address is a free one of cfg's subnet and
+// that neither it nor m's MAC belongs to another of members (by name),
+// and returns m with its MAC in canonical form.
+func checkMember(cfg Config, m Member, members map[string]Member) (Member, error) {
+	a, err := netip.ParseAddr(m.IP)
+	if err != nil || !netip.MustParsePrefix(cfg.Subnet).Contains(a) || m.IP == cfg.GatewayIP || m.IP == cfg.HostIP {
+		return m, fmt.Errorf("node %s: address %q is not a free address in %s", m.Name, m.IP, cfg.Subnet)
+	}
+	hw, err := net.ParseMAC(m.MAC)
+	if err != nil {
+		return m, fmt.Errorf("node %s: MAC %q: %w", m.Name, m.MAC, err)
+	}
+	m.MAC = hw.String()
+	for _, o := range members {
+		switch {
+		case o.Name == m.Name:
+		case o.IP == m.IP:
+			return m, fmt.Errorf("node %s: address %s already belongs to %s", m.Name, m.IP, o.Name)
+		case o.MAC == m.MAC:
+			return m, fmt.Errorf("node %s: MAC %s already belongs to node %s", m.Name, m.MAC, o.Name)
+		}
+	}
+	return m, nil
+}
+
 // Member returns a node's MAC and address.
 func (s *Switch) Member(name string) (Member, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	m, ok := s.members[name]
 	return m, ok
+}
+
+// SetMember adds member m, or gives the member of that name m's address
+// and MAC, while the others run: its DHCP lease is reserved at once (the
+// old one released). It fails, changing nothing, when the address or MAC
+// belongs to another member. Forwards to a readdressed member keep its old
+// address until they are made again.
+func (s *Switch) SetMember(m Member) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := checkMember(s.cfg, m, s.members)
+	if err != nil {
+		return err
+	}
+	if old, ok := s.members[m.Name]; ok {
+		if old == m {
+			return nil
+		}
+		s.vn.pool.Release(old.MAC)
+	}
+	s.vn.pool.Reserve(net.ParseIP(m.IP), m.MAC)
+	s.members[m.Name] = m
+	return nil
 }
 
 // AcceptQEMU serves one VM NIC connection (QEMU's length-prefixed frames)
@@ -299,7 +334,7 @@ func (s *Switch) DialGuest(ctx context.Context, addr string) (net.Conn, error) {
 // guestPort on the node. hostPort 0, or a hostPort already in use, gets a
 // free port from the OS; the result says which port was taken.
 func (s *Switch) Forward(node string, guestPort, hostPort int) (Forward, error) {
-	m, ok := s.members[node]
+	m, ok := s.Member(node)
 	if !ok {
 		return Forward{}, fmt.Errorf("forward to node %s: not on this network", node)
 	}

@@ -74,6 +74,46 @@ func TestNewRejectsClashes(t *testing.T) {
 	}
 }
 
+// TestSetMember: a member added or readdressed on a running switch gets
+// its lease at once (the old one released); a clash changes nothing.
+func TestSetMember(t *testing.T) {
+	sw, err := New(Config{}, []Member{{Name: "a", MAC: "52:54:00:00:00:01", IP: "192.168.127.10"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	if err := sw.SetMember(Member{Name: "b", MAC: "52:54:00:00:00:02", IP: "192.168.127.11"}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := sw.Leases(); l["192.168.127.11"] != "52:54:00:00:00:02" || l["192.168.127.10"] != "52:54:00:00:00:01" {
+		t.Errorf("leases after adding b: %v", l)
+	}
+	if m, ok := sw.Member("b"); !ok || m.IP != "192.168.127.11" {
+		t.Errorf("member b: %+v %v", m, ok)
+	}
+	for _, m := range []Member{
+		{Name: "c", MAC: "52:54:00:00:00:03", IP: "192.168.127.10"}, // a's address
+		{Name: "c", MAC: "52:54:00:00:00:01", IP: "192.168.127.12"}, // a's MAC
+		{Name: "c", MAC: "52:54:00:00:00:03", IP: "192.168.127.254"},
+		{Name: "c", MAC: "52:54:00:00:00:03", IP: "10.1.1.1"},
+	} {
+		if err := sw.SetMember(m); err == nil {
+			t.Errorf("%+v accepted", m)
+		}
+	}
+	if _, ok := sw.Member("c"); ok {
+		t.Error("a refused member was added")
+	}
+	// b readdressed: its old lease goes.
+	if err := sw.SetMember(Member{Name: "b", MAC: "52:54:00:00:00:02", IP: "192.168.127.20"}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := sw.Leases()
+	if _, old := l["192.168.127.11"]; old || l["192.168.127.20"] != "52:54:00:00:00:02" {
+		t.Errorf("leases after readdressing b: %v", l)
+	}
+}
+
 // TestFrameExchange plays a VM over net.Pipe with QEMU's framing (4-byte
 // big-endian length, then the Ethernet frame): an ARP request for the
 // gateway must get the gateway's reply, and a second VM must see the

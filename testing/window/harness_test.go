@@ -193,8 +193,15 @@ func (b *syncBuffer) String() string {
 // not: see cleanupGrid).
 func startGUI(t *testing.T, s *screen, bin string, args ...string) *gui {
 	t.Helper()
+	return startGUIEnv(t, s, bin, nil, args...)
+}
+
+// startGUIEnv is startGUI with env added to the window's environment (and
+// so to that of an engine it starts).
+func startGUIEnv(t *testing.T, s *screen, bin string, env []string, args ...string) *gui {
+	t.Helper()
 	g := &gui{t: t, cmd: exec.Command(bin, append([]string{"gui"}, args...)...), logs: &syncBuffer{}, exited: make(chan struct{})}
-	g.cmd.Env = s.env("LANG=en_US.UTF-8")
+	g.cmd.Env = s.env(append([]string{"LANG=en_US.UTF-8"}, env...)...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -340,4 +347,97 @@ func isColour(px color.Color, c color.NRGBA) bool {
 func near(v uint32, want uint8) bool {
 	d := int(v) - int(want)
 	return d >= -6 && d <= 6
+}
+
+// nodeMenu is the order of a cpu card's right-click menu (ui/menu.go),
+// separators left out: the keyboard walks it with the Down key.
+var nodeMenu = []string{"Start", "Stop", "Power off", "Reset disk…", "Console", "Drawterm", "Clone…", "Reset identity…", "Properties…", "Delete"}
+
+// menuItem right-clicks at p and picks the cpu menu's item label with the
+// keyboard, as a person does when the menu is open (Down to it, Return).
+func menuItem(s *screen, p image.Point, label string) {
+	s.t.Helper()
+	k := -1
+	for i, l := range nodeMenu {
+		if l == label {
+			k = i
+		}
+	}
+	if k < 0 {
+		s.t.Fatalf("no menu item %q", label)
+	}
+	s.click(p, 3)
+	time.Sleep(500 * time.Millisecond)
+	for i := 0; i <= k; i++ {
+		s.xdo("key", "Down")
+	}
+	s.shot("menu-" + strings.TrimSuffix(label, "…") + ".png")
+	s.xdo("key", "Return")
+}
+
+// primaryColour is the fill of a dialog's default button (Fyne's theme
+// primary colour, dark variant).
+var primaryColour = color.NRGBA{0x29, 0x6f, 0xf6, 0xff}
+
+// waitDialog waits until a dialog shows (its default button in the primary
+// colour) and returns the screenshot it was seen on.
+func waitDialog(t *testing.T, s *screen, shot string) image.Image {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		img := s.shot(shot)
+		if b := largestPatch(img, primaryColour); b.Dx() >= 40 && b.Dy() >= 20 {
+			return img
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dialog with a default button appeared (see %s)", shot)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// primaryButton is the centre of the dialog's default button on img.
+func primaryButton(t *testing.T, img image.Image) image.Point {
+	t.Helper()
+	b := largestPatch(img, primaryColour)
+	if b.Dx() < 40 || b.Dy() < 20 {
+		t.Fatalf("no default button on the screen (largest primary-coloured patch %v)", b)
+	}
+	return image.Pt((b.Min.X+b.Max.X)/2, (b.Min.Y+b.Max.Y)/2)
+}
+
+// largestPatch is the bounding box of the largest 4-connected patch of
+// pixels of colour c: a button, not a one-pixel underline elsewhere.
+func largestPatch(img image.Image, c color.NRGBA) image.Rectangle {
+	r := img.Bounds()
+	seen := make([]bool, r.Dx()*r.Dy())
+	idx := func(x, y int) int { return (y-r.Min.Y)*r.Dx() + x - r.Min.X }
+	var best image.Rectangle
+	bestN := 0
+	var stack []image.Point
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if seen[idx(x, y)] || !isColour(img.At(x, y), c) {
+				continue
+			}
+			box, n := image.Rect(x, y, x+1, y+1), 0
+			seen[idx(x, y)] = true
+			stack = append(stack[:0], image.Pt(x, y))
+			for len(stack) > 0 {
+				p := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				n++
+				box = box.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
+				for _, q := range []image.Point{{p.X + 1, p.Y}, {p.X - 1, p.Y}, {p.X, p.Y + 1}, {p.X, p.Y - 1}} {
+					if q.In(r) && !seen[idx(q.X, q.Y)] && isColour(img.At(q.X, q.Y), c) {
+						seen[idx(q.X, q.Y)] = true
+						stack = append(stack, q)
+					}
+				}
+			}
+			if n > bestN {
+				best, bestN = box, n
+			}
+		}
+	}
+	return best
 }

@@ -7,13 +7,15 @@
 package window
 
 import (
+	"bufio"
 	"context"
-	"fmt"
 	"image/color"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,28 +42,49 @@ func artifactDir(t testing.TB) string {
 	return d
 }
 
-// startXvfb starts an X server on a free display number and returns it.
+// startXvfb starts an X server on a display number it picks itself
+// (-displayfd: stale sockets of killed servers are no obstacle) and returns
+// the display. It is stopped with SIGTERM at cleanup, so it removes its
+// socket.
 func startXvfb(t testing.TB) string {
 	xvfb := testenv.Tool(t, "Xvfb")
-	for n := 90; n < 120; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		display := fmt.Sprintf(":%d", n)
-		cmd := exec.Command(xvfb, display, "-screen", "0", "1024x700x24", "-nolisten", "tcp")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start Xvfb: %v", err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for i := 0; i < 100; i++ {
-			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-				return display
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("Xvfb on %s did not come up", display)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free X display number")
+	defer r.Close()
+	cmd := exec.Command(xvfb, "-displayfd", "3", "-screen", "0", "1024x700x24", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{w}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		t.Fatalf("start Xvfb: %v", err)
+	}
+	w.Close()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		b, _ := bufio.NewReader(r).ReadString('\n')
+		line <- strings.TrimSpace(b)
+	}()
+	select {
+	case n := <-line:
+		if n == "" {
+			t.Fatal("Xvfb exited without naming its display")
+		}
+		return ":" + n
+	case <-time.After(30 * time.Second):
+		t.Fatal("Xvfb did not name its display within 30 s")
+	}
 	return ""
 }
 

@@ -1,0 +1,258 @@
+package window
+
+import (
+	"context"
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
+	"gridlord/engine/plan9disk/plan9disktest"
+	"gridlord/engine/qemu"
+	"gridlord/testing/standin"
+	"gridlord/testing/testenv"
+)
+
+// standinGrid makes, with the gridlord CLI, a default grid (embedded venti,
+// fossil1, cpu1) whose nodes boot the stand-in Linux guest: fast plumbing
+// for the window's flows, never proof that a Plan 9 behaviour works (the
+// real seed's test is that).
+func standinGrid(t *testing.T, ctx context.Context, bin, dir string) {
+	t.Helper()
+	testenv.Tool(t, "qemu-system-x86_64")
+	im, err := standin.Build(ctx, standin.Options{})
+	if err != nil {
+		t.Fatalf("build the stand-in guest: %v", err)
+	}
+	seed := plan9disktest.BuildNativeSmall(t)
+	listen := "nc -ll -p 564 -e /bin/cat &" // fossils "serve" 9P to their dependants
+	cmd := exec.CommandContext(ctx, bin, "init", dir, "--seed", seed, "--seed-name", "standin",
+		"--kernel", im.Kernel, "--initrd", im.Initrd, "--append", im.Append("{name}"),
+		"--ready", standin.ReadyLine+` name=\S+ ip=10\.[\s\S]*`+standin.Prompt,
+		"--nic", "e1000", "--arch", "amd64",
+		"--setup", "fossil+auth:"+listen, "--setup", "fossil:"+listen)
+	cmd.Env = append(os.Environ(), standinEnv()...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gridlord init (stand-ins): %v\n%s", err, out)
+	}
+}
+
+// standinEnv is the environment of the CLI and the engine it starts: a
+// venti on a free loopback port, QEMU under TCG.
+func standinEnv() []string {
+	return []string{"GRIDLORD_VENTI_ADDR=127.0.0.1:0", qemu.EnvAccel + "=tcg"}
+}
+
+// TestStandinWindowFlows drives the real window over a grid of stand-in
+// guests as a person does, each step checked on the screen and through
+// gridfs: one click on cpu1 starts fossil1 then cpu1; a double-click opens
+// cpu1's console, where a typed line runs; cpu1's handle dragged onto a
+// second fossil rewires it; right-click → Clone… makes cpu2 through the
+// wizard; right-click → Reset identity… gives cpu2 a new host owner and
+// password; the window closed and opened again shows the same grid.
+// Screenshots: artifacts/standin-*.png.
+func TestStandinWindowFlows(t *testing.T) {
+	bin := gridlordBinary(t)
+	s := newScreen(t)
+	base := shortTemp(t, "gls")
+	dir := filepath.Join(base, "g")
+	t.Cleanup(func() { cleanupGrid(t, dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	standinGrid(t, ctx, bin, dir)
+	first := startGUIEnv(t, s, bin, standinEnv(), "-grid", dir, "-venti-addr", "127.0.0.1:0")
+	c := dialEngine(t, ctx, dir)
+
+	var before image.Image
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		before = s.shot("standin-before.png")
+		if countColour(before, cpuColour) > 3000 && badge(before, card(t, before, "cpu1", cpuColour)) == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the window never showed cpu1 stopped")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	cpu := card(t, before, "cpu1", cpuColour)
+	fossil := card(t, before, "fossil1", fossilColour)
+	name := image.Pt(cpu.Min.X+cpu.Dx()/3, cpu.Min.Y+cpu.Dy()/2)
+
+	// One click: fossil1, then cpu1, running; the badges turn green.
+	s.click(name, 1)
+	waitStates(t, s, ctx, c, map[string]string{"fossil1": "running", "cpu1": "running"}, 3*time.Minute)
+	waitScreen(t, s, "standin-running.png", 20*time.Second, "fossil1 and cpu1 badges running", func(img image.Image) bool {
+		return badge(img, fossil) == "running" && badge(img, cpu) == "running"
+	})
+
+	// Double-click: cpu1's console takes the keyboard; a typed line runs in
+	// the guest's shell and its output is in the node's log.
+	s.doubleClick(name)
+	time.Sleep(2 * time.Second)
+	s.xdo("type", "--delay", "40", "echo typed-$((6*7))")
+	s.xdo("key", "Return")
+	waitLog(t, ctx, c, "cpu1", "typed-42")
+	s.shot("standin-console.png")
+	s.click(image.Pt(40, 66), 1) // back to the grid tab
+	time.Sleep(time.Second)
+
+	// A second fossil; drag cpu1's link handle onto it: one drag rewires.
+	g := readGrid(t, ctx, c)
+	origin := cpu.Min.Sub(image.Pt(int(g.Node("cpu1").Position.X), int(g.Node("cpu1").Position.Y)))
+	f1 := g.Node("fossil1")
+	x2, y2 := f1.Position.X, f1.Position.Y+150
+	for _, l := range [][]string{{"add", "fossil+auth", "fossil2", f1.Seed}, {"wire", "fossil2", "venti"}, {"move", "fossil2", strconv.Itoa(int(x2)), strconv.Itoa(int(y2))}} {
+		if err := c.Ctl(ctx, gridfs.QuoteWords(l)); err != nil {
+			t.Fatalf("%v: %v", l, err)
+		}
+	}
+	f2 := image.Rect(int(x2), int(y2), int(x2)+170, int(y2)+64).Add(origin)
+	waitScreen(t, s, "standin-fossil2.png", 20*time.Second, "fossil2's card", func(img image.Image) bool {
+		_, n := region(img, f2, fossilColour)
+		return n > 3000
+	})
+	s.drag(image.Pt(cpu.Max.X-11, cpu.Min.Y+11), image.Pt(f2.Min.X+f2.Dx()/2, f2.Min.Y+f2.Dy()/2))
+	waitGrid(t, s, ctx, c, 20*time.Second, "cpu1 rooted on fossil2", func(g *grid.Grid) bool {
+		r := g.Target(g.Node("cpu1"), grid.LinkRoot)
+		return r != nil && r.Name == "fossil2"
+	})
+	rewired := s.shot("standin-rewired.png")
+	mid := image.Pt((cpu.Min.X+cpu.Max.X+f2.Min.X+f2.Max.X)/4, (cpu.Min.Y+cpu.Max.Y+f2.Min.Y+f2.Max.Y)/4)
+	if _, n := region(rewired, image.Rectangle{mid, mid}.Inset(-12), linkColour); n < 20 {
+		t.Errorf("no link drawn between cpu1 and fossil2 (around %v)", mid)
+	}
+
+	// Right-click → Stop: cpu1 halts (its disk is copied while stopped).
+	menuItem(s, name, "Stop")
+	waitStates(t, s, ctx, c, map[string]string{"cpu1": "stopped"}, time.Minute)
+
+	// Right-click → Clone…: the wizard opens on cpu1 with its role and
+	// links; its Clone button adds cpu2, rooted on fossil2 like cpu1.
+	nodes := len(readGrid(t, ctx, c).Nodes)
+	menuItem(s, name, "Clone…")
+	dlg := waitDialog(t, s, "standin-clone.png")
+	s.click(primaryButton(t, dlg), 1)
+	g = waitGrid(t, s, ctx, c, 30*time.Second, "a clone of cpu1", func(g *grid.Grid) bool { return len(g.Nodes) == nodes+1 })
+	clone := g.Nodes[len(g.Nodes)-1]
+	if clone.Kind != grid.KindCPU {
+		t.Fatalf("the clone %s is a %s, want cpu", clone.Name, clone.Kind)
+	}
+	if r := g.Target(clone, grid.LinkRoot); r == nil || r.Name != "fossil2" {
+		t.Errorf("the clone %s roots from %v, want fossil2 (cpu1's root)", clone.Name, r)
+	}
+	cloneCard := image.Rect(int(clone.Position.X), int(clone.Position.Y), int(clone.Position.X)+170, int(clone.Position.Y)+64).Add(origin)
+	waitScreen(t, s, "standin-cloned.png", 20*time.Second, "the clone's card, stopped", func(img image.Image) bool {
+		_, n := region(img, cloneCard, cpuColour)
+		return n > 3000 && badge(img, cloneCard) == "stopped"
+	})
+
+	// Right-click the clone → Reset identity…: a new host owner and
+	// password, typed into the wizard's fields (Tab moves between them as
+	// in any form); the stand-ins have no keyfs, so that box is cleared.
+	cloneName := image.Pt(cloneCard.Min.X+cloneCard.Dx()/3, cloneCard.Min.Y+cloneCard.Dy()/2)
+	menuItem(s, cloneName, "Reset identity…")
+	dlg = waitDialog(t, s, "standin-reset.png")
+	s.xdo("key", "Tab", "Tab", "Tab") // Machine, Auth domain, Host owner
+	s.xdo("key", "ctrl+a")
+	s.xdo("type", "--delay", "30", "bob")
+	s.xdo("key", "Tab")
+	s.xdo("type", "--delay", "30", "s3cret-pw")
+	s.xdo("key", "Tab")
+	s.xdo("type", "--delay", "30", "s3cret-pw")
+	s.xdo("key", "Tab", "Tab", "space") // Disk, then Users: keyfs off
+	time.Sleep(500 * time.Millisecond)
+	s.shot("standin-reset-filled.png")
+	s.click(primaryButton(t, dlg), 1)
+	waitGrid(t, s, ctx, c, 30*time.Second, clone.Name+" owned by bob", func(g *grid.Grid) bool {
+		n := g.Node(clone.Name)
+		return n != nil && n.User == "bob"
+	})
+	if g := readGrid(t, ctx, c); g.Node("cpu1").User == "bob" {
+		t.Error("the reset of the clone changed cpu1's host owner")
+	}
+	s.shot("standin-reset-done.png")
+
+	// A click starts cpu1 again, now on fossil2.
+	s.click(name, 1)
+	waitStates(t, s, ctx, c, map[string]string{"fossil2": "running", "cpu1": "running"}, 3*time.Minute)
+
+	// Close and reopen: the engine kept the grid; the same state is drawn.
+	first.stop()
+	second := startGUIEnv(t, s, bin, standinEnv(), "-grid", dir, "-venti-addr", "127.0.0.1:0")
+	defer second.kill()
+	waitScreen(t, s, "standin-reopened.png", 30*time.Second, "the same grid after reopening", func(img image.Image) bool {
+		_, nf2 := region(img, f2, fossilColour)
+		_, nl := region(img, image.Rectangle{mid, mid}.Inset(-12), linkColour)
+		return badge(img, fossil) == "running" && badge(img, cpu) == "running" && badge(img, cloneCard) == "stopped" && nf2 > 3000 && nl >= 20
+	})
+}
+
+// waitStates waits until every named node is in its wanted state (read
+// through gridfs), failing at once if one fails; on failure the screen is
+// kept as failed.png.
+func waitStates(t *testing.T, s *screen, ctx context.Context, c *gridfs.Client, want map[string]string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		done := true
+		for n, w := range want {
+			st, err := nodeState(ctx, c, n)
+			if err != nil {
+				t.Fatalf("read %s's status: %v", n, err)
+			}
+			if st == "failed" {
+				b, _ := c.ReadFile(ctx, "nodes/"+n+"/status")
+				t.Fatalf("%s failed: %s", n, b)
+			}
+			done = done && st == w
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.shot("failed.png")
+			t.Fatalf("nodes did not reach %v within %v", want, within)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		c.WaitEvent(wctx)
+		wcancel()
+	}
+}
+
+// waitScreen photographs the screen until ok holds of the picture, which
+// it returns; after within it fails saying what it waited for.
+func waitScreen(t *testing.T, s *screen, shot string, within time.Duration, what string, ok func(image.Image) bool) image.Image {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; {
+		img := s.shot(shot)
+		if ok(img) {
+			return img
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen never showed %s (see %s)", what, shot)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitGrid reads the grid through gridfs until ok holds of it; on failure
+// the screen is kept as failed.png.
+func waitGrid(t *testing.T, s *screen, ctx context.Context, c *gridfs.Client, within time.Duration, what string, ok func(*grid.Grid) bool) *grid.Grid {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; {
+		g := readGrid(t, ctx, c)
+		if ok(g) {
+			return g
+		}
+		if time.Now().After(deadline) {
+			s.shot("failed.png")
+			t.Fatalf("the grid never had %s", what)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}

@@ -145,7 +145,25 @@ func (g *Grid) Config(name string) (*NodeConfig, error) {
 }
 
 // derive computes n's configuration.
-func (g *Grid) derive(n *Node) (*NodeConfig, error) {
+func (g *Grid) derive(n *Node) (*NodeConfig, error) { return g.deriveWith(n, g.Ndb) }
+
+// ndbOnce returns g.Ndb computed at its first call only, for callers that
+// derive every node: the ndb section is the same for all and costs a walk
+// of the whole grid, so computing it per node made refresh and Check
+// quadratic in the grid's size.
+func (g *Grid) ndbOnce() func() string {
+	var ndb string
+	done := false
+	return func() string {
+		if !done {
+			ndb, done = g.Ndb(), true
+		}
+		return ndb
+	}
+}
+
+// deriveWith is derive taking the grid's ndb section from ndb.
+func (g *Grid) deriveWith(n *Node, ndb func() string) (*NodeConfig, error) {
 	c := &NodeConfig{Name: n.Name, Kind: n.Kind}
 	if !n.HasVM() {
 		return c, nil
@@ -206,7 +224,7 @@ func (g *Grid) derive(n *Node) (*NodeConfig, error) {
 			set("venti", fmt.Sprintf("%s tcp!*!%d", s.LocalVenti, VentiPort))
 			c.VentiConfig = []string{fmt.Sprintf("addr tcp!*!%d", VentiPort), "httpaddr tcp!*!8000"}
 		}
-		c.Ndb = g.Ndb()
+		c.Ndb = ndb()
 		if n.Kind.ServesAuth() {
 			c.AuthNdb = g.SpeaksFor(n)
 		}
@@ -221,8 +239,8 @@ func (g *Grid) derive(n *Node) (*NodeConfig, error) {
 }
 
 // configSum fingerprints n's derived configuration.
-func (g *Grid) configSum(n *Node) string {
-	c, err := g.derive(n)
+func (g *Grid) configSum(n *Node, ndb func() string) string {
+	c, err := g.deriveWith(n, ndb)
 	var b []byte
 	if err != nil {
 		b = []byte("error: " + err.Error())
@@ -237,8 +255,9 @@ func (g *Grid) configSum(n *Node) string {
 // ConfigGen of those that changed. Nodes without a VM have nothing to
 // apply and never stay pending.
 func (g *Grid) refresh() {
+	ndb := g.ndbOnce()
 	for _, n := range g.Nodes {
-		if sum := g.configSum(n); sum != n.ConfigSum {
+		if sum := g.configSum(n, ndb); sum != n.ConfigSum {
 			n.ConfigSum = sum
 			n.ConfigGen++
 		}

@@ -119,6 +119,7 @@ func (g *Grid) Check() []Problem {
 		out = append(out, Problem{Node: n.Name, Severity: sev, Message: fmt.Sprintf(format, args...)})
 	}
 	reserved := g.reservedNames()
+	ndb := g.ndbOnce()
 	for _, n := range g.Nodes {
 		if slices.Contains(reserved, n.Name) {
 			add(n, SeverityError, "a seed's file server runs /cfg/%s/cpurc (keyfs and authsrv) on any machine called %s; rename the node", n.Name, n.Name)
@@ -126,7 +127,7 @@ func (g *Grid) Check() []Problem {
 		if !n.HasVM() {
 			continue
 		}
-		if _, err := g.derive(n); err != nil {
+		if _, err := g.deriveWith(n, ndb); err != nil {
 			add(n, SeverityError, "%v", err)
 			continue
 		}

@@ -30,15 +30,24 @@ type dragLayerKey struct {
 	scale   float32
 }
 
-// canvasScale is the scale of the Fyne canvas showing c (1 before it is
+// canvasScale is the scale of the Fyne canvas showing o (1 before it is
 // shown).
 func canvasScale(o fyne.CanvasObject) float32 {
-	if fa := fyne.CurrentApp(); fa != nil {
-		if c := fa.Driver().CanvasForObject(o); c != nil {
-			return c.Scale()
-		}
+	if s, ok := shownScale(o); ok {
+		return s
 	}
 	return 1
+}
+
+// shownScale is the scale of the Fyne canvas showing o; ok is false when
+// o is on no canvas.
+func shownScale(o fyne.CanvasObject) (scale float32, ok bool) {
+	if fa := fyne.CurrentApp(); fa != nil {
+		if c := fa.Driver().CanvasForObject(o); c != nil {
+			return c.Scale(), true
+		}
+	}
+	return 0, false
 }
 
 // rebuildDragging is rebuild while a card is dragged, for a known viewport.

@@ -47,6 +47,24 @@ type nodeCard struct {
 	state   *canvas.Text
 	problem *canvas.Text
 	handle  *linkHandle
+
+	// look is what the card last showed; set redraws only when it changes.
+	look cardLook
+	// iconFor is the resource and canvas scale the icon was last
+	// rasterised for (scale 0: on no canvas): re-reading an SVG is most
+	// of a card's refresh.
+	iconFor struct {
+		res   fyne.Resource
+		scale float32
+	}
+}
+
+// cardLook is everything set puts on a card.
+type cardLook struct {
+	kind, name, ip, state, problem string
+	badge                          color.NRGBA
+	noHandle                       bool
+	zoom                           float32
 }
 
 func newNodeCard(c *GridCanvas, id string) *nodeCard {
@@ -92,7 +110,14 @@ func (n *nodeCard) set(v app.NodeView, zoom float32) {
 	n.handle.Hidden = v.Kind == "venti" // nothing is wired from a venti
 	n.Move(fyne.NewPos(v.X*zoom, v.Y*zoom))
 	n.Resize(fyne.NewSize(nodeSize.Width*zoom, nodeSize.Height*zoom))
-	n.Refresh()
+	look := cardLook{kind: v.Kind, name: n.name.Text, ip: n.ip.Text, state: n.state.Text, problem: n.problem.Text,
+		badge: n.badge.FillColor.(color.NRGBA), noHandle: n.handle.Hidden, zoom: zoom}
+	// Until its icon was rasterised on a canvas (at that canvas's scale,
+	// not a guess), every set refreshes the card.
+	if look != n.look || n.icon.Resource != n.iconFor.res || n.iconFor.scale == 0 {
+		n.look = look
+		n.Refresh()
+	}
 }
 
 // setSelected outlines the card when it is the selected node.
@@ -188,8 +213,19 @@ func (r *cardRenderer) MinSize() fyne.Size           { return nodeSize }
 func (r *cardRenderer) Objects() []fyne.CanvasObject { return r.objects }
 func (r *cardRenderer) Destroy()                     {}
 func (r *cardRenderer) Refresh() {
-	r.Layout(r.n.Size())
+	n := r.n
+	r.Layout(n.Size())
 	for _, o := range r.objects {
+		if o == n.icon {
+			// The icon is rasterised again only for a new resource or
+			// canvas scale (Layout's Resize does it for a new size), or
+			// while the card is on no canvas yet.
+			scale, shown := shownScale(n)
+			if n.icon.Resource == n.iconFor.res && shown && scale == n.iconFor.scale {
+				continue
+			}
+			n.iconFor.res, n.iconFor.scale = n.icon.Resource, scale
+		}
 		o.Refresh()
 	}
 }

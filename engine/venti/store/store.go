@@ -154,6 +154,10 @@ type arena struct {
 	f       *os.File
 	mm      []byte       // read-only mapping of the file (nil: use ReadAt); see Store.readAt
 	limit   atomic.Int64 // bytes from the start known to be in the file; reads below come from mm
+	// prealloc is the end of the range past the file's end whose blocks
+	// are reserved (see Store.preallocLocked); 0 if none, -1 if unknown.
+	// Under Store.mu.
+	prealloc int64
 }
 
 // Store is a venti.Store kept in a directory. Its methods are safe for
@@ -168,6 +172,7 @@ type Store struct {
 
 	mu         sync.Mutex
 	cur        *arena
+	noPrealloc bool     // preallocation failed once (unsupported): appends allocate as they go
 	off        int64    // next append offset in cur
 	dirty      []*arena // arenas written since the last fsync started
 	closed     bool
@@ -504,6 +509,14 @@ func (s *Store) open() error {
 	}
 
 	s.cur = as[len(as)-1]
+	if canPreallocate {
+		// Space a process that died left preallocated past the end of
+		// the current arena goes back (see trimLocked).
+		s.cur.prealloc = -1
+		if err := s.trimLocked(s.cur); err != nil {
+			return err
+		}
+	}
 	s.off = end
 	s.wbufOff = end
 	s.wbuf = make([]byte, 0, wbufSize)
@@ -971,6 +984,9 @@ func (st *Store) flushLocked() error {
 	if st.broken != nil {
 		return fmt.Errorf("store failed earlier: %w", st.broken)
 	}
+	if end := st.wbufOff + int64(len(st.wbuf)); end > st.cur.prealloc && !st.noPrealloc {
+		st.preallocLocked(end)
+	}
 	if _, err := st.cur.f.WriteAt(st.wbuf, st.wbufOff); err != nil {
 		st.cur.f.Truncate(st.wbufOff)
 		st.broken = fmt.Errorf("append to %s: %w (reopen the store to recover)", st.cur.path, err)
@@ -981,6 +997,51 @@ func (st *Store) flushLocked() error {
 	st.cur.limit.Store(st.wbufOff)
 	st.wbuf = st.wbuf[:0]
 	st.flushed.Store(makeAddr(st.cur.num, st.wbufOff))
+	return nil
+}
+
+// preallocStep is how far past the end of the current arena's file its
+// disk blocks are reserved ahead of the appends. A write into reserved
+// blocks costs the kernel less than one that must allocate them
+// (ext4 delayed allocation: 256 MiB in 256 KiB pwrites, 75 ms of CPU
+// against 55 ms into preallocated space, and about 20% of "venti serve"'s
+// CPU under "bench vac -cli" is that pwrite). The reservation is given
+// back when the arena is sealed or the store closed, so a closed store
+// takes no more disk than its records; an open one at most this much
+// more.
+const preallocStep = 8 << 20
+
+// preallocLocked reserves the current arena's blocks up to preallocStep
+// past end (at most to the arena's size limit). A system or file system
+// that cannot preallocate is not asked again. st.mu must be held.
+func (st *Store) preallocLocked(end int64) {
+	a := st.cur
+	from := max(a.prealloc, st.wbufOff)
+	to := max(min(end+preallocStep, a.size), end)
+	if err := preallocate(a.f, from, to-from); err != nil {
+		st.noPrealloc = true
+		st.opts.log.Debug("venti store: no preallocation", "arena", a.path, "err", err)
+		return
+	}
+	a.prealloc = to
+}
+
+// trimLocked gives back the blocks preallocated past the end of arena a's
+// file: on Linux, truncating a file to its own size frees what
+// fallocate(FALLOC_FL_KEEP_SIZE) reserved past its end (punching a hole
+// there does not, on ext4). st.mu must be held, or the store be closing.
+func (st *Store) trimLocked(a *arena) error {
+	if a.prealloc == 0 {
+		return nil
+	}
+	a.prealloc = 0
+	fi, err := a.f.Stat()
+	if err == nil {
+		err = a.f.Truncate(fi.Size())
+	}
+	if err != nil {
+		return fmt.Errorf("give back the preallocated space of %s: %w", a.path, err)
+	}
 	return nil
 }
 
@@ -997,6 +1058,9 @@ func (st *Store) rollLocked() error {
 	st.off += recHeaderSize
 	if err := st.flushLocked(); err != nil {
 		return err
+	}
+	if err := st.trimLocked(st.cur); err != nil {
+		st.opts.log.Warn("venti store: sealed arena", "err", err)
 	}
 	a, err := st.createArena(st.cur.num + 1)
 	if err != nil {
@@ -1166,6 +1230,11 @@ func (st *Store) closeFiles() error {
 		return nil
 	}
 	var errs []error
+	st.mu.Lock()
+	if st.cur != nil {
+		errs = append(errs, st.trimLocked(st.cur))
+	}
+	st.mu.Unlock()
 	st.mapMu.Lock()
 	st.unmapped = true
 	for _, a := range *p {

@@ -36,8 +36,9 @@ func (n *nodeCard) hover(at fyne.Position, in bool) {
 type cardTip struct {
 	bg   *canvas.Rectangle
 	text *canvas.Text
-	node string // the node ID it shows, "" when hidden
+	node string // the node ID under the pointer, "" when none
 	at   fyne.Position
+	gen  int // counts cards entered: a late timer of an older one does nothing
 }
 
 func (m *MainWindow) newCardTip() []fyne.CanvasObject {
@@ -58,14 +59,36 @@ func (m *MainWindow) onHoverNode(id string, at fyne.Position, in bool) {
 	if !in {
 		if t.node == id {
 			t.node = ""
+			t.gen++
 			t.bg.Hide()
 			t.text.Hide()
 		}
 		return
 	}
+	if t.node == id {
+		t.at = at
+		if t.bg.Visible() {
+			m.showTip()
+		}
+		return
+	}
+	// A new card: the tooltip shows after tipDelay of hovering it.
 	t.node, t.at = id, at
-	m.showTip()
+	t.gen++
+	t.bg.Hide()
+	t.text.Hide()
+	gen := t.gen
+	time.AfterFunc(tipDelay, func() {
+		m.ui(func() {
+			if t.gen == gen && t.node == id {
+				m.showTip()
+			}
+		})
+	})
 }
+
+// tipDelay is how long the pointer rests on a card before its tooltip shows.
+var tipDelay = 500 * time.Millisecond
 
 // showTip draws the tooltip for t.node from the current view, below and
 // right of the pointer, kept inside the window.

@@ -79,12 +79,12 @@ func TestDockedConsoleFollowsSelectedNode(t *testing.T) {
 	})
 }
 
-// tool clicks the toolbar button labelled label.
+// tool clicks the button labelled label of the toolbar or the pane toggles.
 func (f *fixture) tool(label string) {
 	f.t.Helper()
 	var b *widget.Button
 	f.do(func() {
-		for _, o := range f.m.toolbar.Objects {
+		for _, o := range append(append([]fyne.CanvasObject{}, f.m.toolbar.Objects...), f.m.paneTools.Objects...) {
 			if bt, ok := o.(*widget.Button); ok && bt.Text == label {
 				b = bt
 			}

@@ -33,6 +33,7 @@ type MainWindow struct {
 	scroll    *container.Scroll
 	tabs      *container.DocTabs
 	toolbar   *fyne.Container
+	paneTools *fyne.Container // the bottom pane's toggles (Console pane, Events)
 	status    *widget.Label
 	detail    *widget.Label
 	errButton *widget.Button
@@ -110,7 +111,10 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 		tool("Zoom out", theme.ZoomOutIcon(), m.onZoomOut),
 		tool("100%", theme.ZoomFitIcon(), m.onZoomReset),
 		tool("Refresh", theme.ViewRefreshIcon(), m.refresh),
-		widget.NewSeparator(),
+	)
+	// The bottom pane's toggles sit at the right of the status line: the
+	// toolbar already takes the width of a 1024-pixel screen.
+	m.paneTools = container.NewHBox(
 		tool("Console pane", theme.ComputerIcon(), m.onConsolePane),
 		tool("Events", theme.ListIcon(), m.onEventsPane),
 	)
@@ -124,7 +128,7 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), gridTab))
 	m.tabs.CloseIntercept = m.onCloseTab
 	m.jobs = container.NewVBox()
-	bottom := container.NewVBox(widget.NewSeparator(), m.jobs, container.NewBorder(nil, nil, nil, m.errButton, m.detail), m.status)
+	bottom := container.NewVBox(widget.NewSeparator(), m.jobs, container.NewBorder(nil, nil, nil, container.NewHBox(m.errButton, m.paneTools), m.detail), m.status)
 	body := container.NewBorder(container.NewVBox(m.toolbar, widget.NewSeparator()), bottom, nil, nil, m.newBottomPane(m.tabs))
 	m.win.SetContent(container.NewStack(body, m.newGhost()))
 	m.win.Resize(fyne.NewSize(960, 600))

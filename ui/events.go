@@ -158,18 +158,35 @@ func (v *eventsView) Shown() []string {
 // window switched grids, or the engine restarted.
 func (m *MainWindow) followEvents() {
 	for m.ctx.Err() == nil {
-		r, err := m.app.OpenEvents(m.ctx)
+		ctx, cancel := context.WithCancel(m.ctx)
+		m.eventsMu.Lock()
+		m.eventsCancel = cancel
+		m.eventsMu.Unlock()
+		r, err := m.app.OpenEvents(ctx)
 		if err == nil {
-			stop := context.AfterFunc(m.ctx, func() { r.Close() })
+			stop := context.AfterFunc(ctx, func() { r.Close() })
 			m.ui(func() { m.eventsPane.reset() })
 			m.readEvents(r)
 			stop()
 			r.Close()
 		}
+		cancel()
 		select {
 		case <-m.ctx.Done():
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// restartEvents ends the event stream being followed, so that
+// followEvents opens the log of the engine the window now talks to (the
+// window opened another grid).
+func (m *MainWindow) restartEvents() {
+	m.eventsMu.Lock()
+	cancel := m.eventsCancel
+	m.eventsMu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 }
 

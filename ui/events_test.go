@@ -2,8 +2,11 @@ package ui
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"gridlord/engine/daemon/daemontest"
 )
 
 // TestEventsPaneFollowsAndFilters: Ctrl+L shows the engine's log for the
@@ -60,5 +63,32 @@ func TestEventsPaneFollowsAndFilters(t *testing.T) {
 		if f.m.paneShows() != nil {
 			t.Errorf("a second Ctrl+L leaves %v showing", f.m.paneShows())
 		}
+	})
+}
+
+// TestEventsPaneFollowsTheOpenedGrid: after the window opens another
+// grid, the events pane shows that grid's engine's log.
+func TestEventsPaneFollowsTheOpenedGrid(t *testing.T) {
+	f := newFixture(t)
+	dir := filepath.Join(daemontest.ShortDir(t), "lab")
+	f.do(func() {
+		w := f.m.showNewGrid()
+		w.dir.SetText(dir)
+		w.authDom.SetText("lab")
+		w.user.SetText("glenda")
+		w.submit()
+	})
+	f.m.Wait()
+	if err := f.m.LastError(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := f.a.AddNode(ctx, "cpu", "labcpu", ""); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("the new grid's add in the events pane", func() bool {
+		var s []string
+		f.do(func() { s = f.m.eventsPane.Shown() })
+		return strings.Contains(strings.Join(s, "\n"), "add cpu labcpu")
 	})
 }

@@ -91,7 +91,9 @@ func (m *MainWindow) onOpenGrid() {
 
 // openGridDir opens the grid in dir.
 func (m *MainWindow) openGridDir(dir string) {
-	m.do("open grid "+dir, func(ctx context.Context) error { return m.app.OpenGrid(ctx, dir) })
+	m.long("Opening grid "+filepath.Base(dir), func(ctx context.Context, _ func(float64)) error {
+		return m.app.OpenGrid(ctx, dir)
+	}, func() { m.say("opened grid " + dir) })
 }
 
 // addNodeWizard adds a node of a kind from a seed.

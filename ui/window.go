@@ -43,9 +43,12 @@ type MainWindow struct {
 	ghostText  *canvas.Text
 	pane       *bottomPane // the docked console and the events, below the tabs
 	eventsPane *eventsView
-	tip        *cardTip
-	jobs       *fyne.Container // the long jobs' rows (ops.go), above the status line
-	running    []*job          // UI goroutine only
+	// eventsCancel ends the event stream followEvents reads (restartEvents).
+	eventsMu     sync.Mutex
+	eventsCancel context.CancelFunc
+	tip          *cardTip
+	jobs         *fyne.Container // the long jobs' rows (ops.go), above the status line
+	running      []*job          // UI goroutine only
 
 	// UI goroutine only: the last error's title and details (for its
 	// Details button), and the node whose description the detail line
@@ -172,6 +175,9 @@ func (m *MainWindow) apply(v app.GridView, vs app.VentiStatus, err error) {
 	if err != nil {
 		m.status.SetText("engine: " + err.Error())
 		return
+	}
+	if m.view.Dir != "" && v.Dir != m.view.Dir {
+		m.restartEvents() // another grid: follow its engine's log
 	}
 	m.view = v
 	m.canvas.SetView(v)

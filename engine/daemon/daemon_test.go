@@ -581,3 +581,24 @@ func TestEngineMirrors(t *testing.T) {
 		t.Fatalf("/venti/mirrors after rm:\n%s", b)
 	}
 }
+
+// TestResetIdentityKeyfsOfAuthServer: with keyfs, a cpu's reset changes
+// the keyfs its logins are checked against, its auth server's; making the
+// auth server's own host owner's keyfs entry differ from that server's
+// nvram is refused before anything is typed or written.
+func TestResetIdentityKeyfsOfAuthServer(t *testing.T) {
+	e, _ := newTestGrid(t)
+	ctx := context.Background()
+	owner := e.g.Node("fossil1").User
+	before := fileSum(t, filepath.Join(e.dir, grid.FileName))
+	err := e.ResetIdentity(ctx, IdentityChange{User: owner, AuthDom: "grid", Password: "s3cret-pw", Keyfs: true, Nodes: []string{"cpu1"}})
+	if err == nil || !strings.Contains(err.Error(), "reset fossil1 too") {
+		t.Fatalf("reset of cpu1 as %s, fossil1's own host owner: %v", owner, err)
+	}
+	if fileSum(t, filepath.Join(e.dir, grid.FileName)) != before {
+		t.Error("the refused reset changed grid.json")
+	}
+	if st, err := e.Status("fossil1"); err != nil || st.State != StateStopped {
+		t.Errorf("the refused reset started fossil1 (%s, %v)", st.State, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -246,8 +247,8 @@ func (e *Engine) Identity(ctx context.Context, words []string) error {
 }
 
 // ResetIdentity gives nodes a new host owner, auth domain and password: with
-// Keyfs, first the keyfs of the auth servers among them (started if they
-// are stopped); then the nodes are stopped and each one's nvram gets the
+// Keyfs, first the keyfs their logins are checked against (an auth
+// server's own, a cpu's auth server's; started if stopped); then the nodes are stopped and each one's nvram gets the
 // new identity and machine key (its disk is made first if it has none);
 // the model and the grid's passwords record it. The nodes stay stopped:
 // the next start boots them with it.
@@ -265,6 +266,10 @@ func (e *Engine) ResetIdentity(ctx context.Context, id IdentityChange) error {
 		}
 	}
 	var auths []string
+	reset := make(map[string]bool)
+	for _, name := range names {
+		reset[name] = true
+	}
 	for _, name := range names {
 		n := e.g.Node(name)
 		if n == nil {
@@ -275,9 +280,20 @@ func (e *Engine) ResetIdentity(ctx context.Context, id IdentityChange) error {
 			e.mu.Unlock()
 			return fmt.Errorf("reset identity: %s is the embedded venti: it has no nvram", name)
 		}
-		if n.Kind.ServesAuth() {
-			auths = append(auths, name)
+		// The keyfs to change is the one the node's logins are checked
+		// against: its own if it serves auth, else its auth server's.
+		a := n
+		if !n.Kind.ServesAuth() {
+			a = e.g.AuthServer(n)
 		}
+		if !id.Keyfs || a == nil || slices.Contains(auths, a.Name) {
+			continue
+		}
+		if !reset[a.Name] && a.User == id.User {
+			e.mu.Unlock()
+			return fmt.Errorf("reset identity: %s's password in the keyfs of %s is also the key in %s's own nvram, which this reset does not write: reset %s too (or the whole grid), or choose another user than %s", id.User, a.Name, a.Name, a.Name, id.User)
+		}
+		auths = append(auths, a.Name)
 	}
 	e.mu.Unlock()
 	if id.Keyfs {

@@ -143,6 +143,25 @@ func BenchmarkDrag3(b *testing.B) { benchDrag(b, 3) }
 // BenchmarkDrag200 drags a card in a 200-node grid.
 func BenchmarkDrag200(b *testing.B) { benchDrag(b, 200) }
 
+// benchFrame measures a frame of the window with nothing changed: what
+// every frame of the software painter costs before the canvas changes
+// anything (the 1280x800 capture, toolbar, palette, background), the floor
+// under the Drag and Refresh figures.
+func benchFrame(b *testing.B, n int) {
+	m := benchWindow(b, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.win.Canvas().Capture()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/frame")
+}
+
+// BenchmarkFrame3 is the frame floor of the default grid's window.
+func BenchmarkFrame3(b *testing.B) { benchFrame(b, 3) }
+
+// BenchmarkFrame200 is the frame floor of a 200-node grid's window.
+func BenchmarkFrame200(b *testing.B) { benchFrame(b, 200) }
+
 // benchView measures the data half of a refresh alone: the view fetched
 // through the backend and applied to the canvas, without painting.
 func benchView(b *testing.B, n int) {

@@ -348,21 +348,9 @@ func (e *Engine) Invite(ctx context.Context, user, snapshot, newName, password s
 		return fmt.Errorf("invite %s: %w", user, err)
 	}
 	defer unlock()
-	rc := console.NewRC(vn.Console(), plan9Prompt)
-	for _, line := range []string{
-		fmt.Sprintf("echo uname %s %s >>/srv/fscons", user, user),
-		fmt.Sprintf("echo create /active/usr/%s %s %s d775 >>/srv/fscons", user, user, user),
-	} {
-		res, err := rc.Run(ctx, line, time.Minute)
-		if err == nil && !res.OK() {
-			err = fmt.Errorf("status %s: %s", res.Status, strings.TrimSpace(res.Output))
-		}
-		if err != nil {
-			rc.Close()
-			return fmt.Errorf("invite %s on %s: %s: %w", user, node, line, err)
-		}
+	if err := addFossilUser(ctx, vn, user); err != nil {
+		return fmt.Errorf("invite %s on %s: %w", user, node, err)
 	}
-	rc.Close()
 	ex := console.NewExpecter(vn.Console(), false)
 	err = consoleDialog(ctx, ex, "auth/changeuser "+user, regexp.MustCompile(`user \S+ installed for Plan 9`), console.ChangeuserAnswers(password))
 	ex.Close()
@@ -372,6 +360,25 @@ func (e *Engine) Invite(ctx context.Context, user, snapshot, newName, password s
 	e.log.Info("user invited", "user", user, "node", node, "snapshot", snapshot)
 	if _, err := e.saveFS(ctx, r, vn, newName, tmpl, info); err != nil {
 		return fmt.Errorf("invite %s: %w", user, err)
+	}
+	return nil
+}
+
+// addFossilUser makes user, unless /adm/users has it, a user of the file
+// system of the fossil node whose VM is vn, with a home directory: uname
+// and create typed to /srv/fscons at its console. A host owner the fossil
+// does not know cannot attach to it (fossil's "auth protocol not
+// finished").
+func addFossilUser(ctx context.Context, vn VM, user string) error {
+	rc := console.NewRC(vn.Console(), plan9Prompt)
+	defer rc.Close()
+	line := fmt.Sprintf("if(! grep -s '^%s:' /adm/users){echo uname %s %s >>/srv/fscons; echo create /active/usr/%s %s %s d775 >>/srv/fscons}", user, user, user, user, user, user)
+	res, err := rc.Run(ctx, line, time.Minute)
+	if err == nil && !res.OK() {
+		err = fmt.Errorf("status %s: %s", res.Status, strings.TrimSpace(res.Output))
+	}
+	if err != nil {
+		return fmt.Errorf("add fossil user %s: %w", user, err)
 	}
 	return nil
 }

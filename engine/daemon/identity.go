@@ -248,7 +248,9 @@ func (e *Engine) Identity(ctx context.Context, words []string) error {
 
 // ResetIdentity gives nodes a new host owner, auth domain and password: with
 // Keyfs, first the keyfs their logins are checked against (an auth
-// server's own, a cpu's auth server's; started if stopped); then the nodes are stopped and each one's nvram gets the
+// server's own, a cpu's auth server's) and the user tables of the file
+// servers they attach to (a fossil's own, a cpu's root), which are started
+// if stopped; then the nodes are stopped and each one's nvram gets the
 // new identity and machine key (its disk is made first if it has none);
 // the model and the grid's passwords record it. The nodes stay stopped:
 // the next start boots them with it.
@@ -295,14 +297,40 @@ func (e *Engine) ResetIdentity(ctx context.Context, id IdentityChange) error {
 		}
 		auths = append(auths, a.Name)
 	}
+	// The file servers the nodes attach to as their host owner: a fossil's
+	// own, a cpu's root.
+	var fossils []string
+	for _, name := range names {
+		f := e.g.Node(name)
+		if !f.Kind.IsFossil() {
+			f = e.g.Target(f, grid.LinkRoot)
+		}
+		if id.Keyfs && f != nil && !slices.Contains(fossils, f.Name) {
+			fossils = append(fossils, f.Name)
+		}
+	}
 	e.mu.Unlock()
 	if id.Keyfs {
 		for _, a := range auths {
 			if err := e.Start(ctx, a); err != nil {
 				return fmt.Errorf("reset identity: start auth server %s to change its keyfs: %w", a, err)
 			}
-			if err := e.changeKeyfs(ctx, a, id); err != nil {
+			if err := e.changeKeyfs(ctx, a, id, reset[a]); err != nil {
 				return err
+			}
+		}
+		for _, f := range fossils {
+			if err := e.Start(ctx, f); err != nil {
+				return fmt.Errorf("reset identity: start file server %s to add user %s: %w", f, id.User, err)
+			}
+			_, vn, unlock, err := e.lockRunning(f)
+			if err != nil {
+				return fmt.Errorf("reset identity: file server: %w", err)
+			}
+			err = addFossilUser(ctx, vn, id.User)
+			unlock()
+			if err != nil {
+				return fmt.Errorf("reset identity: on %s: %w", f, err)
 			}
 		}
 	}
@@ -388,10 +416,12 @@ func writeNvramKey(path, user, dom, password string) error {
 }
 
 // changeKeyfs types auth/changeuser for id.User at running auth server
-// name's console, answering its questions, then auth/convkeys so its key
-// file is encrypted with the key of the new password (which its nvram gets
-// next), and checks that both ended well.
-func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange) error {
+// name's console, answering its questions; with reencode (the auth server
+// is reset too) then auth/convkeys, so its key file is encrypted with the
+// key of the new password, which its nvram gets next. It checks that both
+// ended well. Without reencode the key file stays encrypted with the
+// server's own unchanged key.
+func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange, reencode bool) error {
 	_, vn, unlock, err := e.lockRunning(name)
 	if err != nil {
 		return fmt.Errorf("reset identity: auth server: %w", err)
@@ -408,6 +438,9 @@ func (e *Engine) changeKeyfs(ctx context.Context, name string, id IdentityChange
 	e.log.Info("changing the keyfs entry on the auth server", "node", name, "user", id.User)
 	if err := dialog("auth/changeuser "+id.User, regexp.MustCompile(`user \S+ installed for Plan 9`)); err != nil {
 		return fail("auth/changeuser "+id.User, err)
+	}
+	if !reencode {
+		return nil
 	}
 	if err := dialog("auth/convkeys /adm/keys", regexp.MustCompile(`enter password to reencode with`)); err != nil {
 		return fail("auth/convkeys", err)

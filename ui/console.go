@@ -32,7 +32,7 @@ type consoleTab struct {
 	content fyne.CanvasObject
 	text    *widget.TextGrid
 	view    *container.Scroll
-	input   *widget.Entry
+	input   *lineEntry
 	state   *widget.Label
 
 	// UI goroutine only.
@@ -66,7 +66,7 @@ func (m *MainWindow) openConsole(name string) {
 // node's state, output, input line), not yet attached: the console tabs
 // and the docked console pane are each one of these (UI goroutine).
 func (m *MainWindow) newConsoleView(name string) *consoleTab {
-	ct := &consoleTab{m: m, name: name, text: widget.NewTextGrid(), input: widget.NewEntry(), state: widget.NewLabel("connecting…")}
+	ct := &consoleTab{m: m, name: name, text: widget.NewTextGrid(), input: newLineEntry(m), state: widget.NewLabel("connecting…")}
 	ct.text.Scroll = fyne.ScrollNone
 	ct.view = container.NewScroll(ct.text)
 	ct.input.SetPlaceHolder("type a line for " + name + " and press Enter")

@@ -43,9 +43,8 @@ func (m *MainWindow) newBottomPane(top fyne.CanvasObject) fyne.CanvasObject {
 	p.split = container.NewVSplit(top, p.tabs)
 	p.split.Offset = 0.62
 	m.pane = p
-	c := m.win.Canvas()
-	c.AddShortcut(consolePaneShortcut, func(fyne.Shortcut) { m.onConsolePane() })
-	c.AddShortcut(eventsPaneShortcut, func(fyne.Shortcut) { m.onEventsPane() })
+	m.bind(consolePaneShortcut, m.onConsolePane)
+	m.bind(eventsPaneShortcut, m.onEventsPane)
 	return p.split
 }
 

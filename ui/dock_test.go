@@ -11,8 +11,45 @@ import (
 )
 
 func (f *fixture) press(sc fyne.Shortcut) {
-	f.do(func() { f.m.win.Canvas().(fyne.Shortcutable).TypedShortcut(sc) })
+	f.do(func() {
+		// As the desktop driver does: the focused widget, if it takes
+		// shortcuts, gets it instead of the window.
+		if w, ok := f.m.win.Canvas().Focused().(fyne.Shortcutable); ok {
+			w.TypedShortcut(sc)
+			return
+		}
+		f.m.win.Canvas().(fyne.Shortcutable).TypedShortcut(sc)
+	})
 	f.m.Wait()
+}
+
+// TestPaneShortcutsWhileTyping: the pane's shortcuts work while a console
+// line or the events filter has the keyboard (a focused Entry took them).
+func TestPaneShortcutsWhileTyping(t *testing.T) {
+	f := newFixture(t)
+	cpu := f.card("cpu1")
+	f.do(func() { test.TapSecondary(cpu); f.dismiss() })
+	f.m.Wait()
+	f.press(consolePaneShortcut)
+	f.do(func() {
+		if f.m.pane.dock == nil {
+			t.Fatal("no docked console after Ctrl+J with cpu1 selected")
+		}
+		f.m.win.Canvas().Focus(f.m.pane.dock.input)
+	})
+	f.press(eventsPaneShortcut)
+	f.do(func() {
+		if f.m.paneShows() != f.m.pane.eventsTab {
+			t.Fatalf("Ctrl+L typed in the console's line: the pane shows %v, want the events", f.m.paneShows())
+		}
+		f.m.win.Canvas().Focus(f.m.eventsPane.filter)
+	})
+	f.press(eventsPaneShortcut)
+	f.do(func() {
+		if f.m.paneShows() != nil {
+			t.Errorf("Ctrl+L typed in the events filter did not close the pane (%v)", f.m.paneShows())
+		}
+	})
 }
 
 // docked returns the docked console's node, header and text ("" when none).

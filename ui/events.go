@@ -26,7 +26,7 @@ const allNodes = "all nodes"
 type eventsView struct {
 	m      *MainWindow
 	list   *widget.List
-	filter *widget.Entry
+	filter *lineEntry
 	node   *widget.Select
 	count  *widget.Label
 
@@ -37,7 +37,7 @@ type eventsView struct {
 
 // newEventsView makes the events pane; Watch starts filling it.
 func (m *MainWindow) newEventsView() fyne.CanvasObject {
-	v := &eventsView{m: m, filter: widget.NewEntry(), count: widget.NewLabel("")}
+	v := &eventsView{m: m, filter: newLineEntry(m), count: widget.NewLabel("")}
 	m.eventsPane = v
 	v.filter.SetPlaceHolder("filter: any text of the event")
 	v.filter.OnChanged = func(string) { v.refilter() }

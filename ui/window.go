@@ -33,7 +33,8 @@ type MainWindow struct {
 	scroll    *container.Scroll
 	tabs      *container.DocTabs
 	toolbar   *fyne.Container
-	paneTools *fyne.Container // the bottom pane's toggles (Console pane, Events)
+	paneTools *fyne.Container   // the bottom pane's toggles (Console pane, Events)
+	shortcuts map[string]func() // the window's shortcuts by name (bind)
 	status    *widget.Label
 	detail    *widget.Label
 	errButton *widget.Button

@@ -441,3 +441,18 @@ func largestPatch(img image.Image, c color.NRGBA) image.Rectangle {
 	}
 	return best
 }
+
+// textPixels counts the light pixels in r: text of the dark theme.
+func textPixels(img image.Image, r image.Rectangle) int {
+	n := 0
+	r = r.Intersect(img.Bounds())
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			if cr>>8 > 0xb0 && cg>>8 > 0xb0 && cb>>8 > 0xb0 {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -51,10 +50,14 @@ func standinEnv() []string {
 // TestStandinWindowFlows drives the real window over a grid of stand-in
 // guests as a person does, each step checked on the screen and through
 // gridfs: one click on cpu1 starts fossil1 then cpu1; a double-click opens
-// cpu1's console, where a typed line runs; cpu1's handle dragged onto a
-// second fossil rewires it; right-click → Clone… makes cpu2 through the
-// wizard; right-click → Reset identity… gives cpu2 a new host owner and
-// password; the window closed and opened again shows the same grid.
+// cpu1's console tab, where a typed line runs; the docked console pane
+// (Ctrl+J) runs a typed line too; the events pane (Ctrl+L) shows the
+// engine's log and its filter empties it; a fossil+auth dragged from the
+// palette lands where it is dropped, its handle dragged onto the venti
+// wires it, and cpu1's handle dragged onto it rewires cpu1; right-click →
+// Stop, → Clone… makes a clone through the wizard, → Reset identity… gives
+// the clone a new host owner and password; a click starts cpu1 on its new
+// root; the window closed and opened again shows the same grid.
 // Screenshots: artifacts/standin-*.png.
 func TestStandinWindowFlows(t *testing.T) {
 	bin := gridlordBinary(t)
@@ -101,25 +104,75 @@ func TestStandinWindowFlows(t *testing.T) {
 	s.click(image.Pt(40, 66), 1) // back to the grid tab
 	time.Sleep(time.Second)
 
-	// A second fossil; drag cpu1's link handle onto it: one drag rewires.
+	// The docked console: right-click cpu1 selects it (Escape closes the
+	// menu), Ctrl+J opens the pane below the canvas on its console; a line
+	// typed there runs in the guest.
+	s.click(name, 3)
+	time.Sleep(300 * time.Millisecond)
+	s.xdo("key", "Escape")
+	s.xdo("key", "ctrl+j")
+	time.Sleep(time.Second)
+	s.click(image.Pt(500, 490), 1) // the line entry under the console
+	s.xdo("type", "--delay", "40", "echo docked-$((2*21))")
+	s.xdo("key", "Return")
+	s.shot("standin-dock-typed.png")
+	waitLog(t, ctx, c, "cpu1", "docked-42")
+	docked := s.shot("standin-dock.png")
+	if _, n := region(docked, image.Rect(0, 0, 1000, 330), cpuColour); n < 3000 {
+		t.Errorf("with the pane open the canvas shows %d pixels of cpu1's card, want the card above the pane", n)
+	}
+
+	// The events pane (Ctrl+L): the engine's log, filterable. Its text
+	// fills the pane; a filter no event matches empties it.
+	s.xdo("key", "ctrl+l")
+	pane := image.Rect(0, 420, 1000, 510) // the list under the filter row
+	events := waitScreen(t, s, "standin-events.png", 10*time.Second, "the events pane's lines", func(img image.Image) bool {
+		// The Events tab is the selected one (its underline) and lines fill it.
+		_, under := region(img, image.Rect(110, 366, 190, 380), primaryColour)
+		return under > 20 && textPixels(img, pane) > 500
+	})
+	s.click(image.Pt(300, 395), 1)
+	s.xdo("type", "--delay", "20", "no-such-event-xyz")
+	filtered := waitScreen(t, s, "standin-events-filtered.png", 10*time.Second, "the events pane filtered to nothing", func(img image.Image) bool {
+		return textPixels(img, pane) < textPixels(events, pane)/4
+	})
+	t.Logf("events pane: %d text pixels, %d with a filter that matches nothing", textPixels(events, pane), textPixels(filtered, pane))
+	s.xdo("key", "ctrl+l") // the pane closes; the canvas has the window again
+	time.Sleep(time.Second)
+
+	// From the palette: "fossil+auth" dragged onto the canvas below
+	// fossil1 adds a node there (named by the engine); its handle dragged
+	// onto the venti wires its archive; cpu1's handle dragged onto it
+	// rewires cpu1's root in one drag.
 	g := readGrid(t, ctx, c)
 	origin := cpu.Min.Sub(image.Pt(int(g.Node("cpu1").Position.X), int(g.Node("cpu1").Position.Y)))
 	f1 := g.Node("fossil1")
 	x2, y2 := f1.Position.X, f1.Position.Y+150
-	for _, l := range [][]string{{"add", "fossil+auth", "fossil2", f1.Seed}, {"wire", "fossil2", "venti"}, {"move", "fossil2", strconv.Itoa(int(x2)), strconv.Itoa(int(y2))}} {
-		if err := c.Ctl(ctx, gridfs.QuoteWords(l)); err != nil {
-			t.Fatalf("%v: %v", l, err)
-		}
+	s.drag(image.Pt(52, 297), image.Pt(int(x2)+85, int(y2)+32).Add(origin))
+	g = waitGrid(t, s, ctx, c, 20*time.Second, "a node added from the palette", func(ng *grid.Grid) bool { return len(ng.Nodes) == len(g.Nodes)+1 })
+	added := g.Nodes[len(g.Nodes)-1]
+	if added.Kind != grid.KindFossilAuth {
+		t.Fatalf("the palette's fossil+auth added %s, a %s", added.Name, added.Kind)
 	}
-	f2 := image.Rect(int(x2), int(y2), int(x2)+170, int(y2)+64).Add(origin)
-	waitScreen(t, s, "standin-fossil2.png", 20*time.Second, "fossil2's card", func(img image.Image) bool {
+	if dx, dy := added.Position.X-x2, added.Position.Y-y2; dx*dx+dy*dy > 16*16 {
+		t.Errorf("%s was dropped at %v,%v but placed at %v,%v", added.Name, x2, y2, added.Position.X, added.Position.Y)
+	}
+	f2name := added.Name
+	f2 := image.Rect(int(added.Position.X), int(added.Position.Y), int(added.Position.X)+170, int(added.Position.Y)+64).Add(origin)
+	waitScreen(t, s, "standin-fossil2.png", 20*time.Second, f2name+"'s card", func(img image.Image) bool {
 		_, n := region(img, f2, fossilColour)
 		return n > 3000
+	})
+	venti := card(t, before, "venti", ventiColour)
+	s.drag(image.Pt(f2.Max.X-11, f2.Min.Y+11), image.Pt(venti.Min.X+venti.Dx()/2, venti.Min.Y+venti.Dy()/2))
+	waitGrid(t, s, ctx, c, 20*time.Second, f2name+" archiving to the venti", func(g *grid.Grid) bool {
+		v := g.Target(g.Node(f2name), grid.LinkArchive)
+		return v != nil && v.Name == "venti"
 	})
 	s.drag(image.Pt(cpu.Max.X-11, cpu.Min.Y+11), image.Pt(f2.Min.X+f2.Dx()/2, f2.Min.Y+f2.Dy()/2))
 	waitGrid(t, s, ctx, c, 20*time.Second, "cpu1 rooted on fossil2", func(g *grid.Grid) bool {
 		r := g.Target(g.Node("cpu1"), grid.LinkRoot)
-		return r != nil && r.Name == "fossil2"
+		return r != nil && r.Name == f2name
 	})
 	rewired := s.shot("standin-rewired.png")
 	mid := image.Pt((cpu.Min.X+cpu.Max.X+f2.Min.X+f2.Max.X)/4, (cpu.Min.Y+cpu.Max.Y+f2.Min.Y+f2.Max.Y)/4)
@@ -142,8 +195,8 @@ func TestStandinWindowFlows(t *testing.T) {
 	if clone.Kind != grid.KindCPU {
 		t.Fatalf("the clone %s is a %s, want cpu", clone.Name, clone.Kind)
 	}
-	if r := g.Target(clone, grid.LinkRoot); r == nil || r.Name != "fossil2" {
-		t.Errorf("the clone %s roots from %v, want fossil2 (cpu1's root)", clone.Name, r)
+	if r := g.Target(clone, grid.LinkRoot); r == nil || r.Name != f2name {
+		t.Errorf("the clone %s roots from %v, want %s (cpu1's root)", clone.Name, r, f2name)
 	}
 	cloneCard := image.Rect(int(clone.Position.X), int(clone.Position.Y), int(clone.Position.X)+170, int(clone.Position.Y)+64).Add(origin)
 	waitScreen(t, s, "standin-cloned.png", 20*time.Second, "the clone's card, stopped", func(img image.Image) bool {
@@ -179,7 +232,7 @@ func TestStandinWindowFlows(t *testing.T) {
 
 	// A click starts cpu1 again, now on fossil2.
 	s.click(name, 1)
-	waitStates(t, s, ctx, c, map[string]string{"fossil2": "running", "cpu1": "running"}, 3*time.Minute)
+	waitStates(t, s, ctx, c, map[string]string{f2name: "running", "cpu1": "running"}, 3*time.Minute)
 
 	// Close and reopen: the engine kept the grid; the same state is drawn.
 	first.stop()

@@ -49,7 +49,8 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 	w.keyfs.SetChecked(true)
 	keyfsNote := widget.NewLabel("A machine's nvram holds only its own key; the users' keys live in the auth " +
 		"server's keyfs, inside its file system. Logins fail until both agree, so Gridlord also types " +
-		"auth/changeuser (and auth/convkeys) at the auth server's console. The nodes are stopped and " +
+		"auth/changeuser at the auth server's console (and auth/convkeys when it is reset too), and " +
+		"makes a new host owner a user of the fossil the node attaches to. The nodes are stopped and " +
 		"boot with the new identity at their next start.")
 	keyfsNote.Wrapping = fyne.TextWrapWord
 	w.authDom.SetText(app.DefaultAuthDom)

@@ -14,13 +14,8 @@ import (
 // TestEventLogOverGridfs: the engine's starts, readiness, ndb writes and
 // stops are events in /log, each naming its node.
 func TestEventLogOverGridfs(t *testing.T) {
-	g := daemontest.Open(t, daemontest.Options{})
 	ctx := context.Background()
-	c, err := gridfs.Dial(ctx, g.Dir+"/"+grid.SocketName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFake(t)
 	if err := c.NodeCtl(ctx, "cpu1", "start"); err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +66,8 @@ func has(events []gridfs.Event, node, what string) bool {
 // TestStatusFiguresOverGridfs: a running node's status has its figures
 // (the fake VMs report their own), a stopped one's none.
 func TestStatusFiguresOverGridfs(t *testing.T) {
-	g := daemontest.Open(t, daemontest.Options{})
 	ctx := context.Background()
-	c, err := gridfs.Dial(ctx, g.Dir+"/"+grid.SocketName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFake(t)
 	if err := c.NodeCtl(ctx, "cpu1", "start"); err != nil {
 		t.Fatal(err)
 	}
@@ -96,4 +86,16 @@ func TestStatusFiguresOverGridfs(t *testing.T) {
 	if s, _ := gridfs.ParseNodeStatus(string(b)); s.Measured {
 		t.Errorf("stopped cpu1's status has figures: %q", b)
 	}
+}
+
+// dialFake is a gridfs client of an engine with fake VMs.
+func dialFake(t *testing.T) *gridfs.Client {
+	t.Helper()
+	g := daemontest.Open(t, daemontest.Options{})
+	c, err := gridfs.Dial(context.Background(), g.Dir+"/"+grid.SocketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

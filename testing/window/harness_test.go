@@ -375,6 +375,24 @@ func menuItem(s *screen, p image.Point, label string) {
 	s.xdo("key", "Return")
 }
 
+// fillReset types into the open Reset identity wizard, as a person does
+// with Tab between the fields: host owner user, password twice; without
+// keyfs it clears the Users box.
+func fillReset(s *screen, user, password string, keyfs bool) {
+	s.t.Helper()
+	s.xdo("key", "Tab", "Tab", "Tab") // Machine, Auth domain, Host owner
+	s.xdo("key", "ctrl+a")
+	s.xdo("type", "--delay", "30", user)
+	s.xdo("key", "Tab")
+	s.xdo("type", "--delay", "30", password)
+	s.xdo("key", "Tab")
+	s.xdo("type", "--delay", "30", password)
+	if !keyfs {
+		s.xdo("key", "Tab", "Tab", "space") // Disk, then Users
+	}
+	time.Sleep(500 * time.Millisecond)
+}
+
 // primaryColour is the fill of a dialog's default button (Fyne's theme
 // primary colour, dark variant).
 var primaryColour = color.NRGBA{0x29, 0x6f, 0xf6, 0xff}

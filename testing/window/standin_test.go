@@ -210,15 +210,7 @@ func TestStandinWindowFlows(t *testing.T) {
 	cloneName := image.Pt(cloneCard.Min.X+cloneCard.Dx()/3, cloneCard.Min.Y+cloneCard.Dy()/2)
 	menuItem(s, cloneName, "Reset identity…")
 	dlg = waitDialog(t, s, "standin-reset.png")
-	s.xdo("key", "Tab", "Tab", "Tab") // Machine, Auth domain, Host owner
-	s.xdo("key", "ctrl+a")
-	s.xdo("type", "--delay", "30", "bob")
-	s.xdo("key", "Tab")
-	s.xdo("type", "--delay", "30", "s3cret-pw")
-	s.xdo("key", "Tab")
-	s.xdo("type", "--delay", "30", "s3cret-pw")
-	s.xdo("key", "Tab", "Tab", "space") // Disk, then Users: keyfs off
-	time.Sleep(500 * time.Millisecond)
+	fillReset(s, "bob", "s3cret-pw", false)
 	s.shot("standin-reset-filled.png")
 	s.click(primaryButton(t, dlg), 1)
 	waitGrid(t, s, ctx, c, 30*time.Second, clone.Name+" owned by bob", func(g *grid.Grid) bool {

@@ -2,7 +2,10 @@ package window
 
 import (
 	"context"
+	"fmt"
 	"image"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,7 +24,7 @@ import (
 // The click is a real pointer click (xdotool) on the card found on the
 // screenshot by its colour; the result is read from the engine through
 // gridfs and from the screen (badge colours, links). Screenshots:
-// artifacts/real-seed-{before,during,after,console,fossil2,rewired,reopened}.png.
+// artifacts/real-seed-{before,during,after,console,clone,reset,clone-booted,fossil2,rewired,reopened}.png.
 func TestOneClickBootsRealSeed(t *testing.T) {
 	testenv.Tool(t, "qemu-system-i386")
 	bin := gridlordBinary(t)
@@ -155,6 +158,7 @@ func TestOneClickBootsRealSeed(t *testing.T) {
 	time.Sleep(time.Second)
 	g := readGrid(t, ctx, c)
 	origin := cpu.Min.Sub(image.Pt(int(g.Node("cpu1").Position.X), int(g.Node("cpu1").Position.Y)))
+	cloneAndReset(t, s, ctx, c, bin, filepath.Dir(filepath.Dir(dir)), dir, cpu, origin)
 
 	// A second fossil below fossil1; drag cpu1's link handle (its top
 	// right dot) onto it: cpu1 now roots from fossil2 (one drag, no
@@ -190,8 +194,8 @@ func TestOneClickBootsRealSeed(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if n := len(g.Links); n != 2 {
-		t.Errorf("%d links after the rewire, want 2 (cpu1 → fossil2, fossil1 → venti)", n)
+	if n := len(g.Links); n != 3 {
+		t.Errorf("%d links after the rewire, want 3 (cpu1 → fossil2, cpu2 → fossil1, fossil1 → venti)", n)
 	}
 	time.Sleep(2 * time.Second)
 	rewired := s.shot("real-seed-rewired.png")
@@ -224,6 +228,76 @@ func TestOneClickBootsRealSeed(t *testing.T) {
 	logEngineTail(t, ctx, c)
 }
 
+// cloneAndReset is the wizards' part of TestOneClickBootsRealSeed, on
+// real Plan 9: right-click cpu1 → Stop; → Clone… makes cpu2 (rooted on
+// fossil1 like cpu1); right-click cpu2 → Reset identity… gives it the host
+// owner bob with a new password, typed into the wizard, with its keyfs box
+// left on, so the engine also types auth/changeuser at fossil1's console.
+// cpu2 then boots real Plan 9 as bob's machine, and bob logs in to it
+// (drawterm through the CLI's exec) with the password given in the
+// wizard; cpu1 is started again for the rest of the test.
+func cloneAndReset(t *testing.T, s *screen, ctx context.Context, c *gridfs.Client, bin, data, dir string, cpu image.Rectangle, origin image.Point) {
+	t.Helper()
+	name := image.Pt(cpu.Min.X+cpu.Dx()/3, cpu.Min.Y+cpu.Dy()/2)
+	menuItem(s, name, "Stop")
+	waitStates(t, s, ctx, c, map[string]string{"cpu1": "stopped"}, 3*time.Minute)
+
+	before := len(readGrid(t, ctx, c).Nodes)
+	menuItem(s, name, "Clone…")
+	s.click(primaryButton(t, waitDialog(t, s, "real-seed-clone.png")), 1)
+	g := waitGrid(t, s, ctx, c, time.Minute, "a clone of cpu1", func(g *grid.Grid) bool { return len(g.Nodes) == before+1 })
+	clone := g.Nodes[len(g.Nodes)-1]
+	if r := g.Target(clone, grid.LinkRoot); clone.Kind != grid.KindCPU || r == nil || r.Name != "fossil1" {
+		t.Fatalf("the clone %s is a %s rooted on %v, want a cpu on fossil1", clone.Name, clone.Kind, r)
+	}
+	box := image.Rect(int(clone.Position.X), int(clone.Position.Y), int(clone.Position.X)+170, int(clone.Position.Y)+64).Add(origin)
+	waitScreen(t, s, "real-seed-clone.png", 20*time.Second, clone.Name+"'s card, stopped", func(img image.Image) bool {
+		_, n := region(img, box, cpuColour)
+		return n > 3000 && badge(img, box) == "stopped"
+	})
+
+	const password = "Rosebud-42x"
+	menuItem(s, image.Pt(box.Min.X+box.Dx()/3, box.Min.Y+box.Dy()/2), "Reset identity…")
+	dlg := waitDialog(t, s, "real-seed-reset.png")
+	fillReset(s, "bob", password, true)
+	s.shot("real-seed-reset.png")
+	s.click(primaryButton(t, dlg), 1)
+	waitGrid(t, s, ctx, c, 3*time.Minute, clone.Name+" owned by bob", func(g *grid.Grid) bool {
+		n := g.Node(clone.Name)
+		return n != nil && n.User == "bob"
+	})
+	// The keyfs change is typed at fossil1's console after the model
+	// changes; its job ends with the status line saying so.
+	waitLogContains(t, ctx, c, "fossil1", "changeuser", 3*time.Minute)
+
+	s.click(image.Pt(box.Min.X+box.Dx()/3, box.Min.Y+box.Dy()/2), 1)
+	waitStates(t, s, ctx, c, map[string]string{clone.Name: "running"}, 8*time.Minute)
+	s.shot("real-seed-clone-booted.png")
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		exec := exec.CommandContext(ctx, bin, "exec", "-grid", dir, "-u", "bob", clone.Name, "--", "cat", "/dev/user")
+		exec.Env = append(os.Environ(), "PASS="+password)
+		if out, err = exec.CombinedOutput(); err == nil && string(out) == "bob" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's login to %s with the wizard's password: %v: %s", clone.Name, err, out)
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Logf("bob logged in to %s: /dev/user is %q", clone.Name, out)
+
+	s.click(name, 1)
+	waitStates(t, s, ctx, c, map[string]string{"cpu1": "running"}, 8*time.Minute)
+}
+
+// waitLogContains waits until node's console log holds want.
+func waitLogContains(t *testing.T, ctx context.Context, c *gridfs.Client, node, want string, within time.Duration) {
+	t.Helper()
+	waitConsole(t, ctx, c, node, within, fmt.Sprintf("showed %q", want), func(log string) bool { return strings.Contains(log, want) })
+}
+
 // readGrid reads the grid model through gridfs.
 func readGrid(t *testing.T, ctx context.Context, c *gridfs.Client) *grid.Grid {
 	t.Helper()
@@ -242,18 +316,30 @@ func readGrid(t *testing.T, ctx context.Context, c *gridfs.Client) *grid.Grid {
 // exactly want: output, not the echo of what was typed.
 func waitLog(t *testing.T, ctx context.Context, c *gridfs.Client, node, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		b, _ := c.ReadFile(ctx, "nodes/"+node+"/log")
-		for _, l := range strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n") {
+	waitConsole(t, ctx, c, node, time.Minute, fmt.Sprintf("printed %q", want), func(log string) bool {
+		for _, l := range strings.Split(strings.ReplaceAll(log, "\r", ""), "\n") {
 			if strings.TrimSpace(l) == want {
-				return
+				return true
 			}
 		}
+		return false
+	})
+}
+
+// waitConsole reads node's console log through gridfs until ok holds of
+// it; after within it fails with the log's tail.
+func waitConsole(t *testing.T, ctx context.Context, c *gridfs.Client, node string, within time.Duration, what string, ok func(log string) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; {
+		b, _ := c.ReadFile(ctx, "nodes/"+node+"/log")
+		if ok(string(b)) {
+			return
+		}
 		if time.Now().After(deadline) {
-			if len(b) > 400 {
-				b = b[len(b)-400:]
+			if len(b) > 600 {
+				b = b[len(b)-600:]
 			}
-			t.Fatalf("%s's console never printed %q; its log ends:\n%s", node, want, b)
+			t.Fatalf("%s's console never %s; its log ends:\n%s", node, what, b)
 		}
 		time.Sleep(time.Second)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -49,7 +50,8 @@ func standinEnv() []string {
 
 // TestStandinWindowFlows drives the real window over a grid of stand-in
 // guests as a person does, each step checked on the screen and through
-// gridfs: one click on cpu1 starts fossil1 then cpu1; a double-click opens
+// gridfs: one click on cpu1 starts fossil1 then cpu1; the pointer resting
+// on a card shows its live figures in a tooltip; a double-click opens
 // cpu1's console tab, where a typed line runs; the docked console pane
 // (Ctrl+J) runs a typed line too; the events pane (Ctrl+L) shows the
 // engine's log and its filter empties it; a fossil+auth dragged from the
@@ -92,6 +94,18 @@ func TestStandinWindowFlows(t *testing.T) {
 	waitScreen(t, s, "standin-running.png", 20*time.Second, "fossil1 and cpu1 badges running", func(img image.Image) bool {
 		return badge(img, fossil) == "running" && badge(img, cpu) == "running"
 	})
+
+	// The pointer resting on fossil1's card shows its tooltip with the
+	// live figures of its QEMU, below the pointer.
+	rest := image.Pt(fossil.Min.X+20, fossil.Max.Y-6)
+	tip := image.Rect(rest.X+14, rest.Y+18, rest.X+234, rest.Y+58)
+	plain := textPixels(waitScreen(t, s, "standin-notip.png", 5*time.Second, "the canvas", func(image.Image) bool { return true }), tip)
+	s.xdo("mousemove", strconv.Itoa(rest.X), strconv.Itoa(rest.Y))
+	tipped := waitScreen(t, s, "standin-tooltip.png", 10*time.Second, "fossil1's tooltip", func(img image.Image) bool {
+		return textPixels(img, tip) > plain+150
+	})
+	t.Logf("tooltip: %d text pixels under the pointer, %d before it rested there", textPixels(tipped, tip), plain)
+	s.xdo("mousemove", "600", "450") // off the cards: the tooltip goes
 
 	// Double-click: cpu1's console takes the keyboard; a typed line runs in
 	// the guest's shell and its output is in the node's log.

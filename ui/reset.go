@@ -28,7 +28,7 @@ type resetWizard struct {
 	fresh    *widget.Check
 	keyfs    *widget.Check
 	problem  *widget.Label
-	dlg      dialog.Dialog
+	dlg      *dialog.FormDialog
 }
 
 func (m *MainWindow) showReset(node string) *resetWizard {
@@ -63,9 +63,22 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 		w.node.SetSelected(wholeGrid)
 	}
 	w.problem.Wrapping = fyne.TextWrapWord
-	w.password.OnChanged = func(string) { w.check() }
-	w.confirm.OnChanged = func(string) { w.check() }
-	form := widget.NewForm(
+	// The Reset button is enabled only while the passwords pass (the
+	// form's validation): a refusal after pressing it would close the
+	// wizard and lose what was typed.
+	// Each field is marked for its own fault: the password for its
+	// strength, the second one for differing from it.
+	w.password.Validator = func(p string) error { w.check(); return app.CheckPassword(w.user.Text, p) }
+	w.confirm.Validator = func(c string) error {
+		w.check()
+		if c != w.password.Text {
+			return fmt.Errorf("the two passwords differ")
+		}
+		return nil
+	}
+	w.password.OnChanged = func(string) { w.confirm.Validate() }
+	w.user.OnChanged = func(string) { w.password.Validate() }
+	items := []*widget.FormItem{
 		widget.NewFormItem("Machine", w.node),
 		widget.NewFormItem("Auth domain", w.authDom),
 		widget.NewFormItem("Host owner", w.user),
@@ -75,14 +88,15 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 		widget.NewFormItem("Users", w.keyfs),
 		widget.NewFormItem("", keyfsNote),
 		widget.NewFormItem("", w.problem),
-	)
-	w.dlg = dialog.NewCustomConfirm("Reset machine identity", "Reset", "Cancel", form, func(ok bool) {
+	}
+	w.dlg = dialog.NewForm("Reset machine identity", "Reset", "Cancel", items, func(ok bool) {
 		if ok {
 			w.submit()
 		}
 	}, m.win)
 	w.dlg.Resize(fyne.NewSize(560, 480))
 	w.dlg.Show()
+	w.problem.SetText("") // nothing typed yet is no problem to show
 	return w
 }
 

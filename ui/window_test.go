@@ -410,8 +410,24 @@ func TestResetWizardWritesNvram(t *testing.T) {
 		if f.m.LastError() == nil || w.problem.Text == "" || !bytes.Equal(before, f.gridJSON()) {
 			t.Fatalf("weak password: error %v, problem %q", f.m.LastError(), w.problem.Text)
 		}
+		w.dlg.Hide()
+		w = f.m.showReset("cpu1")
+		w.authDom.SetText("lab")
+		w.user.SetText("glenda")
+		w.password.SetText("weak")
+		w.confirm.SetText("weak")
+		if b := dialogButton(f.m, "Reset"); b == nil || !b.Disabled() {
+			t.Fatalf("the Reset button with a weak password: %v (want it there, disabled)", b)
+		}
+		// Typed as a person does: the first field, then the second.
 		w.password.SetText("s3cret-pw")
+		if b := dialogButton(f.m, "Reset"); b == nil || !b.Disabled() {
+			t.Fatalf("the Reset button with the second password still differing: %v (want it disabled)", b)
+		}
 		w.confirm.SetText("s3cret-pw")
+		if b := dialogButton(f.m, "Reset"); b == nil || b.Disabled() {
+			t.Fatalf("the Reset button with a good password: %v (want it enabled)", b)
+		}
 		w.keyfs.SetChecked(false)
 		w.submit()
 	})
@@ -656,4 +672,19 @@ func TestShortcutsActOnSelectedNode(t *testing.T) {
 	})
 	press(stopShortcut)
 	f.eventually("Ctrl+E to stop cpu1", func() bool { return strings.HasPrefix(f.state("cpu1"), "stopped") })
+}
+
+// dialogButton is the button labelled text in the window's top overlay (an
+// open dialog), nil if none.
+func dialogButton(m *MainWindow, text string) *widget.Button {
+	top := m.win.Canvas().Overlays().Top()
+	if top == nil {
+		return nil
+	}
+	for _, o := range test.LaidOutObjects(top) {
+		if b, ok := o.(*widget.Button); ok && b.Text == text {
+			return b
+		}
+	}
+	return nil
 }

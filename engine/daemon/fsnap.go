@@ -372,7 +372,8 @@ func (e *Engine) Invite(ctx context.Context, user, snapshot, newName, password s
 func addFossilUser(ctx context.Context, vn VM, user string) error {
 	rc := console.NewRC(vn.Console(), plan9Prompt)
 	defer rc.Close()
-	line := fmt.Sprintf("if(! grep -s '^%s:' /adm/users){echo uname %s %s >>/srv/fscons; echo create /active/usr/%s %s %s d775 >>/srv/fscons}", user, user, user, user, user, user)
+	// || and not if(! …): rc's if leaves a false condition's status.
+	line := fmt.Sprintf("grep -s '^%s:' /adm/users || {echo uname %s %s >>/srv/fscons; echo create /active/usr/%s %s %s d775 >>/srv/fscons}", user, user, user, user, user, user)
 	res, err := rc.Run(ctx, line, time.Minute)
 	if err == nil && !res.OK() {
 		err = fmt.Errorf("status %s: %s", res.Status, strings.TrimSpace(res.Output))

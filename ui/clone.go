@@ -106,6 +106,10 @@ func (w *cloneWizard) spec() (app.CloneSpec, error) {
 func (w *cloneWizard) onChanged() {
 	spec, err := w.spec()
 	var cfg *app.NodeConfig
+	if n, ok := w.m.snapshot().NodeByName(spec.Source); err == nil && ok && n.Up() {
+		// Said before Clone is pressed; the engine refuses it too.
+		err = fmt.Errorf("%s is %s: stop it first, its disk is copied while it is stopped", n.Name, n.State)
+	}
 	if err == nil {
 		cfg, err = w.m.app.PreviewClone(w.m.ctx, spec)
 	}

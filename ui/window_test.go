@@ -456,6 +456,22 @@ func TestResetWizardWritesNvram(t *testing.T) {
 	}
 }
 
+// TestCloneWizardSaysARunningSourceMustStop: the preview says so before
+// Clone is pressed (it said nothing, and the engine then refused).
+func TestCloneWizardSaysARunningSourceMustStop(t *testing.T) {
+	f := newFixture(t)
+	if err := f.a.NodeCtl(context.Background(), "cpu1", "start"); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("cpu1 running in the window", func() bool { return f.state("cpu1") == "running" })
+	f.do(func() {
+		w := f.m.showClone("cpu1")
+		if !strings.Contains(w.preview.Text, "cpu1 is running: stop it first") {
+			t.Errorf("preview of a clone of the running cpu1:\n%s", w.preview.Text)
+		}
+	})
+}
+
 func TestCloneWizardPreviewsAndAdds(t *testing.T) {
 	f := newFixture(t)
 	g := f.loadGrid()

@@ -58,7 +58,7 @@ func standinEnv() []string {
 // palette lands where it is dropped, its handle dragged onto the venti
 // wires it, and cpu1's handle dragged onto it rewires cpu1; right-click →
 // Stop, → Clone… makes a clone through the wizard, → Reset identity… gives
-// the clone a new host owner and password; a click starts cpu1 on its new
+// the clone a new host owner and password; Ctrl+R starts cpu1 on its new
 // root; the window closed and opened again shows the same grid.
 // Screenshots: artifacts/standin-*.png.
 func TestStandinWindowFlows(t *testing.T) {
@@ -236,8 +236,12 @@ func TestStandinWindowFlows(t *testing.T) {
 	}
 	s.shot("standin-reset-done.png")
 
-	// A click starts cpu1 again, now on fossil2.
-	s.click(name, 1)
+	// The keyboard: cpu1 selected (right-click, Escape), Ctrl+R starts it
+	// again, now on its new root (which starts first).
+	s.click(name, 3)
+	time.Sleep(300 * time.Millisecond)
+	s.xdo("key", "Escape")
+	s.xdo("key", "ctrl+r")
 	waitStates(t, s, ctx, c, map[string]string{f2name: "running", "cpu1": "running"}, 3*time.Minute)
 
 	// Close and reopen: the engine kept the grid; the same state is drawn.

@@ -467,7 +467,19 @@ func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
 	case Tread:
 		r.Type = Rread
 		var rb *[]byte
-		r.Data, rb, err = sc.read(&m)
+		var release func()
+		r.Data, rb, release, err = sc.read(&m)
+		if release != nil {
+			// The data lies in the store's memory: it goes out from
+			// there, and the writer releases it once it is sent.
+			sc.putBuf(rb)
+			if len(r.Data) >= minOwned {
+				sc.replyRef(&r, release)
+				return
+			}
+			defer release() // after the reply has been queued (copied)
+			break
+		}
 		if err == nil && rb != nil && len(r.Data) >= minOwned {
 			// The reply's data goes out from rb, which the writer
 			// puts back once it is sent.
@@ -497,15 +509,19 @@ func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
 
 // read answers a Tread with the block's bytes or an error in p9p's words.
 // The data may be in a pooled buffer, returned too, which the caller puts
-// back once the reply is queued.
-func (sc *srvConn) read(m *Message) (data []byte, pooled *[]byte, err error) {
+// back once the reply is queued, or in the store's memory (ReaderRef),
+// and release is then non-nil.
+func (sc *srvConn) read(m *Message) (data []byte, pooled *[]byte, release func(), err error) {
 	if !m.BlockType.Valid() {
-		return nil, nil, fmt.Errorf("read %v: invalid block type %d", m.Score, uint8(m.BlockType))
+		return nil, nil, nil, fmt.Errorf("read %v: invalid block type %d", m.Score, uint8(m.BlockType))
 	}
 	if m.Score == ZeroScore {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	if ri, ok := sc.s.st.(ReaderInto); ok {
+	if rr, ok := sc.s.st.(ReaderRef); ok {
+		pooled = sc.s.bufs.Get().(*[]byte)
+		data, release, err = rr.ReadRef(sc.ctx, m.Score, m.BlockType, max(MaxBlock, int(m.Count)), *pooled)
+	} else if ri, ok := sc.s.st.(ReaderInto); ok {
 		pooled = sc.s.bufs.Get().(*[]byte)
 		data, err = ri.ReadInto(sc.ctx, m.Score, m.BlockType, max(MaxBlock, int(m.Count)), *pooled)
 	} else {
@@ -513,15 +529,18 @@ func (sc *srvConn) read(m *Message) (data []byte, pooled *[]byte, err error) {
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return nil, pooled, fmt.Errorf("no block with score %v/%d exists", m.Score, uint8(m.BlockType))
+			return nil, pooled, nil, fmt.Errorf("no block with score %v/%d exists", m.Score, uint8(m.BlockType))
 		}
 		sc.log.Warn("venti read failed", "score", m.Score.String(), "type", m.BlockType, "err", err)
-		return nil, pooled, err
+		return nil, pooled, nil, err
 	}
 	if len(data) > int(m.Count) {
-		return nil, pooled, fmt.Errorf("read too small: asked for %d need at least %d", m.Count, len(data))
+		if release != nil {
+			release()
+		}
+		return nil, pooled, nil, fmt.Errorf("read too small: asked for %d need at least %d", m.Count, len(data))
 	}
-	return data, pooled, nil
+	return data, pooled, release, nil
 }
 
 // write answers a Twrite with the block's score.
@@ -556,6 +575,22 @@ func (sc *srvConn) replyOwned(m *Message, b *[]byte) {
 		return
 	}
 	if err := sc.out.queueOwned(head, m.Data, b); err != nil {
+		sc.c.Close()
+	}
+}
+
+// replyRef queues an Rread whose data lies in the store's memory; the
+// connection's writer calls release once it has been sent (or dropped).
+func (sc *srvConn) replyRef(m *Message, release func()) {
+	var arr [64]byte
+	head, err := m.appendHead(arr[:0], sc.version)
+	if err != nil {
+		release()
+		sc.log.Warn("venti reply", "err", err)
+		sc.c.Close()
+		return
+	}
+	if err := sc.out.queueRef(head, m.Data, release); err != nil {
 		sc.c.Close()
 	}
 }

@@ -184,6 +184,17 @@ type ReaderInto interface {
 	ReadInto(ctx context.Context, s Score, t Type, max int, buf []byte) ([]byte, error)
 }
 
+// ReaderRef is implemented by stores that can hand out a block where it
+// already lies in their memory (a mapping of their files) instead of
+// copying it; the server sends Rread data from there.
+type ReaderRef interface {
+	// ReadRef is ReadInto, except that data may alias the store's own
+	// memory: release is then non-nil, data must not be written, and
+	// release must be called exactly once when data is no longer
+	// needed. With a nil release, data is as ReadInto returns it.
+	ReadRef(ctx context.Context, s Score, t Type, max int, buf []byte) (data []byte, release func(), err error)
+}
+
 // Writer writes blocks.
 type Writer interface {
 	// Write stores data as a block of type t and returns its score. Empty

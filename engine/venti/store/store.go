@@ -199,8 +199,13 @@ type Store struct {
 	recPool  sync.Pool // *[]byte of recHeaderSize+MaxBlock, for dedup checks and compressed payloads
 	compPool sync.Pool // *[]byte of compBufSize, for compressing blocks
 
-	mapMu    sync.RWMutex // held (read) while copying from an arena mapping; Close unmaps under the write lock
+	mapMu    sync.RWMutex // held (read) while copying from an arena mapping; Close sets unmapped under the write lock
 	unmapped bool
+	// mapRefs counts the holders of the arena mappings: the store itself
+	// until Close, and each block ReadRef hands out until its release.
+	// The last one to let go unmaps them (unmapAll).
+	mapRefs atomic.Int64
+	unrefFn func() // st.unref, the release ReadRef hands out, allocated once
 
 	clientWrites, clientBytes atomic.Uint64
 	syncs, fsyncs             atomic.Uint64
@@ -244,6 +249,8 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, opts: o, lock: lock, idx: new(index)}
+	s.mapRefs.Store(1)
+	s.unrefFn = s.unref
 	s.recPool.New = func() any { b := make([]byte, recHeaderSize+venti.MaxBlock); return &b }
 	s.compPool.New = func() any { b := make([]byte, compBufSize); return &b }
 	if err := s.open(); err != nil {
@@ -815,6 +822,75 @@ func (st *Store) ReadInto(ctx context.Context, s venti.Score, t venti.Type, max 
 	return nil, fmt.Errorf("read %v/%v: %w", s, t, venti.ErrNotFound)
 }
 
+// ReadRef implements venti.ReaderRef: ReadInto, except that a block
+// stored raw in a part of an arena file the store has mapped is not
+// copied: data is then the block's bytes in the mapping, checked as
+// ReadInto checks them, and release (non-nil) must be called once data
+// is no longer needed; the mapping outlives Close until then. Otherwise
+// release is nil and data is ReadInto's, read into buf.
+func (st *Store) ReadRef(ctx context.Context, s venti.Score, t venti.Type, max int, buf []byte) (data []byte, release func(), err error) {
+	if s != venti.ZeroScore && ctx.Err() == nil && !st.isClosed.Load() {
+		ck := checkBlock
+		if st.opts.verifyRead {
+			ck = checkSHA
+		}
+		var arr [4]uint64
+		for _, loc := range st.idx.lookup(indexKey(s, t), arr[:0]) {
+			if b, ok := st.readMapped(loc, s, t, ck); ok {
+				if len(b) > max {
+					st.unref()
+					return nil, nil, fmt.Errorf("read %v/%v: block is %d bytes, more than the %d asked for", s, t, len(b), max)
+				}
+				return b, st.unrefFn, nil
+			}
+		}
+	}
+	data, err = st.ReadInto(ctx, s, t, max, buf)
+	return data, nil, err
+}
+
+// readMapped returns the raw record of (s, t) at loc as a slice of its
+// arena's mapping, its checksums (and with checkSHA its score) checked,
+// with a mapping reference (st.ref) the caller must drop. ok is false
+// when the record cannot be referenced so: not yet known to be in the
+// file, compressed, another block's, or damaged (an ordinary read then
+// reports what is wrong).
+func (st *Store) readMapped(loc uint64, s venti.Score, t venti.Type, ck check) (data []byte, ok bool) {
+	a, err := st.arenaByNum(locArena(loc))
+	if err != nil || a.mm == nil {
+		return nil, false
+	}
+	off, size := locOffset(loc), locSize(loc)
+	end := off + recHeaderSize + int64(size)
+	if off < 0 || end > min(a.limit.Load(), int64(len(a.mm))) || !st.ref() {
+		return nil, false
+	}
+	defer func() {
+		if !ok {
+			st.unref()
+		}
+	}()
+	// A file cut short behind our back faults in the mapping: that is a
+	// recovered panic and an ordinary read, not a crash.
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if recover() != nil {
+			data, ok = nil, false
+		}
+	}()
+	rec := a.mm[off:end:end]
+	h, err := decodeRecHeader(rec, a.magic)
+	if err != nil || h.score != s || h.typ != t || h.flags != flagRaw || h.size != size || !dataOK(rec) {
+		return nil, false
+	}
+	data = rec[recHeaderSize:]
+	if ck == checkSHA && venti.Sum(data) != s {
+		return nil, false
+	}
+	return data, true
+}
+
 // Write implements venti.Writer. A block already stored costs one read of
 // its record (checked by CRC, not decoded) and no write; a block whose
 // stored copy is damaged is written again and the index switched to the
@@ -1238,9 +1314,49 @@ func (st *Store) closeFiles() error {
 	st.mapMu.Lock()
 	st.unmapped = true
 	for _, a := range *p {
-		errs = append(errs, unmapArena(a.mm), a.f.Close())
+		errs = append(errs, a.f.Close()) // the mappings outlive the files
 	}
 	st.mapMu.Unlock()
+	if st.mapRefs.Add(-1) == 0 {
+		errs = append(errs, st.unmapAll())
+	}
+	return errors.Join(errs...)
+}
+
+// ref takes a reference on the arena mappings, unless the last one has
+// been dropped (they are unmapped or about to be).
+func (st *Store) ref() bool {
+	for {
+		n := st.mapRefs.Load()
+		if n <= 0 {
+			return false
+		}
+		if st.mapRefs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// unref drops a reference taken by ref; the last one unmaps the arenas.
+func (st *Store) unref() {
+	if st.mapRefs.Add(-1) == 0 {
+		if err := st.unmapAll(); err != nil {
+			st.opts.log.Warn("venti store: unmap arenas", "err", err)
+		}
+	}
+}
+
+// unmapAll unmaps every arena; only the holder of the last mapping
+// reference calls it.
+func (st *Store) unmapAll() error {
+	p := st.arenas.Load()
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	for _, a := range *p {
+		errs = append(errs, unmapArena(a.mm))
+	}
 	return errors.Join(errs...)
 }
 

@@ -334,6 +334,9 @@ func Run(ctx context.Context, d *Distribution, r Recipe, opts BuildOptions) (res
 		defer os.RemoveAll(dir)
 	}
 	b := &Build{Dist: d, Opts: opts, Dir: dir, Target: filepath.Join(dir, "target.qcow2"), Log: opts.Log}
+	// Where its disks are made, so that a reader of the log can see them
+	// go when the build ends.
+	b.Log.Info("seed build started", "recipe", r.Name, "scratch", dir, "output", opts.Output)
 	b.Result = Result{Identity: opts.Identity, Sysname: opts.Sysname}
 	defer func() {
 		if serr := b.StopVM(); serr != nil {
@@ -407,7 +410,7 @@ func (b *Build) step(ctx context.Context, st Step, i, n int) error {
 	d := time.Since(start)
 	b.Result.Steps = append(b.Result.Steps, StepTime{Name: st.Name, Duration: d})
 	report(StepDone, nil)
-	b.Log.Info("seed build step done", "step", st.Name, "took", d.Round(time.Millisecond))
+	b.Log.Info("seed build step done", "step", st.Name, "n", i, "of", n, "took", d.Round(time.Millisecond))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -211,9 +212,16 @@ func startVM(ctx context.Context, o vmOptions) (_ *Installer, err error) {
 	e := console.NewExpecter(n.Console, true)
 	defer e.Close()
 	o.log.Info("booting", "kernel", o.what, "fs", host, "sysname", o.sysname)
-	m, err := e.Expect(ctx, bootEnd(o.sysname), o.bootTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("installer: no shell prompt: %w\nconsole:\n%s", err, lastLines(n.Console, 30))
+	bootCtx, cancelBoot := context.WithTimeout(ctx, o.bootTimeout)
+	defer cancelBoot()
+	var m []string
+	for {
+		if m, err = e.Expect(bootCtx, bootEnd(o.sysname), 0); err != nil {
+			return nil, fmt.Errorf("installer: no shell prompt: %w\nconsole:\n%s", err, lastLines(n.Console, 30))
+		}
+		if !harmlessBootLine(m[3]) {
+			break
+		}
 	}
 	switch {
 	case m[2] != "":
@@ -230,6 +238,14 @@ func startVM(ctx context.Context, o vmOptions) (_ *Installer, err error) {
 // mount: '/tmp' file does not exist" (3).
 func bootEnd(sysname string) *regexp.Regexp {
 	return regexp.MustCompile(`(` + regexp.QuoteMeta(sysname) + `# $)|(Boot from: $)|(?:^|\n)((?:panic|boot): [^\r\n]*)\r?\n`)
+}
+
+// harmlessBootLine reports whether a "boot:" line is one a kernel booting
+// from its own disk prints on the way to a shell: with no USB hubs there is
+// no /srv/usb ("boot: can't open /srv/usb: '/srv/usb' file does not
+// exist"), and boot goes on.
+func harmlessBootLine(line string) bool {
+	return strings.HasPrefix(line, "boot: can't open /srv/usb")
 }
 
 // installerNvram is the installer's identity: host owner bootes, a

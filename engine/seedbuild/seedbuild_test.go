@@ -283,6 +283,7 @@ func TestBootEnd(t *testing.T) {
 		{"panic: fault\r\n", 3},
 		{"/boot/usbd: /dev/usb: no hubs\r\n", 0},
 		{"x reboot: later\r\n", 0},
+		{"boot: can't open /srv/usb: '/srv/usb' file does not exist\r\n", -1},
 		{"installer# ls\r\n", 0},
 	} {
 		m := re.FindStringSubmatch(tc.out)
@@ -291,6 +292,12 @@ func TestBootEnd(t *testing.T) {
 			if m[i] != "" {
 				got = i
 			}
+		}
+		if tc.want < 0 { // matched, then passed over as harmless
+			if got != 3 || !harmlessBootLine(m[3]) {
+				t.Errorf("%q: group %d, harmless %v; want group 3, harmless", tc.out, got, m != nil && harmlessBootLine(m[3]))
+			}
+			continue
 		}
 		if got != tc.want {
 			t.Errorf("%q: group %d, want %d", tc.out, got, tc.want)

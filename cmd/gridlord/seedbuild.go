@@ -9,15 +9,15 @@ import (
 	"sync"
 	"time"
 
-	"gridlord/engine/daemon"
 	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
 	"gridlord/engine/seedbuild"
 )
 
 // runSeedBuild builds a seed from a Plan 9 CD image or directory by a real
-// install and imports it into the grid. It runs the grid's engine in this
-// process (the build's VMs are on a switch of their own), so the grid's
-// engine daemon must not be running.
+// install in the grid's engine (started if none runs) and imports it into
+// the grid, printing each step's progress as the engine logs it. Ctrl-C
+// cancels the build in the engine, which removes what it made.
 func runSeedBuild(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "seed build", "[-grid DIR] --from ISO|DIR --name NAME [--profile grid|full] [--identity USER@DOM:PASSWORD | -u USER -authdom DOM]")
 	dirFlag := gridFlags(fs)
@@ -58,16 +58,20 @@ func runSeedBuild(ctx context.Context, env *cmdEnv, args []string) error {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 	}
+	src, err := filepath.Abs(*from)
+	if err != nil {
+		return fmt.Errorf("seed build: %w", err)
+	}
 	if *name == "" {
-		base := filepath.Base(filepath.Clean(*from))
+		base := filepath.Base(src)
 		*name = base[:len(base)-len(filepath.Ext(base))]
 	}
-	// A broken distribution is refused before the engine opens.
-	fsys, closeFS, err := seedbuild.Open(*from)
+	// A broken distribution is refused before an engine is started.
+	fsys, closeFS, err := seedbuild.Open(src)
 	if err != nil {
 		return err
 	}
-	_, err = seedbuild.Check(fsys, *from)
+	_, err = seedbuild.Check(fsys, src)
 	closeFS()
 	if err != nil {
 		return err
@@ -76,22 +80,32 @@ func runSeedBuild(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(dir, grid.FileName)); err != nil {
-		return fmt.Errorf("no grid in %s (%v): create one with gridlord init %s", dir, err, dir)
-	}
-	e, err := daemon.Open(ctx, dir, daemon.Options{VentiAddr: "127.0.0.1:0", Log: env.log})
-	if err != nil {
-		return fmt.Errorf("%w (seed build runs the grid's engine itself: stop the grid's engine, then retry)", err)
-	}
-	defer e.Close()
-	pr := &progressPrinter{w: env.stdout}
-	start := time.Now()
-	seed, err := e.BuildSeed(ctx, daemon.BuildSeedOptions{
-		From: *from, Name: *name, Profile: prof, Identity: id, Sysname: *sysname, Size: *sizeMiB << 20,
-		Progress: pr.print,
-	})
+	c, err := dialEngine(ctx, env, dir)
 	if err != nil {
 		return err
+	}
+	defer c.Close()
+	words := []string{"seed", "build", *name, src, "user=" + id.User, "authdom=" + id.AuthDom, "password=" + id.Password,
+		"profile=" + string(prof), "sysname=" + *sysname}
+	if *sizeMiB > 0 {
+		words = append(words, fmt.Sprintf("size=%d", *sizeMiB))
+	}
+	pr := &progressPrinter{w: env.stdout}
+	start := time.Now()
+	if err := c.BuildSeed(gridfs.Cancellable(ctx), *name, words, pr.print); err != nil {
+		return err
+	}
+	b, err := c.ReadFile(ctx, "grid.json")
+	if err != nil {
+		return err
+	}
+	g, err := grid.Parse(filepath.Join(dir, grid.FileName)+" (from the engine)", b)
+	if err != nil {
+		return err
+	}
+	seed, err := g.Seed(*name)
+	if err != nil {
+		return fmt.Errorf("seed build: the engine built %s but the grid has no record of it: %w", *name, err)
 	}
 	fmt.Fprintf(env.stdout, "seed %s built in %v: %s, %s@%s, sysname %s\n", seed.Name, time.Since(start).Round(time.Second), seed.Vac, seed.AuthID, seed.AuthDom, seed.LocalSysname)
 	for _, s := range pr.times() {
@@ -109,22 +123,19 @@ type progressPrinter struct {
 	steps []seedbuild.StepTime
 }
 
-func (p *progressPrinter) print(ev seedbuild.Progress) {
+func (p *progressPrinter) print(ev gridfs.SeedBuildProgress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	prefix := fmt.Sprintf("[%d/%d] %s", ev.Index, ev.Steps, ev.Step)
 	var line string
-	switch ev.State {
-	case seedbuild.StepRunning:
+	switch {
+	case ev.Done:
+		line = fmt.Sprintf("%s done in %v", prefix, ev.Took.Round(100*time.Millisecond))
+		p.steps = append(p.steps, seedbuild.StepTime{Name: ev.Step, Duration: ev.Took})
+	case ev.Total > 0:
+		line = fmt.Sprintf("%s: %.1f of %.1f MB copied", prefix, float64(ev.Bytes)/1e6, float64(ev.Total)/1e6)
+	default:
 		line = prefix + " …"
-		if ev.TotalBytes > 0 {
-			line = fmt.Sprintf("%s: %.1f of %.1f MB copied", prefix, float64(ev.Bytes)/1e6, float64(ev.TotalBytes)/1e6)
-		}
-	case seedbuild.StepDone:
-		line = fmt.Sprintf("%s done in %v", prefix, ev.Elapsed.Round(100*time.Millisecond))
-		p.steps = append(p.steps, seedbuild.StepTime{Name: ev.Step, Duration: ev.Elapsed})
-	case seedbuild.StepFailed:
-		line = fmt.Sprintf("%s failed after %v", prefix, ev.Elapsed.Round(100*time.Millisecond))
 	}
 	if line != p.last {
 		fmt.Fprintln(p.w, line)

@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"gridlord/engine/daemon"
 	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
 	"gridlord/engine/qemu"
 	"gridlord/engine/seedbuild"
 	"gridlord/engine/seedbuild/seedtest"
@@ -62,6 +65,17 @@ func TestSeedBuildFromDirectory(t *testing.T) {
 	if _, err := daemon.InitGrid(dir, daemon.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The grid's engine, serving its socket as "gridlord engine" does:
+	// the command is its client.
+	e, err := daemon.Open(ctx, dir, daemon.Options{VentiAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(sctx) }()
+	defer func() { stop(); <-served }()
 	out, err := seedBuild(ctx, "-grid", dir, "--from", tree, "--name", "fromdir", "--identity", "carol@lab:password1", "--sysname", "helix")
 	t.Logf("output:\n%s", out)
 	if err != nil {
@@ -83,4 +97,37 @@ func TestSeedBuildFromDirectory(t *testing.T) {
 	if s.AuthID != "carol" || s.Password("carol", "lab") != "password1" || !s.VentiImported || s.Vac == "" {
 		t.Errorf("seed record %+v", s)
 	}
+
+	// A grid from it, through the same engine: fossil1 (fossil+auth) and
+	// cpu1 made of the new seed boot, and carol, logged in with the
+	// build's password, sees the tree's /386/bin.
+	c, err := gridfs.Dial(ctx, filepath.Join(dir, grid.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, line := range []string{"remove cpu1", "remove fossil1", "add fossil+auth fossil1 fromdir", "add cpu cpu1 fromdir", "wire cpu1 fossil1", "wire fossil1 venti"} {
+		if err := c.Ctl(ctx, line); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		out, errs, code := runCLI(t, ctx, append([]string{args[0], "-grid", dir}, args[1:]...)...)
+		if code != 0 {
+			t.Fatalf("gridlord %s: exit %d: %s", strings.Join(args, " "), code, errs)
+		}
+		return out
+	}
+	defer runCLI(t, context.Background(), "down", "-grid", dir)
+	cli("start", "cpu1")
+	ents, err := os.ReadDir(filepath.Join(tree, "386/bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.TrimSpace(cli("exec", "-u", "carol", "cpu1", "--", "ls /386/bin | wc -l"))
+	if n, _ := strconv.Atoi(got); n != len(ents) {
+		t.Fatalf("exec -u carol cpu1 -- ls /386/bin | wc -l = %q, the tree has %d", got, len(ents))
+	}
+	t.Logf("exec -u carol cpu1 -- ls /386/bin | wc -l = %s, as in the tree", got)
 }

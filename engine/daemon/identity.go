@@ -239,6 +239,13 @@ func (e *Engine) Identity(ctx context.Context, words []string) error {
 		}
 		return e.run(ctx, func(c context.Context) error { return e.Invite(c, words[1], words[2], words[3], pw) })
 	}
+	if len(words) > 0 && words[0] == "seed" {
+		opts, err := ParseSeedBuild(words)
+		if err != nil {
+			return err
+		}
+		return e.run(ctx, func(c context.Context) error { _, err := e.BuildSeed(c, opts); return err })
+	}
 	id, err := parseIdentity(words)
 	if err != nil {
 		return err

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"gridlord/engine/grid"
+	"gridlord/engine/gridfs"
 	"gridlord/engine/seedbuild"
 	"gridlord/images"
 )
@@ -34,6 +40,57 @@ type BuildSeedOptions struct {
 	// Progress, if set, receives each step's progress (see
 	// seedbuild.Progress); it must not block.
 	Progress func(seedbuild.Progress)
+}
+
+// ParseSeedBuild reads the /identity command that builds a seed
+// (gridfs.SeedBuildUsage), already split into words.
+func ParseSeedBuild(words []string) (BuildSeedOptions, error) {
+	var o BuildSeedOptions
+	if len(words) < 4 || words[0] != "seed" || words[1] != "build" {
+		return o, fmt.Errorf("seed build: want %q", gridfs.SeedBuildUsage)
+	}
+	o.Name, o.From = words[2], words[3]
+	if o.From == "" {
+		return o, fmt.Errorf("seed build %s: give the distribution (a CD image or a directory) after the name", o.Name)
+	}
+	var pw bool
+	for _, kv := range words[4:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return o, fmt.Errorf("seed build %s: %q is not key=value (%s)", o.Name, kv, gridfs.SeedBuildUsage)
+		}
+		switch k {
+		case "user":
+			o.Identity.User = v
+		case "authdom":
+			o.Identity.AuthDom = v
+		case "password":
+			o.Identity.Password, pw = v, true
+		case "profile":
+			p, err := seedbuild.ParseProfile(v)
+			if err != nil {
+				return o, fmt.Errorf("seed build %s: %w", o.Name, err)
+			}
+			o.Profile = p
+		case "sysname":
+			o.Sysname = v
+		case "size":
+			mib, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || mib <= 0 {
+				return o, fmt.Errorf("seed build %s: size=%q: want a size in MiB", o.Name, v)
+			}
+			o.Size = mib << 20
+		default:
+			return o, fmt.Errorf("seed build %s: unknown setting %q (user, authdom, password, profile, sysname, size)", o.Name, k)
+		}
+	}
+	if o.Identity.User == "" || o.Identity.AuthDom == "" || !pw {
+		return o, fmt.Errorf("seed build %s: give user=, authdom= and password= (the new seed's host owner)", o.Name)
+	}
+	if err := o.Identity.Validate(); err != nil {
+		return o, fmt.Errorf("seed build %s: %w", o.Name, err)
+	}
+	return o, nil
 }
 
 // BuildSeed builds a seed from a Plan 9 distribution by the 9legacy
@@ -71,10 +128,11 @@ func (e *Engine) BuildSeed(ctx context.Context, opts BuildSeedOptions) (images.S
 	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return images.Seed{}, fmt.Errorf("seed build: an old build of %s is in the way: %w", name, err)
 	}
-	e.log.Info("building a seed", "seed", name, "from", opts.From, "profile", opts.Profile)
+	log := e.log.With("seed", name)
+	log.Info("building a seed", "from", opts.From, "profile", opts.Profile)
 	res, err := seedbuild.Run(ctx, d, seedbuild.Legacy4e(), seedbuild.BuildOptions{
 		Profile: opts.Profile, Identity: opts.Identity, Sysname: opts.Sysname, Size: opts.Size,
-		Output: out, Accel: e.opts.Accel, Log: e.log, Progress: opts.Progress,
+		Output: out, Accel: e.opts.Accel, Log: log, Progress: copyLogger(log, opts.Progress),
 	})
 	if err != nil {
 		return images.Seed{}, err
@@ -99,6 +157,34 @@ func (e *Engine) BuildSeed(ctx context.Context, opts BuildSeedOptions) (images.S
 	if err := e.saveLocked(); err != nil {
 		return images.Seed{}, fmt.Errorf("seed build: record %s: %w", name, err)
 	}
-	e.log.Info("seed built", "seed", name, "vac", seed.Vac, "archive", res.Archive)
+	log.Info("seed built", "vac", seed.Vac, "archive", res.Archive)
 	return seed, nil
+}
+
+// copyLogInterval is how often a build's copy logs its bytes.
+const copyLogInterval = 2 * time.Second
+
+// copyLogger returns a Progress function that logs the copy step's bytes
+// ("seed build copied", at most every copyLogInterval and when it is
+// complete), so that clients following the event log see them, then
+// passes every report on to next (may be nil).
+func copyLogger(log *slog.Logger, next func(seedbuild.Progress)) func(seedbuild.Progress) {
+	var mu sync.Mutex
+	var last time.Time
+	return func(p seedbuild.Progress) {
+		if p.State == seedbuild.StepRunning && p.TotalBytes > 0 {
+			mu.Lock()
+			due := time.Since(last) >= copyLogInterval || p.Bytes == p.TotalBytes
+			if due {
+				last = time.Now()
+			}
+			mu.Unlock()
+			if due {
+				log.Info("seed build copied", "step", p.Step, "n", p.Index, "of", p.Steps, "bytes", p.Bytes, "total", p.TotalBytes)
+			}
+		}
+		if next != nil {
+			next(p)
+		}
+	}
 }

@@ -39,6 +39,29 @@ func (e *CtlError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.Path, strings.TrimSpace(e.Line), e.Msg)
 }
 
+// HidePasswords returns a command line with the value of every
+// password= word replaced, for errors and logs: /identity's commands hold
+// passwords, and an error is shown in the window and printed.
+func HidePasswords(line string) string {
+	words, err := ParseCtl([]byte(line))
+	if err != nil {
+		if strings.Contains(line, "password=") {
+			return "(a command holding a password)"
+		}
+		return line
+	}
+	hid := false
+	for i, w := range words {
+		if strings.HasPrefix(w, "password=") {
+			words[i], hid = "password=(hidden)", true
+		}
+	}
+	if !hid {
+		return line
+	}
+	return QuoteWords(words)
+}
+
 // Unwrap returns the errno.
 func (e *CtlError) Unwrap() error { return e.Errno }
 
@@ -296,7 +319,7 @@ func (c *Client) ctl(ctx context.Context, path, line string) error {
 		if werr == nil {
 			return nil
 		}
-		ce := &CtlError{Path: "/" + path, Line: line, Msg: werr.Error()}
+		ce := &CtlError{Path: "/" + path, Line: HidePasswords(line), Msg: werr.Error()}
 		if !errors.As(werr, &ce.Errno) {
 			return fmt.Errorf("gridfs: write /%s: %w", path, werr)
 		}
@@ -449,7 +472,7 @@ func (c *Client) attachedCtl(ctx context.Context, path, line string) error {
 		return ctx.Err()
 	}
 	if ce, ok := err.(*CtlError); ok {
-		ce.Line = line
+		ce.Line = HidePasswords(line)
 	}
 	return err
 }

@@ -59,13 +59,20 @@ func NodeVerbs() []Verb {
 // With keyfs=yes the auth servers' keyfs entry of USER is changed too (and
 // their key file re-encrypted), so the whole grid takes the new password.
 // invite adds a user to a file-system snapshot and saves it anew (see the
-// engine's Invite).
+// engine's Invite). seed build builds a seed from a Plan 9 CD image or
+// directory FROM (a path on the engine's host) by a real install whose
+// host owner is the identity given; its progress is logged (/log: "seed
+// build step", "seed build copied", with seed=NAME).
 func IdentityVerbs() []Verb {
 	return []Verb{
 		{Name: "set", Min: 3, Max: -1, Usage: "set user=USER authdom=DOM password=PASSWORD [keyfs=yes] [NODE...]"},
 		{Name: "invite", Min: 4, Max: 4, Usage: "invite USER SNAPSHOT NEWNAME password=PASSWORD"},
+		{Name: "seed", Min: 6, Max: 9, Usage: SeedBuildUsage},
 	}
 }
+
+// SeedBuildUsage is the /identity command that builds a seed.
+const SeedBuildUsage = "seed build NAME FROM user=USER authdom=DOM password=PASSWORD [profile=grid|full] [sysname=NAME] [size=MiB]"
 
 // verbTable is an explicit lookup table of ctl verbs.
 type verbTable map[string]Verb

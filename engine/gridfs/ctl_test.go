@@ -135,3 +135,23 @@ func FuzzQuoteWords(f *testing.F) {
 		}
 	})
 }
+
+// TestHidePasswords: the /identity commands' passwords never reach an
+// error's text (the window shows it, the CLI prints it).
+func TestHidePasswords(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"set user=glenda authdom=lab password=s3cret-pw cpu1", "set user=glenda authdom=lab password=(hidden) cpu1"},
+		{"seed build x '/my cds/9.iso' user=u authdom=d 'password=two words'", "seed build x '/my cds/9.iso' user=u authdom=d password=(hidden)"},
+		{"start", "start"},
+		{"set 'password=unterminated", "(a command holding a password)"},
+	} {
+		got := HidePasswords(tc.in)
+		if got != tc.want || strings.Contains(got, "s3cret") || strings.Contains(got, "two words") {
+			t.Errorf("HidePasswords(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	e := &CtlError{Path: "/identity", Line: HidePasswords("set user=a authdom=b password=s3cret-pw"), Msg: "refused"}
+	if strings.Contains(e.Error(), "s3cret") {
+		t.Errorf("the error shows the password: %s", e)
+	}
+}

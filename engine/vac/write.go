@@ -41,21 +41,22 @@ type Options struct {
 
 // archiver is the state of one Archive call.
 type archiver struct {
-	st       venti.Store
-	opts     Options
-	dsize    int
-	psize    int
-	pool     *writePool
-	qid      uint64
-	ctime    uint32
-	names    *idNames
-	log      *slog.Logger
-	zero     []byte
-	chunk    []byte // read-ahead buffer for file data
-	total    int64
-	mu       sync.Mutex
-	done     int64
-	reported int64
+	st        venti.Store
+	opts      Options
+	dsize     int
+	psize     int
+	pool      *writePool
+	qid       uint64
+	ctime     uint32
+	names     *idNames
+	log       *slog.Logger
+	zero      []byte
+	chunk     []byte // read-ahead buffer for file data, unless sent from chunks of the pool (made on first use)
+	chunkSize int    // bytes of a read-ahead chunk
+	total     int64
+	mu        sync.Mutex
+	done      int64
+	reported  int64
 }
 
 // child is one archived file or directory, ready to go into its parent.
@@ -87,7 +88,7 @@ func Create(ctx context.Context, st venti.Store, paths []string, opts Options) (
 	}
 	a.ctime = uint32(now.Unix())
 	a.zero = make([]byte, a.dsize)
-	a.chunk = make([]byte, max(1<<20/a.dsize, 1)*a.dsize)
+	a.chunkSize = max(1<<20/a.dsize, 1) * a.dsize
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = 32
@@ -370,12 +371,17 @@ func (a *archiver) writeFile(ctx context.Context, path string, size int64) (Entr
 		// Read ahead in large chunks (fewer system calls), then copy
 		// each block into a pool buffer.
 		if off < cOff || off+ds > cOff+int64(len(chunk)) && !cEOF {
-			buf := a.chunk
+			var buf []byte
 			if a.pool.ref != nil {
 				// Blocks are sent from the chunk: read into one that
 				// no unsent write references.
-				ch = a.pool.nextChunk(len(a.chunk))
+				ch = a.pool.nextChunk(a.chunkSize)
 				buf = ch.b
+			} else {
+				if a.chunk == nil {
+					a.chunk = make([]byte, a.chunkSize)
+				}
+				buf = a.chunk
 			}
 			n, rerr := f.ReadAt(buf, off)
 			if rerr != nil && !errors.Is(rerr, io.EOF) {

@@ -149,7 +149,7 @@ func (w *cloneWizard) submit() {
 		return
 	}
 	var name string
-	w.m.long("Cloning "+spec.Source, func(ctx context.Context, _ func(float64)) error {
+	w.m.long("Cloning "+spec.Source, func(ctx context.Context, _ func(float64, string)) error {
 		var err error
 		name, err = w.m.app.Clone(ctx, spec)
 		return err

@@ -67,7 +67,7 @@ func (m *MainWindow) onResetDisk(name string) {
 	dialog.ShowConfirm("Reset "+name, fmt.Sprintf("Recreate the disk of %s from its seed? Everything written to it is lost. The node must be stopped.", name),
 		func(ok bool) {
 			if ok {
-				m.long("Resetting the disk of "+name, func(ctx context.Context, _ func(float64)) error {
+				m.long("Resetting the disk of "+name, func(ctx context.Context, _ func(float64, string)) error {
 					return m.app.NodeCtl(ctx, name, "reset")
 				}, func() { m.say("The disk of " + name + " is its seed's again.") })
 			}

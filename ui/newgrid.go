@@ -74,7 +74,7 @@ func (m *MainWindow) showNewGrid() *newGridWizard {
 // and Cancel).
 func (w *newGridWizard) submit() {
 	spec := app.NewGridSpec{Dir: w.dir.Text, Seed: w.seed.Selected, Image: w.file.Text, AuthDom: w.authDom.Text, User: w.user.Text}
-	w.m.long("Creating grid "+filepath.Base(spec.Dir), func(ctx context.Context, _ func(float64)) error {
+	w.m.long("Creating grid "+filepath.Base(spec.Dir), func(ctx context.Context, _ func(float64, string)) error {
 		return w.m.app.NewGrid(ctx, spec)
 	}, func() { w.m.say("created and opened grid " + spec.Dir) })
 }
@@ -91,7 +91,7 @@ func (m *MainWindow) onOpenGrid() {
 
 // openGridDir opens the grid in dir.
 func (m *MainWindow) openGridDir(dir string) {
-	m.long("Opening grid "+filepath.Base(dir), func(ctx context.Context, _ func(float64)) error {
+	m.long("Opening grid "+filepath.Base(dir), func(ctx context.Context, _ func(float64, string)) error {
 		return m.app.OpenGrid(ctx, dir)
 	}, func() { m.say("opened grid " + dir) })
 }

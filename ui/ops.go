@@ -32,13 +32,14 @@ func (m *MainWindow) do(what string, fn func(ctx context.Context) error) {
 
 // long runs a long job (seed import, reset, clone, reset identity) off
 // the UI goroutine, shown as a row of the jobs strip above the status
-// line: its title, a progress bar (moving until fn reports a fraction) and
+// line: its title, a progress bar (moving until fn reports a fraction;
+// a text it reports with it is shown after the title) and
 // a Cancel button that cancels fn's context. The context is marked
 // app.Cancellable, so the engine cancels the command it is running, not
 // only the window's wait. Nothing is modal: the canvas stays usable, and a
 // failure goes to the status line. done (may be nil) runs on the UI
 // goroutine after a success.
-func (m *MainWindow) long(title string, fn func(ctx context.Context, progress func(float64)) error, done func()) {
+func (m *MainWindow) long(title string, fn func(ctx context.Context, progress func(float64, string)) error, done func()) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	ctx = app.Cancellable(ctx)
 	j := &job{title: title, cancel: cancel, label: widget.NewLabel(title + "…"), bar: widget.NewProgressBar(), spin: widget.NewProgressBarInfinite()}
@@ -55,8 +56,11 @@ func (m *MainWindow) long(title string, fn func(ctx context.Context, progress fu
 	go func() {
 		defer m.ops.Done()
 		defer cancel()
-		err := fn(ctx, func(f float64) {
+		err := fn(ctx, func(f float64, text string) {
 			m.ui(func() {
+				if text != "" {
+					j.label.SetText(title + ": " + text)
+				}
 				if j.spin.Visible() {
 					j.spin.Stop()
 					j.spin.Hide()

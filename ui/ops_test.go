@@ -48,8 +48,8 @@ func TestLongJobProgressAndCancel(t *testing.T) {
 	f := newFixture(t)
 	started := make(chan context.Context, 1)
 	f.do(func() {
-		f.m.long("Importing a seed", func(ctx context.Context, progress func(float64)) error {
-			progress(0.25)
+		f.m.long("Importing a seed", func(ctx context.Context, progress func(float64, string)) error {
+			progress(0.25, "")
 			started <- ctx
 			<-ctx.Done()
 			return ctx.Err()
@@ -83,7 +83,7 @@ func TestLongJobProgressAndCancel(t *testing.T) {
 		t.Errorf("status line after Cancel %q", f.m.DetailText())
 	}
 	f.do(func() {
-		f.m.long("Cloning cpu1", func(context.Context, func(float64)) error { return errors.New("no room on the disk") }, nil)
+		f.m.long("Cloning cpu1", func(context.Context, func(float64, string)) error { return errors.New("no room on the disk") }, nil)
 	})
 	f.m.Wait()
 	f.noOverlay("a failed long job")
@@ -107,7 +107,7 @@ func TestLongJobCancelReachesEngine(t *testing.T) {
 	f.m.Watch()
 	t.Cleanup(func() { f.m.Close(); f.m.Wait(); a.Close() })
 	f.do(func() {
-		f.m.long("Starting fossil1", func(ctx context.Context, _ func(float64)) error {
+		f.m.long("Starting fossil1", func(ctx context.Context, _ func(float64, string)) error {
 			return f.a.NodeCtl(ctx, "fossil1", "start")
 		}, nil)
 	})

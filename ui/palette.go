@@ -37,6 +37,10 @@ func (m *MainWindow) newPalette() fyne.CanvasObject {
 		m.palette = append(m.palette, it)
 		objs = append(objs, it)
 	}
+	// Below the kinds, what nodes are made of: a new seed from a CD.
+	seed := widget.NewButton("New seed…", m.onNewSeed)
+	seed.Importance = widget.LowImportance
+	objs = append(objs, widget.NewSeparator(), seed)
 	return container.NewVBox(objs...)
 }
 

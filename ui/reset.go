@@ -125,7 +125,7 @@ func (w *resetWizard) submit() {
 	if w.node.Selected != wholeGrid {
 		names = []string{w.node.Selected}
 	}
-	w.m.long("Resetting the identity", func(ctx context.Context, _ func(float64)) error {
+	w.m.long("Resetting the identity", func(ctx context.Context, _ func(float64, string)) error {
 		written, err := w.m.app.ResetIdentity(ctx, id, names...)
 		if err != nil {
 			return err

@@ -35,11 +35,11 @@ type Server struct {
 	st               Store
 	log              *slog.Logger
 	handshakeTimeout time.Duration
-	bufs             sync.Pool // *[]byte of cap writeBufSize, for Twrite bodies
+	bufs             sync.Pool // *[]byte of cap readBufSize, for Rread data
 }
 
-// writeBufSize fits the largest valid Twrite message.
-const writeBufSize = MaxBlock + 64
+// readBufSize fits the largest block and a store's record header.
+const readBufSize = MaxBlock + 64
 
 // ServerOption configures a Server.
 type ServerOption func(*Server)
@@ -72,7 +72,7 @@ func NewServer(st Store, opts ...ServerOption) *Server {
 		log:              slog.New(slog.DiscardHandler),
 		handshakeTimeout: 30 * time.Second,
 	}
-	s.bufs.New = func() any { b := make([]byte, writeBufSize); return &b }
+	s.bufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	for _, o := range opts {
 		o(s)
 	}
@@ -156,7 +156,6 @@ type srvConn struct {
 
 	out *connWriter // replies
 
-	scratch []byte // frame buffer for everything but Twrite; reader-owned
 }
 
 // ServeConn serves one connection: the version exchange, Thello, then
@@ -276,8 +275,10 @@ func (sc *srvConn) serve() (err error) {
 		sc.qmu.Unlock()
 		sc.workers.Wait()
 	}()
+	rx := newRxReader(sc.br, sc.c)
+	defer rx.close()
 	for {
-		n, err := readFrameSize(sc.br, sc.sizeLen)
+		n, err := rx.frameSize(sc.sizeLen)
 		if err != nil {
 			if err == io.EOF {
 				// Hang-up or half-close: finish the work in hand, whose
@@ -295,30 +296,17 @@ func (sc *srvConn) serve() (err error) {
 		if n > MaxMessage {
 			// The stream cannot be trusted to resynchronise: say why and close.
 			tag := uint8(0)
-			if b, err := sc.br.Peek(2); err == nil {
+			if b, err := rx.peek(2); err == nil {
 				tag = b[1]
 			}
 			msg := fmt.Sprintf("message of %d bytes exceeds the %d-byte maximum; closing connection", n, MaxMessage)
 			sc.reply(&Message{Type: Rerror, Tag: tag, Error: msg})
 			return errors.New(msg)
 		}
-		var buf []byte
-		var pooled *[]byte
-		if b, err := sc.br.Peek(1); err == nil && MsgType(b[0]) == Twrite {
-			// A worker owns the body of a Twrite until it is stored.
-			if n <= writeBufSize {
-				pooled = sc.s.bufs.Get().(*[]byte)
-				buf = (*pooled)[:n]
-			} else {
-				buf = make([]byte, n) // too large to store; rejected by the worker
-			}
-		} else {
-			if cap(sc.scratch) < n {
-				sc.scratch = make([]byte, n)
-			}
-			buf = sc.scratch[:n]
-		}
-		if _, err := io.ReadFull(sc.br, buf); err != nil {
+		// The frame lies in the reader's chunk; a Twrite's body stays
+		// there, referenced, until a worker has stored it.
+		buf, err := rx.next(n)
+		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -329,7 +317,6 @@ func (sc *srvConn) serve() (err error) {
 		}
 		var m Message
 		if err := m.Unmarshal(buf, sc.version); err != nil {
-			sc.putBuf(pooled)
 			sc.log.Debug("venti bad message", "err", err)
 			sc.reply(&Message{Type: Rerror, Tag: buf[1], Error: err.Error()})
 			continue
@@ -346,12 +333,14 @@ func (sc *srvConn) serve() (err error) {
 			select {
 			case sc.sem <- struct{}{}:
 			case <-sc.ctx.Done():
-				sc.putBuf(pooled)
 				return nil
 			}
 			var batch *sync.WaitGroup
+			var body *rxChunk
 			switch m.Type {
 			case Twrite:
+				body = rx.cur
+				body.refs.Add(1)
 				batch = sc.writes
 				batch.Add(1)
 			case Tsync:
@@ -365,7 +354,7 @@ func (sc *srvConn) serve() (err error) {
 				sc.writes = next
 			}
 			sc.wg.Add(1)
-			sc.dispatch(srvJob{m: m, pooled: pooled, batch: batch})
+			sc.dispatch(srvJob{m: m, body: body, batch: batch})
 		default:
 			sc.reply(&Message{Type: Rerror, Tag: m.Tag, Error: fmt.Sprintf("unexpected %v: not a request", m.Type)})
 		}
@@ -380,9 +369,9 @@ func (sc *srvConn) putBuf(b *[]byte) {
 
 // srvJob is one Tread, Twrite or Tsync for a worker.
 type srvJob struct {
-	m      Message
-	pooled *[]byte         // the Twrite body's buffer, returned once stored
-	batch  *sync.WaitGroup // Twrite: the batch it belongs to; Tsync: the batch it waits for
+	m     Message
+	body  *rxChunk        // Twrite: the chunk its data lies in, released once stored
+	batch *sync.WaitGroup // Twrite: the batch it belongs to; Tsync: the batch it waits for
 }
 
 // dispatch queues j for the workers. A worker that finishes a request
@@ -449,14 +438,14 @@ func (sc *srvConn) worker() {
 			sc.wakeWorker() // the next request must not wait for this one
 		}
 		sc.qmu.Unlock()
-		sc.handle(j.m, j.pooled, j.batch)
+		sc.handle(j.m, j.body, j.batch)
 		sc.qmu.Lock()
 		sc.searching++
 	}
 }
 
 // handle processes one Tread, Twrite or Tsync and sends its reply.
-func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
+func (sc *srvConn) handle(m Message, body *rxChunk, batch *sync.WaitGroup) {
 	defer func() {
 		<-sc.sem
 		sc.wg.Done()
@@ -490,7 +479,7 @@ func (sc *srvConn) handle(m Message, pooled *[]byte, batch *sync.WaitGroup) {
 	case Twrite:
 		r.Type = Rwrite
 		r.Score, err = sc.write(&m)
-		sc.putBuf(pooled)
+		body.release()
 		// Released once the reply is queued, so a later Rsync always
 		// follows this Rwrite on the wire.
 		defer batch.Done()

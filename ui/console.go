@@ -47,10 +47,12 @@ type consoleTab struct {
 	gen    int // counts attachments: output of an older one is dropped
 }
 
-// openConsole shows name's console tab, opening it first if needed.
+// openConsole shows name's console tab, opening it first if needed, with
+// the keyboard in its line.
 func (m *MainWindow) openConsole(name string) {
 	if ct, ok := m.consoles[name]; ok {
 		m.tabs.Select(ct.tab)
+		m.win.Canvas().Focus(ct.input)
 		return
 	}
 	ct := m.newConsoleView(name)

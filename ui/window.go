@@ -128,7 +128,9 @@ func NewMainWindow(fa fyne.App, a *app.App) *MainWindow {
 	m.scroll = container.NewScroll(m.canvas)
 	m.canvas.Viewport = func() (fyne.Position, fyne.Size) { return m.scroll.Offset, m.scroll.Size() }
 	m.scroll.OnScrolled = func(fyne.Position) { m.canvas.Refresh() }
-	gridTab := container.NewBorder(nil, nil, container.NewHBox(m.newPalette(), widget.NewSeparator()), nil, m.scroll)
+	// The palette scrolls when the bottom pane leaves it less height than
+	// its items need, rather than making the window taller.
+	gridTab := container.NewBorder(nil, nil, container.NewHBox(container.NewVScroll(m.newPalette()), widget.NewSeparator()), nil, m.scroll)
 	m.tabs = container.NewDocTabs(container.NewTabItemWithIcon("Grid", theme.GridIcon(), gridTab))
 	m.tabs.CloseIntercept = m.onCloseTab
 	m.jobs = container.NewVBox()

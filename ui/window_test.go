@@ -333,6 +333,16 @@ func TestContextMenuAndConsoleTab(t *testing.T) {
 			t.Fatal("double tap opened no console tab")
 		}
 	})
+	// Back on the grid, the console again (Ctrl+T, the menu, a double
+	// click): the same tab, with the keyboard in its line.
+	f.do(func() {
+		f.m.tabs.SelectIndex(0)
+		f.m.win.Canvas().Unfocus()
+		f.m.openConsole("cpu1")
+		if f.m.tabs.Selected() != ct.tab || f.m.win.Canvas().Focused() != ct.input {
+			t.Fatalf("the console opened again: tab %v, keyboard in %v; want cpu1's tab and its line", f.m.tabs.Selected().Text, f.m.win.Canvas().Focused())
+		}
+	})
 	text := func() (s string) { f.do(func() { s = ct.Text() }); return s }
 	f.eventually("the console banner", func() bool { return strings.Contains(text(), "cpu1# ") })
 	f.do(func() {

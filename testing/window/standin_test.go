@@ -244,14 +244,49 @@ func TestStandinWindowFlows(t *testing.T) {
 	s.xdo("key", "ctrl+r")
 	waitStates(t, s, ctx, c, map[string]string{f2name: "running", "cpu1": "running"}, 3*time.Minute)
 
-	// Close and reopen: the engine kept the grid; the same state is drawn.
+	// Ctrl+E stops the selected cpu1; Ctrl+T then opens its console (the
+	// tab of the first boot) while it is stopped; Ctrl+R starts it, and
+	// the tab follows the new boot: a line typed in it runs in the new
+	// boot's shell.
+	s.xdo("key", "ctrl+e")
+	waitStates(t, s, ctx, c, map[string]string{"cpu1": "stopped"}, time.Minute)
+	s.xdo("key", "ctrl+t")
+	time.Sleep(time.Second)
+	s.shot("standin-console-stopped.png")
+	s.xdo("key", "ctrl+r")
+	waitStates(t, s, ctx, c, map[string]string{"cpu1": "running"}, 3*time.Minute)
+	time.Sleep(2 * time.Second)
+	s.xdo("type", "--delay", "40", "echo reboot-$((5*5))")
+	s.xdo("key", "Return")
+	waitLog(t, ctx, c, "cpu1", "reboot-25")
+	s.shot("standin-console-newboot.png")
+	s.click(image.Pt(40, 66), 1) // back to the grid tab
+	time.Sleep(time.Second)
+
+	// Ctrl+Delete on the selected, stopped clone asks first; its Delete
+	// removes it.
+	s.click(cloneName, 3)
+	time.Sleep(300 * time.Millisecond)
+	s.xdo("key", "Escape")
+	s.xdo("key", "ctrl+Delete")
+	dlg = waitDialog(t, s, "standin-delete.png")
+	s.click(primaryButton(t, dlg), 1)
+	waitGrid(t, s, ctx, c, 30*time.Second, clone.Name+" deleted", func(g *grid.Grid) bool { return g.Node(clone.Name) == nil })
+	waitScreen(t, s, "standin-deleted.png", 20*time.Second, "the clone's card gone", func(img image.Image) bool {
+		_, n := region(img, cloneCard, cpuColour)
+		return n < 500
+	})
+
+	// Close and reopen: the engine kept the grid; the same state is drawn
+	// (the clone deleted).
 	first.stop()
 	second := startGUIEnv(t, s, bin, standinEnv(), "-grid", dir, "-venti-addr", "127.0.0.1:0")
 	defer second.kill()
 	waitScreen(t, s, "standin-reopened.png", 30*time.Second, "the same grid after reopening", func(img image.Image) bool {
 		_, nf2 := region(img, f2, fossilColour)
 		_, nl := region(img, image.Rectangle{mid, mid}.Inset(-12), linkColour)
-		return badge(img, fossil) == "running" && badge(img, cpu) == "running" && badge(img, cloneCard) == "stopped" && nf2 > 3000 && nl >= 20
+		_, nclone := region(img, cloneCard, cpuColour)
+		return badge(img, fossil) == "running" && badge(img, cpu) == "running" && nclone < 500 && nf2 > 3000 && nl >= 20
 	})
 }
 

@@ -349,9 +349,24 @@ func restoreFile(ctx context.Context, f *File, target string, workers int, p *pr
 // fileSink writes a file's data with large contiguous writes and leaves
 // zero runs as holes (the file is truncated to its size at the end).
 type fileSink struct {
-	f      *os.File
-	buf    []byte
-	bufOff int64
+	f       *os.File
+	buf     []byte
+	bufOff  int64
+	noAlloc bool // allocate failed once: the file system allocates as it writes
+}
+
+// minAllocate is the least run a fileSink allocates before writing it.
+const minAllocate = 64 << 10
+
+// writeAt writes b at off, allocating its blocks first when that helps.
+func (s *fileSink) writeAt(b []byte, off int64) error {
+	if len(b) >= minAllocate && !s.noAlloc {
+		if err := allocate(s.f, off, int64(len(b))); err != nil {
+			s.noAlloc = true // unsupported here, or no room: the write says which
+		}
+	}
+	_, err := s.f.WriteAt(b, off)
+	return err
 }
 
 func (s *fileSink) data(off int64, b []byte, n int) error {
@@ -371,12 +386,10 @@ func (s *fileSink) data(off int64, b []byte, n int) error {
 		if err := s.flush(); err != nil {
 			return err
 		}
-		_, err := s.f.WriteAt(b, off)
-		return err
+		return s.writeAt(b, off)
 	}
 	if n > cap(s.buf) {
-		_, err := s.f.WriteAt(b, off)
-		return err
+		return s.writeAt(b, off)
 	}
 	s.buf = append(s.buf, b...)
 	if len(b) < n {
@@ -391,7 +404,7 @@ func (s *fileSink) flush() error {
 	if len(s.buf) == 0 {
 		return nil
 	}
-	_, err := s.f.WriteAt(s.buf, s.bufOff)
+	err := s.writeAt(s.buf, s.bufOff)
 	s.buf = s.buf[:0]
 	return err
 }

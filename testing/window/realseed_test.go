@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,17 +159,21 @@ func TestOneClickBootsRealSeed(t *testing.T) {
 	origin := cpu.Min.Sub(image.Pt(int(g.Node("cpu1").Position.X), int(g.Node("cpu1").Position.Y)))
 	cloneAndReset(t, s, ctx, c, bin, filepath.Dir(filepath.Dir(dir)), dir, cpu, origin)
 
-	// A second fossil below fossil1; drag cpu1's link handle (its top
-	// right dot) onto it: cpu1 now roots from fossil2 (one drag, no
-	// refusal), keeps running on its old configuration until it restarts.
+	// A second fossil below fossil1, dragged from the palette (its
+	// fossil+auth item); then drag cpu1's link handle (its top right dot)
+	// onto it: cpu1 now roots from it (one drag, no refusal), keeps
+	// running on its old configuration until it restarts.
+	g = readGrid(t, ctx, c)
 	f1 := g.Node("fossil1")
 	x2, y2 := f1.Position.X, f1.Position.Y+150
-	if err := c.Ctl(ctx, gridfs.QuoteWords([]string{"add", "fossil+auth", "fossil2", f1.Seed})); err != nil {
-		t.Fatal(err)
+	s.drag(image.Pt(52, 297), image.Pt(int(x2)+85, int(y2)+32).Add(origin))
+	g = waitGrid(t, s, ctx, c, 20*time.Second, "a node added from the palette", func(ng *grid.Grid) bool { return len(ng.Nodes) == len(g.Nodes)+1 })
+	added := g.Nodes[len(g.Nodes)-1]
+	if added.Kind != grid.KindFossilAuth || added.Seed != f1.Seed {
+		t.Fatalf("the palette's fossil+auth added %s, a %s of seed %s (want fossil+auth of %s)", added.Name, added.Kind, added.Seed, f1.Seed)
 	}
-	if err := c.Ctl(ctx, gridfs.QuoteWords([]string{"move", "fossil2", strconv.Itoa(int(x2)), strconv.Itoa(int(y2))})); err != nil {
-		t.Fatal(err)
-	}
+	f2name := added.Name
+	x2, y2 = added.Position.X, added.Position.Y
 	f2 := image.Rect(int(x2), int(y2), int(x2)+170, int(y2)+64).Add(origin)
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		img := s.shot("real-seed-fossil2.png")
@@ -178,19 +181,19 @@ func TestOneClickBootsRealSeed(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("fossil2's card never showed at %v", f2)
+			t.Fatalf("%s's card never showed at %v", f2name, f2)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	s.drag(image.Pt(cpu.Max.X-11, cpu.Min.Y+11), image.Pt(f2.Min.X+f2.Dx()/2, f2.Min.Y+f2.Dy()/2))
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		g = readGrid(t, ctx, c)
-		if r := g.Target(g.Node("cpu1"), grid.LinkRoot); r != nil && r.Name == "fossil2" {
+		if r := g.Target(g.Node("cpu1"), grid.LinkRoot); r != nil && r.Name == f2name {
 			break
 		}
 		if time.Now().After(deadline) {
 			s.shot("real-seed-rewire-failed.png")
-			t.Fatalf("after the drag cpu1 roots from %v, want fossil2", g.Target(g.Node("cpu1"), grid.LinkRoot))
+			t.Fatalf("after the drag cpu1 roots from %v, want %s", g.Target(g.Node("cpu1"), grid.LinkRoot), f2name)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

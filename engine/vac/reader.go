@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"gridlord/engine/venti"
@@ -458,6 +459,10 @@ const maxAsyncFetch = 192
 // sleeping and waking once per block.
 const lookahead = 16
 
+// minParallelCheck is the least run of blocks whose SHA-1 checks
+// copyToAsync shares with a second goroutine.
+const minParallelCheck = 8
+
 // maxRun bounds the bytes of consecutive blocks copyToAsync hands to its
 // sink in one call.
 const maxRun = 1 << 20
@@ -490,7 +495,8 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 	// about 0.4 CPU-seconds per 256 MiB, while this one idled).
 	read := ar.ReadAsync
 	check := func(*fetchJob) error { return nil }
-	if ur, ok := ar.(venti.UncheckedAsyncReader); ok {
+	ur, unchecked := ar.(venti.UncheckedAsyncReader)
+	if unchecked {
 		read = ur.ReadAsyncUnchecked
 		check = func(j *fetchJob) error {
 			if err := venti.CheckRead(j.s, leaf, j.b); err != nil {
@@ -498,6 +504,43 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 			}
 			return nil
 		}
+	}
+	// checkRun checks a run of finished blocks; a long run's second half
+	// is hashed by a goroutine of its own meanwhile when the hashing is
+	// ours (unchecked reads) and there is a second core: the checks are
+	// the consumer's main work (an unvac to /dev/null: 0.15 of its 0.27
+	// CPU-seconds per 256 MiB in SHA-1), a serial stage the connection's
+	// reader and the server otherwise wait behind.
+	parallel := unchecked && runtime.GOMAXPROCS(0) > 1
+	checkRun := func(js []*fetchJob) error {
+		var herr error
+		var done chan struct{}
+		if parallel && len(js) >= minParallelCheck {
+			h := len(js) / 2
+			done = make(chan struct{})
+			go func(js []*fetchJob) {
+				defer close(done)
+				for _, j := range js {
+					if herr = check(j); herr != nil {
+						return
+					}
+				}
+			}(js[h:])
+			js = js[:h]
+		}
+		var err error
+		for _, j := range js {
+			if err = check(j); err != nil {
+				break
+			}
+		}
+		if done != nil {
+			<-done
+			if err == nil {
+				err = herr
+			}
+		}
+		return err
 	}
 	walkErr := make(chan error, 1)
 	go func() {
@@ -595,10 +638,7 @@ func (r *streamReader) copyToAsync(ctx context.Context, ar venti.AsyncReader, ou
 				}
 				k++
 			}
-			for i := 0; i < k && err == nil; i++ {
-				err = check(q[i])
-			}
-			if err != nil {
+			if err = checkRun(q[:k]); err != nil {
 				break
 			}
 			at := int64(j.slot) * ds

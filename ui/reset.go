@@ -68,16 +68,7 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 	// wizard and lose what was typed.
 	// Each field is marked for its own fault: the password for its
 	// strength, the second one for differing from it.
-	w.password.Validator = func(p string) error { w.check(); return app.CheckPassword(w.user.Text, p) }
-	w.confirm.Validator = func(c string) error {
-		w.check()
-		if c != w.password.Text {
-			return fmt.Errorf("the two passwords differ")
-		}
-		return nil
-	}
-	w.password.OnChanged = func(string) { w.confirm.Validate() }
-	w.user.OnChanged = func(string) { w.password.Validate() }
+	checkPasswords(w.user, w.password, w.confirm, func() { w.check() })
 	items := []*widget.FormItem{
 		widget.NewFormItem("Machine", w.node),
 		widget.NewFormItem("Auth domain", w.authDom),
@@ -98,6 +89,29 @@ func (m *MainWindow) showReset(node string) *resetWizard {
 	w.dlg.Show()
 	w.problem.SetText("") // nothing typed yet is no problem to show
 	return w
+}
+
+// checkPasswords makes a host owner's password field and its repetition
+// validate as a person types: the first for its strength (app.CheckPassword,
+// against the user field), the second for differing from it; a form's
+// default button is enabled only while both pass. changed (may be nil)
+// runs at every check.
+func checkPasswords(user, password, again *widget.Entry, changed func()) {
+	note := func() {
+		if changed != nil {
+			changed()
+		}
+	}
+	password.Validator = func(p string) error { note(); return app.CheckPassword(user.Text, p) }
+	again.Validator = func(c string) error {
+		note()
+		if c != password.Text {
+			return fmt.Errorf("the two passwords differ")
+		}
+		return nil
+	}
+	password.OnChanged = func(string) { again.Validate() }
+	user.OnChanged = func(string) { password.Validate() }
 }
 
 // check says what is wrong with the password so far.

@@ -69,15 +69,7 @@ func (m *MainWindow) showSeedBuild() *seedBuildWizard {
 	w.profile.Required = true
 	w.authDom.SetText(app.DefaultAuthDom)
 	w.user.SetText(app.DefaultUser)
-	w.password.Validator = func(p string) error { return app.CheckPassword(w.user.Text, p) }
-	w.confirm.Validator = func(c string) error {
-		if c != w.password.Text {
-			return fmt.Errorf("the two passwords differ")
-		}
-		return nil
-	}
-	w.password.OnChanged = func(string) { w.confirm.Validate() }
-	w.user.OnChanged = func(string) { w.password.Validate() }
+	checkPasswords(w.user, w.password, w.confirm, nil)
 	chooseFile := widget.NewButton("CD image…", func() {
 		dialog.ShowFileOpen(func(r fyne.URIReadCloser, err error) {
 			if err == nil && r != nil {

@@ -64,3 +64,45 @@ func FuzzLoadBoot(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSeedBuild(t *testing.T) {
+	o, err := ParseSeedBuild(strings.Fields("seed build lab /cd/9legacy.iso user=alice authdom=lab password=wonderland profile=full sysname=helix size=2048"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Name != "lab" || o.From != "/cd/9legacy.iso" || o.Identity.User != "alice" || o.Identity.AuthDom != "lab" ||
+		o.Identity.Password != "wonderland" || o.Profile != "full" || o.Sysname != "helix" || o.Size != 2048<<20 {
+		t.Fatalf("%+v", o)
+	}
+	for _, bad := range []string{
+		"seed build lab /cd user=alice authdom=lab",                      // no password
+		"seed build lab /cd user=alice authdom=lab password=ab",          // too short
+		"seed build lab /cd user=alice authdom=lab password=pw12 size=0", // no size
+		"seed build lab /cd user=alice authdom=lab password=pw12 frob=1",
+		"seed build lab /cd user=al:ice authdom=lab password=pw12",
+		"seed import lab /cd",
+	} {
+		if _, err := ParseSeedBuild(strings.Fields(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if strings.Contains(err.Error(), "pw12") {
+			t.Errorf("%q: the error shows the password: %v", bad, err)
+		}
+	}
+}
+
+// FuzzParseSeedBuild: the seed build command arrives as /identity words
+// from any gridfs client; whatever it accepts names a seed and a source,
+// with an identity that can be typed at a Plan 9 console.
+func FuzzParseSeedBuild(f *testing.F) {
+	f.Add("seed build lab /cd/9legacy.iso user=alice authdom=lab password=wonderland profile=grid size=1024")
+	f.Add("seed build x y password= user= authdom=")
+	f.Fuzz(func(t *testing.T, line string) {
+		o, err := ParseSeedBuild(strings.Fields(line))
+		if err != nil {
+			return
+		}
+		if err := o.Identity.Validate(); err != nil || o.Name == "" || o.From == "" {
+			t.Errorf("accepted %+v: %v", o, err)
+		}
+	})
+}

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"text/tabwriter"
@@ -40,7 +39,6 @@ func runVac(ctx context.Context, env *cmdEnv, args []string) error {
 		return fmt.Errorf("%w: no PATH to archive", errUsage)
 	}
 	cliGC()
-	vacProcs()
 	defer envCPUProfile(env, "vac")()
 	c, err := dialVenti(ctx, ventiHost(*host))
 	if err != nil {
@@ -150,22 +148,6 @@ func cliGC() {
 		return
 	}
 	debug.SetGCPercent(cliGCPercent)
-}
-
-// vacProcs runs a vac process's Go code on one thread on a machine of
-// two cores or fewer, unless GOMAXPROCS in the environment says
-// otherwise. Its work is one goroutine's: the archiver reads, hashes and
-// queues every block, while the connection's reader and writer mostly
-// wait in system calls, which run off the thread anyway. A second thread
-// bought nothing but the hand-offs of goroutines between the two (futex
-// wake-ups, context switches), on the cores a local venti serve needs:
-// a 256 MiB vac into one, 6 runs each alternating, load 3-4.6: client CPU
-// 483 -> 382 ms, wall 1.19 -> 1.18 s.
-func vacProcs() {
-	if os.Getenv("GOMAXPROCS") != "" || runtime.NumCPU() > 2 {
-		return
-	}
-	runtime.GOMAXPROCS(1)
 }
 
 // envCPUProfile starts a CPU profile of the command into

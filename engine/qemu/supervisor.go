@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"gridlord/engine/console"
@@ -260,7 +261,7 @@ func (s *Supervisor) connect(ctx, life context.Context, v *VM, hub *console.Hub)
 		return nil
 	}
 	for _, ep := range files.NICs {
-		c, err := dialEndpoint(ctx, ep)
+		c, err := dialListening(ctx, ep, nicListenWait)
 		if err != nil {
 			return fmt.Errorf("NIC %s: %w", ep, err)
 		}
@@ -333,6 +334,29 @@ func dialEndpoint(ctx context.Context, ep Endpoint) (net.Conn, error) {
 		return nil, fmt.Errorf("connect %s: %w", ep, err)
 	}
 	return c, nil
+}
+
+// nicListenWait is how long a NIC's socket may take to appear: QEMU
+// listens on a stream netdev's socket asynchronously (net/stream.c), so it
+// may not exist yet when QMP answers (seen in CI: "net0.sock: connect: no
+// such file or directory" 100 ms after the start).
+const nicListenWait = 10 * time.Second
+
+// dialListening is dialEndpoint, retried while the endpoint does not yet
+// listen (no socket file, or refused) for up to wait.
+func dialListening(ctx context.Context, ep Endpoint, wait time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		c, err := dialEndpoint(ctx, ep)
+		if err == nil || !(errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect %s: %w", ep, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Stop shuts a node down (see VM.Stop) and closes its console hub.

@@ -111,19 +111,12 @@ func TestStandinWindowFlows(t *testing.T) {
 	// the guest's shell and its output is in the node's log.
 	s.doubleClick(name)
 	time.Sleep(2 * time.Second)
-	s.xdo("type", "--delay", "40", "echo typed-$((6*7))")
-	s.xdo("key", "Return")
-	waitLog(t, ctx, c, "cpu1", "typed-42")
-	s.shot("standin-console.png")
-	s.click(image.Pt(40, 66), 1) // back to the grid tab
-	time.Sleep(time.Second)
+	consoleLine(t, s, ctx, c, "cpu1", "echo typed-$((6*7))", "typed-42", "standin-console.png")
 
 	// The docked console: right-click cpu1 selects it (Escape closes the
 	// menu), Ctrl+J opens the pane below the canvas on its console; a line
 	// typed there runs in the guest.
-	s.click(name, 3)
-	time.Sleep(300 * time.Millisecond)
-	s.xdo("key", "Escape")
+	selectNode(s, name)
 	s.xdo("key", "ctrl+j")
 	time.Sleep(time.Second)
 	s.click(image.Pt(500, 490), 1) // the line entry under the console
@@ -238,9 +231,7 @@ func TestStandinWindowFlows(t *testing.T) {
 
 	// The keyboard: cpu1 selected (right-click, Escape), Ctrl+R starts it
 	// again, now on its new root (which starts first).
-	s.click(name, 3)
-	time.Sleep(300 * time.Millisecond)
-	s.xdo("key", "Escape")
+	selectNode(s, name)
 	s.xdo("key", "ctrl+r")
 	waitStates(t, s, ctx, c, map[string]string{f2name: "running", "cpu1": "running"}, 3*time.Minute)
 
@@ -256,18 +247,11 @@ func TestStandinWindowFlows(t *testing.T) {
 	s.xdo("key", "ctrl+r")
 	waitStates(t, s, ctx, c, map[string]string{"cpu1": "running"}, 3*time.Minute)
 	time.Sleep(2 * time.Second)
-	s.xdo("type", "--delay", "40", "echo reboot-$((5*5))")
-	s.xdo("key", "Return")
-	waitLog(t, ctx, c, "cpu1", "reboot-25")
-	s.shot("standin-console-newboot.png")
-	s.click(image.Pt(40, 66), 1) // back to the grid tab
-	time.Sleep(time.Second)
+	consoleLine(t, s, ctx, c, "cpu1", "echo reboot-$((5*5))", "reboot-25", "standin-console-newboot.png")
 
 	// Ctrl+Delete on the selected, stopped clone asks first; its Delete
 	// removes it.
-	s.click(cloneName, 3)
-	time.Sleep(300 * time.Millisecond)
-	s.xdo("key", "Escape")
+	selectNode(s, cloneName)
 	s.xdo("key", "ctrl+Delete")
 	dlg = waitDialog(t, s, "standin-delete.png")
 	s.click(primaryButton(t, dlg), 1)
@@ -288,6 +272,27 @@ func TestStandinWindowFlows(t *testing.T) {
 		_, nclone := region(img, cloneCard, cpuColour)
 		return badge(img, fossil) == "running" && badge(img, cpu) == "running" && nclone < 500 && nf2 > 3000 && nl >= 20
 	})
+}
+
+// consoleLine types line into the console tab that has the keyboard, as
+// a person does, waits until node's log shows want, keeps the screenshot
+// as shot and goes back to the grid tab.
+func consoleLine(t *testing.T, s *screen, ctx context.Context, c *gridfs.Client, node, line, want, shot string) {
+	t.Helper()
+	s.xdo("type", "--delay", "40", line)
+	s.xdo("key", "Return")
+	waitLog(t, ctx, c, node, want)
+	s.shot(shot)
+	s.click(image.Pt(40, 66), 1) // the grid tab
+	time.Sleep(time.Second)
+}
+
+// selectNode selects the card under p as a person does without starting
+// anything: a right-click (which selects it), then Escape for its menu.
+func selectNode(s *screen, p image.Point) {
+	s.click(p, 3)
+	time.Sleep(300 * time.Millisecond)
+	s.xdo("key", "Escape")
 }
 
 // waitStates waits until every named node is in its wanted state (read

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/test"
 
 	"gridlord/app"
@@ -161,6 +162,21 @@ func BenchmarkFrame3(b *testing.B) { benchFrame(b, 3) }
 
 // BenchmarkFrame200 is the frame floor of a 200-node grid's window.
 func BenchmarkFrame200(b *testing.B) { benchFrame(b, 200) }
+
+// BenchmarkFrameEmpty is the floor of Fyne's software painter itself: a
+// frame of a 1280x800 window holding nothing (the test canvas's capture
+// fills, paints and blends the whole window pixel by pixel). No content
+// can make a frame of that window cheaper than this.
+func BenchmarkFrameEmpty(b *testing.B) {
+	w := test.NewTempApp(b).NewWindow("empty")
+	w.SetContent(container.NewWithoutLayout())
+	w.Resize(fyne.NewSize(1280, 800))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.Canvas().Capture()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/frame")
+}
 
 // benchView measures the data half of a refresh alone: the view fetched
 // through the backend and applied to the canvas, without painting.

@@ -190,7 +190,7 @@ func Check(ctx context.Context, dir string) (*CheckReport, error) {
 			rep.Problems = append(rep.Problems, Problem{File: a.path, Offset: d.off,
 				Msg: fmt.Sprintf("%d unreadable bytes before the record at offset %d: %s", d.end-d.off, d.end, d.why)})
 		}
-		if tail := fi.Size() - res.end; tail > 0 {
+		if tail := fi.Size() - res.end - res.padding; tail > 0 {
 			what := "torn tail (an append cut short by a crash)"
 			if !last {
 				what = "bytes after the last record of a full arena"

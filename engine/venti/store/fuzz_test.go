@@ -35,7 +35,8 @@ func fuzzArena(n int, end bool) []byte {
 // FuzzScanLog feeds arbitrary bytes to the recovery scanner as an arena
 // file: it must not panic, must report only records that lie inside the
 // file and match their checksums, and must place the log end inside the
-// file. Decoding a good record's payload (as Check and Read do) must not
+// file, with the zeros it takes for a direct write's padding at the end of
+// the file. Decoding a good record's payload (as Check and Read do) must not
 // panic either, and a block it yields must match its size and checksum.
 func FuzzScanLog(f *testing.F) {
 	good := fuzzArena(4, false)
@@ -49,6 +50,7 @@ func FuzzScanLog(f *testing.F) {
 	bad2[arenaHeaderSize+1] ^= 1 // damaged header
 	f.Add(bad2)
 	f.Add([]byte{})
+	f.Add(append(good, make([]byte, alignUp(int64(len(good)))-int64(len(good)))...)) // padded by a direct write
 	f.Fuzz(func(t *testing.T, b []byte) {
 		size := int64(len(b))
 		from := int64(min(arenaHeaderSize, len(b)))
@@ -80,6 +82,9 @@ func FuzzScanLog(f *testing.F) {
 		}
 		if ls.end < from || ls.end > size || ls.end > ls.stop {
 			t.Fatalf("log end %d, stop %d outside [%d, %d]", ls.end, ls.stop, from, size)
+		}
+		if p := ls.padding; p < 0 || p >= dioAlign || ls.end+p > size || p > 0 && (size%dioAlign != 0 || !bytes.Equal(b[size-p:], make([]byte, p))) {
+			t.Fatalf("padding of %d bytes (log end %d) in a %d-byte file is not a block's zero tail", p, ls.end, size)
 		}
 		if len(b) >= arenaHeaderSize {
 			decodeArenaHeader(b)

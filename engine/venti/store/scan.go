@@ -43,8 +43,12 @@ type scanResult struct {
 	// the end marker, or the offset of a header that does not decode.
 	stop int64
 	// stopErr says why the scan stopped before the file size (nil when it
-	// reached the file size or an end marker).
+	// reached the file size, an end marker or padding).
 	stopErr error
+	// padding is the number of zero bytes from stop to the file's end that
+	// pad the last direct write to a whole block (see Store.writeLocked):
+	// fewer than dioAlign, up to a size that is a multiple of it.
+	padding int64
 }
 
 // window reads an io.ReaderAt sequentially through one reusable buffer.
@@ -120,11 +124,13 @@ func scanArena(r io.ReaderAt, size int64, magic uint32, from int64, fn func(scan
 				return res, fmt.Errorf("%w at offset %d: %w", errScanRead, off, err)
 			}
 			res.stopErr = fmt.Errorf("%d stray bytes at the end of the file", size-off)
+			res.padding = padding(w, off)
 			break
 		}
 		h, err := decodeRecHeader(hb, magic)
 		if err != nil {
 			res.stopErr = err
+			res.padding = padding(w, off)
 			break
 		}
 		if h.end() {
@@ -160,11 +166,34 @@ func scanArena(r io.ReaderAt, size int64, magic uint32, from int64, fn func(scan
 	}
 	res.stop = off
 	res.end = off
+	if res.padding > 0 {
+		res.stop, res.stopErr = w.size, nil
+	}
 	if len(pending) > 0 {
 		res.end = pending[0].off
 		res.torn = pending
 	}
 	return res, nil
+}
+
+// padding returns the number of bytes from off to the end of w if they
+// are the zeros that pad a direct write (fewer than dioAlign, to a size
+// that is a multiple of it), else 0.
+func padding(w *window, off int64) int64 {
+	n := w.size - off
+	if n <= 0 || n >= dioAlign || w.size%dioAlign != 0 {
+		return 0
+	}
+	b, err := w.get(off, int(n))
+	if err != nil {
+		return 0
+	}
+	for _, c := range b {
+		if c != 0 {
+			return 0
+		}
+	}
+	return n
 }
 
 // damage is a stretch of an arena file that holds no decodable record but

@@ -11,7 +11,10 @@
 //	index           index checkpoint (written atomically: temp file, fsync, rename)
 //
 // Durability: Write appends the record to a 256 KiB buffer that is written
-// out (one pwrite) when full; Sync writes the buffer out and fsyncs every
+// out (one pwrite) when full; on Linux that write is direct (O_DIRECT, see
+// WithDirectWrites), of whole 4 KiB blocks, the last one padded with zeros
+// that the next write overwrites and that recovery after a crash drops
+// (they are not a torn tail). Sync writes the buffer out and fsyncs every
 // arena written since the last fsync. Concurrent Syncs share one fsync
 // (group commit), and a Sync with nothing new to flush costs no system call.
 // After a crash, Open scans the log from the index checkpoint on, indexes
@@ -65,6 +68,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"gridlord/engine/atomicfile"
 	"gridlord/engine/venti"
@@ -97,6 +101,7 @@ type options struct {
 	ckptBytes  int64
 	log        *slog.Logger
 	verifyRead bool
+	direct     bool
 }
 
 // WithArenaSize sets the size limit of new arena files (default 512 MiB;
@@ -136,6 +141,18 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithDirectWrites chooses whether the log is written with O_DIRECT where
+// the system and file system allow it (default true; Linux only). Direct
+// writes go from the append buffer to the device: the kernel neither
+// copies them into the page cache nor has to find fresh pages for them,
+// which on a virtual machine whose host reclaims free guest memory (free
+// page reporting) cost more than the rest of a write. Reads are not
+// direct: they come through the page cache (the arena mapping), which
+// reads back what a direct write put on disk.
+func WithDirectWrites(on bool) Option {
+	return func(o *options) error { o.direct = on; return nil }
+}
+
 // WithReadVerify chooses whether Read recomputes the SHA-1 of every block
 // (default true). Without it Read still checks the record's CRC32C and
 // that the stored score is the one asked for; turn it off only when the
@@ -153,6 +170,7 @@ type arena struct {
 	path    string
 	f       *os.File
 	mm      []byte       // read-only mapping of the file (nil: use ReadAt); see Store.readAt
+	dio     *os.File     // the current arena opened for direct writes (nil: appends use f); under Store.mu
 	limit   atomic.Int64 // bytes from the start known to be in the file; reads below come from mm
 	// prealloc is the end of the range past the file's end whose blocks
 	// are reserved (see Store.preallocLocked); 0 if none, -1 if unknown.
@@ -176,11 +194,19 @@ type Store struct {
 	off        int64    // next append offset in cur
 	dirty      []*arena // arenas written since the last fsync started
 	closed     bool
-	isClosed   atomic.Bool   // closed, for readers that do not take mu
-	broken     error         // set when an fsync or a failed append leaves the log in doubt
-	wbuf       []byte        // appended records not yet written to cur.f; they start at offset wbufOff
-	wbufOff    int64         // offset in cur of wbuf[0]
-	flushed    atomic.Uint64 // log address up to which appends are in the file (the rest is in wbuf)
+	isClosed   atomic.Bool // closed, for readers that do not take mu
+	broken     error       // set when an fsync or a failed append leaves the log in doubt
+	// wbuf holds the log of cur from wbufOff on: its first wdone bytes
+	// are in the file already (the part of the last dioAlign-block that
+	// the file holds, so that a direct write can rewrite the whole block),
+	// the rest are appended records not yet written.
+	wbuf       []byte
+	wbufOff    int64 // offset in cur of wbuf[0], a multiple of dioAlign
+	wdone      int
+	inflight   *flush        // the write of the previous append buffer, if one is under way
+	spare      []byte        // the other append buffer, when it is not in flight
+	noDirect   bool          // a direct write was refused once: appends use cur.f
+	flushed    atomic.Uint64 // log address up to which appends are in the file (the rest is in wbuf or inflight)
 	sinceCkpt  int64         // log bytes appended since the last checkpoint
 	ckptActive bool
 	tail       atomic.Uint64 // log address of the next append
@@ -235,7 +261,7 @@ type RecoveryInfo struct {
 // keeps other processes out until Close, loads the index checkpoint and
 // scans the log written after it.
 func Open(dir string, opts ...Option) (*Store, error) {
-	o := options{arenaSize: defArena, ckptBytes: defCkpt, log: slog.New(slog.DiscardHandler), verifyRead: true}
+	o := options{arenaSize: defArena, ckptBytes: defCkpt, log: slog.New(slog.DiscardHandler), verifyRead: true, direct: true}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -484,8 +510,12 @@ func (s *Store) open() error {
 		if fi.Size() > res.end {
 			// A torn tail: an append that a crash cut short. Nothing
 			// acknowledged by Sync lies there (it would have been complete).
-			s.recovered.TornBytes = fi.Size() - res.end
-			s.opts.log.Warn("venti store: truncating torn tail", "arena", a.path, "offset", res.end, "bytes", s.recovered.TornBytes, "reason", res.stopErr)
+			// The zeros that pad a direct write to a whole block are not
+			// torn: they only go.
+			if torn := fi.Size() - res.end - res.padding; torn > 0 {
+				s.recovered.TornBytes = torn
+				s.opts.log.Warn("venti store: truncating torn tail", "arena", a.path, "offset", res.end, "bytes", torn, "reason", res.stopErr)
+			}
 			if err := a.f.Truncate(res.end); err != nil {
 				return fmt.Errorf("truncate torn tail of %s: %w", a.path, err)
 			}
@@ -520,13 +550,15 @@ func (s *Store) open() error {
 		// Space a process that died left preallocated past the end of
 		// the current arena goes back (see trimLocked).
 		s.cur.prealloc = -1
-		if err := s.trimLocked(s.cur); err != nil {
-			return err
-		}
+	}
+	if err := s.trimLocked(s.cur, end); err != nil {
+		return err
 	}
 	s.off = end
-	s.wbufOff = end
-	s.wbuf = make([]byte, 0, wbufSize)
+	s.wbuf = alignedBuf(wbufSize + dioAlign)
+	if err := s.startTailLocked(end); err != nil {
+		return err
+	}
 	s.tail.Store(makeAddr(s.cur.num, s.off))
 	s.flushed.Store(s.tail.Load())
 	if s.recovered.ScannedBytes > 0 || s.recovered.TornBytes > 0 || !s.recovered.IndexLoaded {
@@ -689,8 +721,9 @@ func (st *Store) readErr(a *arena, s venti.Score, t venti.Type, off int64, err e
 }
 
 // readLog reads len(b) log bytes of arena a at off: from the append
-// buffer if they are still there (under st.mu, unless locked says the
-// caller holds it), else from the file (see readAt).
+// buffer or the one being written if they are still there (under st.mu,
+// unless locked says the caller holds it), else from the file (see
+// readAt).
 func (st *Store) readLog(a *arena, b []byte, off int64, locked, mapped bool) error {
 	if makeAddr(a.num, off) >= st.flushed.Load() {
 		if !locked {
@@ -699,6 +732,9 @@ func (st *Store) readLog(a *arena, b []byte, off int64, locked, mapped bool) err
 		inBuf := a == st.cur && off >= st.wbufOff && off+int64(len(b)) <= st.wbufOff+int64(len(st.wbuf))
 		if inBuf {
 			copy(b, st.wbuf[off-st.wbufOff:])
+		} else if w := st.inflight; w != nil && a == w.a && off >= w.off && off+int64(len(b)) <= w.off+int64(len(w.buf)) {
+			copy(b, w.buf[off-w.off:])
+			inBuf = true
 		}
 		if !locked {
 			st.mu.Unlock()
@@ -1037,6 +1073,10 @@ func (st *Store) appendLocked(t venti.Type, s venti.Score, flags byte, payload [
 // it cannot read. The header is one 64-byte write within a sector. st.mu
 // must be held.
 func (st *Store) upgradeLocked(a *arena, v uint32) error {
+	// A write in flight may hold the header's block: it must land first.
+	if err := st.reapLocked(); err != nil {
+		return err
+	}
 	h := arenaHeader{version: v, num: a.num, magic: a.magic, size: a.size}
 	if _, err := a.f.WriteAt(h.encode(), 0); err != nil {
 		return fmt.Errorf("upgrade arena %s to format %d: %w", a.path, v, err)
@@ -1047,33 +1087,140 @@ func (st *Store) upgradeLocked(a *arena, v uint32) error {
 	}
 	st.opts.log.Info("venti store: arena upgraded for compressed records", "arena", a.path, "version", v)
 	a.version = v
+	if a == st.cur && st.wbufOff == 0 {
+		copy(st.wbuf, h.encode()) // the next direct write rewrites the header's block
+	}
 	return nil
 }
 
-// flushLocked writes the append buffer to the current arena. st.mu must
-// be held. A failed write leaves the log in doubt (the buffered records are
-// already indexed), so it breaks the store: reopening rescans the log.
+// startTailLocked makes st.cur's log end at end: the append buffer starts
+// at the dioAlign-block holding end, read back from the file, so that
+// direct writes always rewrite whole blocks; and the arena is opened for
+// direct writes unless they are off or were refused. st.mu must be held
+// (or the store be opening).
+func (st *Store) startTailLocked(end int64) error {
+	a := st.cur
+	st.wbufOff = end &^ (dioAlign - 1)
+	st.wbuf = st.wbuf[:end-st.wbufOff]
+	st.wdone = len(st.wbuf)
+	if _, err := a.f.ReadAt(st.wbuf, st.wbufOff); err != nil {
+		return fmt.Errorf("read the end of the log in %s: %w", a.path, err)
+	}
+	if st.opts.direct && !st.noDirect && a.dio == nil {
+		f, err := openDirect(a.path)
+		if err != nil {
+			st.noDirect = true
+			st.opts.log.Debug("venti store: no direct writes", "arena", a.path, "err", err)
+			return nil
+		}
+		a.dio = f
+	}
+	return nil
+}
+
+// flush is a write of an append buffer to an arena file, made by a
+// goroutine of its own while appends go on into the other buffer.
+type flush struct {
+	a       *arena
+	buf     []byte // the log from off on; its first done bytes are in the file already
+	off     int64
+	done    int
+	fin     chan struct{} // closed when the write has returned
+	err     error
+	refused bool // a direct write was refused (EINVAL); the bytes went through the page cache
+}
+
+// flushLocked starts writing the append buffer out to the current arena
+// and gives appends the other buffer, holding the part of the last block
+// that the next direct write rewrites; it first waits for the write
+// before (see reapLocked), so one write at a time is in flight and writes
+// reach the file in order. st.mu must be held.
 func (st *Store) flushLocked() error {
-	if len(st.wbuf) == 0 {
+	if err := st.reapLocked(); err != nil {
+		return err
+	}
+	if len(st.wbuf) == st.wdone {
 		return nil
 	}
 	if st.broken != nil {
 		return fmt.Errorf("store failed earlier: %w", st.broken)
 	}
-	if end := st.wbufOff + int64(len(st.wbuf)); end > st.cur.prealloc && !st.noPrealloc {
+	if end := alignUp(st.wbufOff + int64(len(st.wbuf))); end > st.cur.prealloc && !st.noPrealloc {
 		st.preallocLocked(end)
 	}
-	if _, err := st.cur.f.WriteAt(st.wbuf, st.wbufOff); err != nil {
-		st.cur.f.Truncate(st.wbufOff)
-		st.broken = fmt.Errorf("append to %s: %w (reopen the store to recover)", st.cur.path, err)
+	w := &flush{a: st.cur, buf: st.wbuf, off: st.wbufOff, done: st.wdone, fin: make(chan struct{})}
+	next := st.spare
+	if next == nil {
+		next = alignedBuf(cap(st.wbuf))
+	}
+	keep := len(st.wbuf) % dioAlign
+	cut := len(st.wbuf) - keep
+	st.wbuf, st.spare = next[:copy(next[:keep], st.wbuf[cut:])], nil
+	st.wbufOff, st.wdone = st.wbufOff+int64(cut), keep
+	st.inflight = w
+	go func() {
+		defer close(w.fin)
+		w.err = w.write()
+	}()
+	return nil
+}
+
+// syncFlushLocked is flushLocked that also waits for the write to end.
+// st.mu must be held.
+func (st *Store) syncFlushLocked() error {
+	if err := st.flushLocked(); err != nil {
+		return err
+	}
+	return st.reapLocked()
+}
+
+// reapLocked waits for the write in flight, if any, and makes what it
+// wrote readable from the file. A failed write leaves the log in doubt
+// (the records are already indexed), so it breaks the store: reopening
+// rescans the log. st.mu must be held.
+func (st *Store) reapLocked() error {
+	w := st.inflight
+	if w == nil {
+		return nil
+	}
+	<-w.fin
+	st.inflight, st.spare = nil, w.buf[:0]
+	a := w.a
+	if w.refused {
+		st.opts.log.Info("venti store: direct writes refused; writing through the page cache", "arena", a.path)
+		st.noDirect = true
+		st.closeDirectLocked(a)
+	}
+	if w.err != nil {
+		a.f.Truncate(w.off + int64(w.done))
+		st.broken = fmt.Errorf("append to %s: %w (reopen the store to recover)", a.path, w.err)
 		return st.broken
 	}
-	st.markDirtyLocked(st.cur)
-	st.wbufOff += int64(len(st.wbuf))
-	st.cur.limit.Store(st.wbufOff)
-	st.wbuf = st.wbuf[:0]
-	st.flushed.Store(makeAddr(st.cur.num, st.wbufOff))
+	end := w.off + int64(len(w.buf))
+	st.markDirtyLocked(a)
+	a.limit.Store(end)
+	st.flushed.Store(makeAddr(a.num, end))
 	return nil
+}
+
+// write writes w's bytes not yet in the file: with a direct write of whole
+// blocks from w.off (the last one padded with zeros, which the next write
+// overwrites and a scan after a crash recognises), or else with a pwrite
+// of just the new bytes. It runs without st.mu: nothing else writes the
+// arena or closes its files while a write is in flight.
+func (w *flush) write() error {
+	if w.a.dio != nil {
+		n := int(alignUp(int64(len(w.buf))))
+		b := w.buf[:n]
+		clear(b[len(w.buf):])
+		_, err := w.a.dio.WriteAt(b, w.off)
+		if !errors.Is(err, syscall.EINVAL) {
+			return err
+		}
+		w.refused = true
+	}
+	_, err := w.a.f.WriteAt(w.buf[w.done:], w.off+int64(w.done))
+	return err
 }
 
 // preallocStep is how far past the end of the current arena's file its
@@ -1092,7 +1239,7 @@ const preallocStep = 8 << 20
 // that cannot preallocate is not asked again. st.mu must be held.
 func (st *Store) preallocLocked(end int64) {
 	a := st.cur
-	from := max(a.prealloc, st.wbufOff)
+	from := max(a.prealloc, st.wbufOff+int64(st.wdone))
 	to := max(min(end+preallocStep, a.size), end)
 	if err := preallocate(a.f, from, to-from); err != nil {
 		st.noPrealloc = true
@@ -1102,22 +1249,21 @@ func (st *Store) preallocLocked(end int64) {
 	a.prealloc = to
 }
 
-// trimLocked gives back the blocks preallocated past the end of arena a's
-// file: on Linux, truncating a file to its own size frees what
-// fallocate(FALLOC_FL_KEEP_SIZE) reserved past its end (punching a hole
-// there does not, on ext4). st.mu must be held, or the store be closing.
-func (st *Store) trimLocked(a *arena) error {
-	if a.prealloc == 0 {
-		return nil
-	}
-	a.prealloc = 0
+// trimLocked cuts arena a's file to end, the end of its log: that gives
+// back the blocks preallocated past it (on Linux, truncating a file to its
+// own size frees what fallocate(FALLOC_FL_KEEP_SIZE) reserved past its
+// end; punching a hole there does not, on ext4) and drops the zeros that
+// padded the last direct write. A file shorter than end is left alone.
+// st.mu must be held, or the store be opening or closing.
+func (st *Store) trimLocked(a *arena, end int64) error {
 	fi, err := a.f.Stat()
-	if err == nil {
-		err = a.f.Truncate(fi.Size())
+	if err == nil && (a.prealloc != 0 || fi.Size() > end) {
+		err = a.f.Truncate(min(fi.Size(), end))
 	}
 	if err != nil {
-		return fmt.Errorf("give back the preallocated space of %s: %w", a.path, err)
+		return fmt.Errorf("give back the space past the log's end in %s: %w", a.path, err)
 	}
+	a.prealloc = 0
 	return nil
 }
 
@@ -1132,12 +1278,13 @@ func (st *Store) markDirtyLocked(a *arena) {
 func (st *Store) rollLocked() error {
 	st.wbuf = append(st.wbuf, encodeEnd(st.cur.magic)...)
 	st.off += recHeaderSize
-	if err := st.flushLocked(); err != nil {
+	if err := st.syncFlushLocked(); err != nil {
 		return err
 	}
-	if err := st.trimLocked(st.cur); err != nil {
+	if err := st.trimLocked(st.cur, st.off); err != nil {
 		st.opts.log.Warn("venti store: sealed arena", "err", err)
 	}
+	st.closeDirectLocked(st.cur)
 	a, err := st.createArena(st.cur.num + 1)
 	if err != nil {
 		st.broken = err
@@ -1145,9 +1292,24 @@ func (st *Store) rollLocked() error {
 	}
 	as := append(append([]*arena(nil), *st.arenas.Load()...), a)
 	st.arenas.Store(&as)
-	st.cur, st.off, st.wbufOff = a, arenaHeaderSize, arenaHeaderSize
+	st.cur, st.off = a, arenaHeaderSize
+	if err := st.startTailLocked(arenaHeaderSize); err != nil {
+		st.broken = err
+		return err
+	}
 	st.flushed.Store(makeAddr(a.num, arenaHeaderSize))
 	return nil
+}
+
+// closeDirectLocked closes a's direct-write file, if it has one. st.mu
+// must be held, or the store be closing.
+func (st *Store) closeDirectLocked(a *arena) {
+	if a.dio != nil {
+		if err := a.dio.Close(); err != nil {
+			st.opts.log.Warn("venti store: close", "arena", a.path, "err", err)
+		}
+		a.dio = nil
+	}
 }
 
 // Sync implements venti.Syncer: it returns once every block whose Write
@@ -1186,7 +1348,7 @@ func (st *Store) Sync(ctx context.Context) error {
 			st.syncMu.Unlock()
 			return fmt.Errorf("sync: store failed earlier: %w", st.broken)
 		}
-		if err := st.flushLocked(); err != nil {
+		if err := st.syncFlushLocked(); err != nil {
 			st.mu.Unlock()
 			st.syncMu.Unlock()
 			return fmt.Errorf("sync: %w", err)
@@ -1307,8 +1469,10 @@ func (st *Store) closeFiles() error {
 	}
 	var errs []error
 	st.mu.Lock()
-	if st.cur != nil {
-		errs = append(errs, st.trimLocked(st.cur))
+	st.reapLocked()                      // a write still in flight (the store broke, or Open failed) ends first; a failure of it breaks the store
+	if st.cur != nil && st.wbuf != nil { // the log's end is known (see startTailLocked)
+		errs = append(errs, st.trimLocked(st.cur, st.wbufOff+int64(st.wdone)))
+		st.closeDirectLocked(st.cur)
 	}
 	st.mu.Unlock()
 	st.mapMu.Lock()

@@ -45,9 +45,10 @@ type scanResult struct {
 	// stopErr says why the scan stopped before the file size (nil when it
 	// reached the file size, an end marker or padding).
 	stopErr error
-	// padding is the number of zero bytes from stop to the file's end that
-	// pad the last direct write to a whole block (see Store.writeLocked):
-	// fewer than dioAlign, up to a size that is a multiple of it.
+	// padding is the number of zero bytes at the end of the file, after the
+	// log and any torn records, that pad the last direct write to a whole
+	// block (see flush.write): fewer than dioAlign, up to a size that is a
+	// multiple of it. When there are some, stop is the file size.
 	padding int64
 }
 

@@ -139,16 +139,8 @@ type srvConn struct {
 	wg      sync.WaitGroup // requests being processed
 	workers sync.WaitGroup // worker goroutines
 
-	// The queue of requests for the workers (see dispatch), under qmu.
-	qmu       sync.Mutex
-	qcond     sync.Cond // parked workers wait on it
-	queue     []srvJob  // ring of maxInFlight requests
-	qhead     int       // index of the oldest queued request
-	qlen      int
-	searching int  // workers awake and not handling a request: they will look at the queue
-	parked    int  // workers waiting on qcond
-	nworkers  int  // workers started
-	qclosed   bool // no more requests; workers exit once the queue is empty
+	work     chan srvJob // requests for idle workers
+	nworkers int         // workers started; reader-owned
 
 	writes *sync.WaitGroup // Twrites received since the last Tsync; reader-owned
 	ctx    context.Context // workers' context
@@ -176,9 +168,9 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		br:     bufio.NewReaderSize(c, ioBufSize),
 		log:    s.log.With("remote", c.RemoteAddr().String()),
 		sem:    make(chan struct{}, maxInFlight),
+		work:   make(chan srvJob),
 		writes: new(sync.WaitGroup),
 	}
-	sc.qcond.L = &sc.qmu
 	sc.ctx, sc.cancel = context.WithCancel(ctx)
 	defer sc.cancel()
 	sc.out = newConnWriter(c, &s.bufs, func(error) { c.Close() }) // a write error stops the reader
@@ -269,10 +261,7 @@ func (sc *srvConn) serve() (err error) {
 			sc.cancel() // abandon work whose reply cannot be sent
 		}
 		sc.wg.Wait()
-		sc.qmu.Lock()
-		sc.qclosed = true
-		sc.qcond.Broadcast()
-		sc.qmu.Unlock()
+		close(sc.work)
 		sc.workers.Wait()
 	}()
 	rx := newRxReader(sc.br, sc.c)
@@ -374,73 +363,41 @@ type srvJob struct {
 	batch *sync.WaitGroup // Twrite: the batch it belongs to; Tsync: the batch it waits for
 }
 
-// dispatch queues j for the workers. A worker that finishes a request
-// takes the next from the queue without sleeping, so a steady stream of
-// requests costs no goroutine hand-off per request; a parked worker is
-// woken, or a new one started (up to maxInFlight), only when no worker is
-// awake to take the request, and a worker that takes a request while
-// more wait and none is awake wakes the next, as the Go scheduler wakes
-// its threads. Every request thus still gets a worker of its own when
-// others are slow (a read waiting for the disk holds up no other request). Workers live as
-// long as the connection: a goroutine per request would pay for its
-// creation and, worse, for growing its stack through SHA-1 and the
-// store's I/O on every request. The sem slot taken for j bounds the queue
-// to maxInFlight.
+// dispatch hands j to an idle worker, or starts a new one while there are
+// fewer than maxInFlight; it runs on the reader's goroutine only. Each
+// request goes straight to a worker of its own, so the scheduler spreads
+// them over the cores at once (a read waiting for the disk holds up no
+// other request). A shared queue from which a worker took the next
+// request without sleeping, waking another only when none was awake
+// (96c95f4), saved hand-offs but left a core idle: "bench venti" dedup
+// writes and reads fell from 0.42-0.48x to 0.30-0.36x SHA-1, and the
+// separate-process "bench vac -cli" figures did not move. Workers live
+// as long as the connection: a goroutine per request would pay for its
+// creation and for growing its stack through SHA-1 and the store's I/O
+// on every request. The sem slot taken for j guarantees a worker frees up
+// if all are busy.
 func (sc *srvConn) dispatch(j srvJob) {
-	sc.qmu.Lock()
-	defer sc.qmu.Unlock()
-	if sc.queue == nil {
-		sc.queue = make([]srvJob, maxInFlight)
+	select {
+	case sc.work <- j:
+		return
+	default:
 	}
-	sc.queue[(sc.qhead+sc.qlen)%len(sc.queue)] = j
-	sc.qlen++
-	if sc.searching == 0 {
-		sc.wakeWorker()
-	}
-}
-
-// wakeWorker wakes a parked worker or starts one; sc.qmu is held.
-func (sc *srvConn) wakeWorker() {
-	switch {
-	case sc.parked > 0:
-		sc.parked--
-		sc.searching++
-		sc.qcond.Signal()
-	case sc.nworkers < maxInFlight:
+	if sc.nworkers < maxInFlight {
 		sc.nworkers++
-		sc.searching++
 		sc.workers.Add(1)
-		go sc.worker()
+		go sc.worker(j)
+		return
 	}
+	sc.work <- j
 }
 
-// worker handles queued requests until the connection ends. It starts
-// counted as searching.
-func (sc *srvConn) worker() {
+// worker handles first, then whatever the reader hands it until the
+// connection ends.
+func (sc *srvConn) worker(first srvJob) {
 	defer sc.workers.Done()
-	sc.qmu.Lock()
-	for {
-		for sc.qlen == 0 && !sc.qclosed {
-			sc.searching--
-			sc.parked++
-			sc.qcond.Wait() // dispatch moved us back to searching
-		}
-		if sc.qlen == 0 {
-			sc.qmu.Unlock()
-			return
-		}
-		j := sc.queue[sc.qhead]
-		sc.queue[sc.qhead] = srvJob{}
-		sc.qhead = (sc.qhead + 1) % len(sc.queue)
-		sc.qlen--
-		sc.searching--
-		if sc.qlen > 0 && sc.searching == 0 {
-			sc.wakeWorker() // the next request must not wait for this one
-		}
-		sc.qmu.Unlock()
+	sc.handle(first.m, first.body, first.batch)
+	for j := range sc.work {
 		sc.handle(j.m, j.body, j.batch)
-		sc.qmu.Lock()
-		sc.searching++
 	}
 }
 

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -39,6 +42,7 @@ func runVac(ctx context.Context, env *cmdEnv, args []string) error {
 		return fmt.Errorf("%w: no PATH to archive", errUsage)
 	}
 	cliGC()
+	cliProcs(ventiHost(*host))
 	defer envCPUProfile(env, "vac")()
 	c, err := dialVenti(ctx, ventiHost(*host))
 	if err != nil {
@@ -91,6 +95,7 @@ func runUnvac(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	cliGC()
+	cliProcs(ventiHost(*host))
 	defer envCPUProfile(env, "unvac")()
 	c, err := dialVenti(ctx, ventiHost(*host))
 	if err != nil {
@@ -148,6 +153,39 @@ func cliGC() {
 		return
 	}
 	debug.SetGCPercent(cliGCPercent)
+}
+
+// cliProcs makes a vac or unvac process whose venti is on this machine
+// (a loopback address) run its Go code on half the cores, at least one,
+// unless GOMAXPROCS in the environment says how many: the venti serve
+// process needs the others. With a thread per core in each process, the
+// two processes' threads contend for the cores and hand work to each
+// other's cores ("bench vac -cli" on 2 cores, median of 8 alternating
+// runs of unvac of 256 MiB to /dev/null: 0.525 s with every core, 0.445 s
+// with one; vac, mean of 7: 0.880 s and 0.824 s).
+func cliProcs(ventiAddr string) {
+	if os.Getenv("GOMAXPROCS") != "" || !loopbackAddr(ventiAddr) {
+		return
+	}
+	runtime.GOMAXPROCS(max(1, runtime.NumCPU()/2))
+}
+
+// loopbackAddr reports whether the venti address addr (see
+// venti.ParseAddr) names this machine: a loopback IP or "localhost".
+func loopbackAddr(addr string) bool {
+	hp, err := venti.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // envCPUProfile starts a CPU profile of the command into

@@ -145,3 +145,26 @@ func TestBenchSeed(t *testing.T) {
 		t.Fatalf("bench venti -seed of 1.1 MB of text: store/file ratio %v, want under 0.5:\n%s", ratio, stdout)
 	}
 }
+
+// A venti address names this machine when it is a loopback IP or
+// localhost, in any of the forms venti.ParseAddr takes.
+func TestLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:17034":     true,
+		"127.0.0.2":           true,
+		"localhost":           true,
+		"tcp!localhost!venti": true,
+		"[::1]:17034":         true,
+		"::1":                 true,
+		"tcp!127.0.0.1!17999": true,
+		"10.0.2.2:17034":      false,
+		"venti.example.org":   false,
+		"tcp!192.168.1.5":     false,
+		"":                    false,
+		"bad!address!x!y":     false,
+	} {
+		if got := loopbackAddr(addr); got != want {
+			t.Errorf("loopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -144,3 +144,19 @@ func (x *rxReader) close() {
 		x.cur = nil
 	}
 }
+
+// hasFrame reports whether a whole frame with a size prefix of sl bytes
+// is buffered.
+func (x *rxReader) hasFrame(sl int) bool {
+	if x.cur == nil || x.hi-x.lo < sl {
+		return false
+	}
+	b := x.cur.b[x.lo:]
+	var n int
+	if sl == 2 {
+		n = int(binary.BigEndian.Uint16(b))
+	} else {
+		n = int(binary.BigEndian.Uint32(b))
+	}
+	return x.hi-x.lo >= sl+n
+}

@@ -98,3 +98,49 @@ func TestRxReader(t *testing.T) {
 		b.Close()
 	}
 }
+
+// hasFrame says whether a whole frame is buffered, for 2- and 4-byte size
+// prefixes, without reading.
+func TestRxReaderHasFrame(t *testing.T) {
+	for _, sl := range []int{2, 4} {
+		var stream []byte
+		size := func(n int) []byte {
+			if sl == 2 {
+				return binary.BigEndian.AppendUint16(nil, uint16(n))
+			}
+			return binary.BigEndian.AppendUint32(nil, uint32(n))
+		}
+		stream = append(stream, size(3)...)
+		stream = append(stream, "abc"...)
+		stream = append(stream, size(5)...)
+		stream = append(stream, "de"...) // the second frame is cut short
+		a, b := net.Pipe()
+		go func() { a.Write(stream); a.Close() }()
+		x := newRxReader(bufio.NewReader(b), b)
+		if x.hasFrame(sl) {
+			t.Fatalf("size %d: a frame before anything was read", sl)
+		}
+		if _, err := x.peek(sl); err != nil {
+			t.Fatal(err)
+		}
+		for x.hi-x.lo < len(stream) { // read the rest of what was sent
+			if err := x.ensure(x.hi - x.lo + 1); err != nil {
+				break
+			}
+		}
+		if !x.hasFrame(sl) {
+			t.Fatalf("size %d: the first frame is buffered but not seen", sl)
+		}
+		if n, err := x.frameSize(sl); err != nil || n != 3 {
+			t.Fatalf("size %d: frame size %d, %v", sl, n, err)
+		}
+		if _, err := x.next(3); err != nil {
+			t.Fatal(err)
+		}
+		if x.hasFrame(sl) {
+			t.Fatalf("size %d: a torn frame seen as whole", sl)
+		}
+		x.close()
+		b.Close()
+	}
+}

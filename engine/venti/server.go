@@ -146,8 +146,8 @@ type srvConn struct {
 	ctx    context.Context // workers' context
 	cancel context.CancelFunc
 
-	out *connWriter // replies
-
+	out    *connWriter  // replies
+	noWait ReaderNoWait // the store, if it can say what it serves from memory
 }
 
 // ServeConn serves one connection: the version exchange, Thello, then
@@ -171,6 +171,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		work:   make(chan srvJob),
 		writes: new(sync.WaitGroup),
 	}
+	sc.noWait, _ = s.st.(ReaderNoWait)
 	sc.ctx, sc.cancel = context.WithCancel(ctx)
 	defer sc.cancel()
 	sc.out = newConnWriter(c, &s.bufs, func(error) { c.Close() }) // a write error stops the reader
@@ -266,7 +267,20 @@ func (sc *srvConn) serve() (err error) {
 	}()
 	rx := newRxReader(sc.br, sc.c)
 	defer rx.close()
+	// Replies made on this goroutine (inline reads) are written by it,
+	// in one write per burst of requests, before it waits for more.
+	held := false
+	unhold := func() {
+		if held {
+			held = false
+			sc.out.unhold()
+		}
+	}
+	defer unhold()
 	for {
+		if held && !rx.hasFrame(sc.sizeLen) {
+			unhold()
+		}
 		n, err := rx.frameSize(sc.sizeLen)
 		if err != nil {
 			if err == io.EOF {
@@ -312,6 +326,7 @@ func (sc *srvConn) serve() (err error) {
 		}
 		switch m.Type {
 		case Tgoodbye:
+			unhold()
 			sc.wg.Wait() // let pending replies go out before closing
 			return nil
 		case Thello:
@@ -319,10 +334,26 @@ func (sc *srvConn) serve() (err error) {
 		case Tping:
 			sc.reply(&Message{Type: Rping, Tag: m.Tag})
 		case Tread, Twrite, Tsync:
+			if m.Type == Tread && sc.noWait != nil {
+				if data, release, ok := sc.readNoWait(&m); ok {
+					if !held {
+						sc.out.hold()
+						held = true
+					}
+					sc.replyNoWait(&m, data, release)
+					sc.out.writeHeld(heldWrite)
+					continue
+				}
+			}
 			select {
 			case sc.sem <- struct{}{}:
-			case <-sc.ctx.Done():
-				return nil
+			default:
+				unhold() // the replies held may be what frees a slot
+				select {
+				case sc.sem <- struct{}{}:
+				case <-sc.ctx.Done():
+					return nil
+				}
 			}
 			var batch *sync.WaitGroup
 			var body *rxChunk
@@ -451,6 +482,37 @@ func (sc *srvConn) handle(m Message, body *rxChunk, batch *sync.WaitGroup) {
 		r = Message{Type: Rerror, Tag: m.Tag, Error: err.Error()}
 	}
 	sc.reply(&r)
+}
+
+// heldWrite is how many bytes of replies made on a connection's reader
+// goroutine it lets gather before it writes them.
+const heldWrite = 128 << 10
+
+// readNoWait reads the block of the Tread m when the store has it in
+// memory (ReaderNoWait), for an answer on the reader's goroutine: a read
+// of the page cache costs less than handing it to a worker. ok is false
+// for anything else, errors included, which is a worker's to answer.
+func (sc *srvConn) readNoWait(m *Message) (data []byte, release func(), ok bool) {
+	if !m.BlockType.Valid() || m.Score == ZeroScore {
+		return nil, nil, false
+	}
+	data, release, ok = sc.noWait.ReadRefNoWait(m.Score, m.BlockType, max(MaxBlock, int(m.Count)))
+	if ok && len(data) > int(m.Count) {
+		release()
+		return nil, nil, false
+	}
+	return data, release, ok
+}
+
+// replyNoWait queues the Rread of m's data from readNoWait.
+func (sc *srvConn) replyNoWait(m *Message, data []byte, release func()) {
+	r := Message{Type: Rread, Tag: m.Tag, Data: data}
+	if len(data) >= minOwned {
+		sc.replyRef(&r, release)
+		return
+	}
+	sc.reply(&r) // copies data
+	release()
 }
 
 // read answers a Tread with the block's bytes or an error in p9p's words.

@@ -195,6 +195,18 @@ type ReaderRef interface {
 	ReadRef(ctx context.Context, s Score, t Type, max int, buf []byte) (data []byte, release func(), err error)
 }
 
+// ReaderNoWait is implemented by stores that can tell, without waiting
+// for a disk, whether they hold a block in memory; the server answers
+// such a Tread on the connection's reader goroutine instead of handing it
+// to a worker.
+type ReaderNoWait interface {
+	// ReadRefNoWait is ReadRef for a block that is in memory and needs
+	// no more than cheap checks: ok is false, with nothing to release,
+	// when the read might wait for a disk or do costly work, or when
+	// the block is not found so (ReadRef then tells what is wrong).
+	ReadRefNoWait(s Score, t Type, max int) (data []byte, release func(), ok bool)
+}
+
 // Writer writes blocks.
 type Writer interface {
 	// Write stores data as a block of type t and returns its score. Empty

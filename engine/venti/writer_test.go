@@ -155,3 +155,102 @@ func TestConnWriterRef(t *testing.T) {
 		}
 	}
 }
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Frames queued during a hold wait for writeHeld (once enough have
+// gathered) or unhold, which write them in the caller's goroutine, in
+// order; without a hold the writer goroutine writes them.
+func TestConnWriterHold(t *testing.T) {
+	var got lockedBuffer
+	cw := newConnWriter(&got, nil, func(err error) { t.Error(err) })
+	defer cw.close()
+	cw.hold()
+	if err := cw.queue([]byte("one,"), []byte("1;")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.queue([]byte("two,"), nil); err != nil {
+		t.Fatal(err)
+	}
+	cw.writeHeld(1 << 20) // not that much queued: nothing written
+	if n := got.Len(); n != 0 {
+		t.Fatalf("held frames written early: %q", got.String())
+	}
+	cw.writeHeld(len("one,1;two,"))
+	if s := got.String(); s != "one,1;two," {
+		t.Fatalf("after writeHeld: %q", s)
+	}
+	if err := cw.queue([]byte("three;"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := got.Len(); n != len("one,1;two,") {
+		t.Fatalf("hold ended by writeHeld: %q", got.String())
+	}
+	cw.unhold()
+	if s := got.String(); s != "one,1;two,three;" {
+		t.Fatalf("after unhold: %q", s)
+	}
+	if err := cw.queue([]byte("four;"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if s := got.String(); s != "one,1;two,three;four;" {
+		t.Fatalf("after the hold: %q", s)
+	}
+}
+
+// A hold never stops the queue: once half its room is used, the writer
+// goroutine writes anyway, so producers that fill it (other goroutines,
+// or the holder itself) do not wait for an unhold that is not coming.
+func TestConnWriterHoldFull(t *testing.T) {
+	var got lockedBuffer
+	cw := newConnWriter(&got, nil, func(err error) { t.Error(err) })
+	defer cw.close()
+	cw.hold()
+	frame := bytes.Repeat([]byte{'x'}, 4096)
+	n := 3 * maxQueued / len(frame) // three times the queue's room
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := cw.queue(frame, nil); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cw.unhold()
+	if err := cw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != n*len(frame) {
+		t.Fatalf("wrote %d bytes, want %d", got.Len(), n*len(frame))
+	}
+}

@@ -85,3 +85,63 @@ func TestReadRef(t *testing.T) {
 		t.Fatalf("%d mapping references after every release, want 0", n)
 	}
 }
+
+var _ venti.ReaderNoWait = (*Store)(nil)
+
+// TestReadRefNoWait checks ReadRefNoWait: raw blocks in the file, in the
+// page cache, come from the mapping, checked; blocks still in the append
+// buffer, compressed, damaged, missing or larger than max are left to
+// ReadRef, and so is everything when every read's SHA-1 is verified (the
+// default).
+func TestReadRefNoWait(t *testing.T) {
+	st := openT(t, t.TempDir(), WithReadVerify(false))
+	ws := writeN(t, st, 0, 40)
+	if _, _, ok := st.ReadRefNoWait(ws[0].s, ws[0].t, venti.MaxBlock); ok {
+		t.Fatal("a block still in the append buffer was served")
+	}
+	if err := st.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range ws {
+		d, rel, ok := st.ReadRefNoWait(w.s, w.t, venti.MaxBlock)
+		if raw := i%2 == 0; ok != raw {
+			t.Fatalf("block %d (raw %v): served %v", i, raw, ok)
+		}
+		if !ok {
+			if d != nil || rel != nil {
+				t.Fatalf("block %d: not served, but data or a release", i)
+			}
+			continue
+		}
+		if !bytes.Equal(d, w.d) {
+			t.Fatalf("block %d: wrong data", i)
+		}
+		rel()
+	}
+	if _, _, ok := st.ReadRefNoWait(ws[2].s, ws[2].t, len(ws[2].d)-1); ok {
+		t.Fatal("a block larger than max was served")
+	}
+	if _, _, ok := st.ReadRefNoWait(venti.Sum([]byte("never written")), venti.DataType, venti.MaxBlock); ok {
+		t.Fatal("a missing block was served")
+	}
+	if _, _, ok := st.ReadRefNoWait(venti.ZeroScore, venti.DataType, venti.MaxBlock); ok {
+		t.Fatal("the zero score was served")
+	}
+	path, off := recordOffset(t, st, ws[4])
+	flipByte(t, path, off+recHeaderSize+5)
+	if _, _, ok := st.ReadRefNoWait(ws[4].s, ws[4].t, venti.MaxBlock); ok {
+		t.Fatal("a damaged block was served")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	vst := openT(t, t.TempDir())
+	vws := writeN(t, vst, 0, 4)
+	if err := vst.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := vst.ReadRefNoWait(vws[0].s, vws[0].t, venti.MaxBlock); ok {
+		t.Fatal("served with verified reads on")
+	}
+}

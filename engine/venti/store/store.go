@@ -889,6 +889,46 @@ func (st *Store) ReadRef(ctx context.Context, s venti.Score, t venti.Type, max i
 	return data, nil, err
 }
 
+// ReadRefNoWait implements venti.ReaderNoWait: it serves a raw record
+// from the arena's mapping, its checksums checked, when its pages are in
+// the page cache (resident), so that touching them waits for no disk. A
+// store that verifies every read's SHA-1 (WithReadVerify, the default)
+// leaves that work to the caller's workers: ok is then false.
+func (st *Store) ReadRefNoWait(s venti.Score, t venti.Type, max int) (data []byte, release func(), ok bool) {
+	if s == venti.ZeroScore || st.opts.verifyRead || st.isClosed.Load() {
+		return nil, nil, false
+	}
+	var arr [4]uint64
+	for _, loc := range st.idx.lookup(indexKey(s, t), arr[:0]) {
+		if !st.mappedResident(loc) {
+			continue
+		}
+		if b, ok := st.readMapped(loc, s, t, checkBlock); ok {
+			if len(b) > max {
+				st.unref()
+				return nil, nil, false
+			}
+			return b, st.unrefFn, true
+		}
+	}
+	return nil, nil, false
+}
+
+// mappedResident reports whether the record at loc lies in its arena's
+// mapping in pages the page cache holds.
+func (st *Store) mappedResident(loc uint64) bool {
+	a, err := st.arenaByNum(locArena(loc))
+	if err != nil || a.mm == nil {
+		return false
+	}
+	off := locOffset(loc)
+	end := off + recHeaderSize + int64(locSize(loc))
+	if off < 0 || end > int64(len(a.mm)) {
+		return false
+	}
+	return resident(a.mm, off, end)
+}
+
 // readMapped returns the raw record of (s, t) at loc as a slice of its
 // arena's mapping, its checksums (and with checkSHA its score) checked,
 // with a mapping reference (st.ref) the caller must drop. ok is false

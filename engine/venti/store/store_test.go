@@ -33,6 +33,9 @@ func openT(t *testing.T, dir string, opts ...Option) *Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Test(t, func(t *testing.T) venti.Store { return openT(t, t.TempDir()) })
+	t.Run("NoReadVerify", func(t *testing.T) {
+		storetest.Test(t, func(t *testing.T) venti.Store { return openT(t, t.TempDir(), WithReadVerify(false)) })
+	})
 }
 
 // block returns a distinct pseudo-random block of about 1..3 KiB: random

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -35,6 +36,59 @@ func Test(t *testing.T, newStore func(t *testing.T) venti.Store) {
 			if !bytes.Equal(got, data) {
 				t.Fatalf("read %v: got %q, want %q", ty, got, data)
 			}
+		}
+	})
+	t.Run("ReadRefNoWait", func(t *testing.T) {
+		st := newStore(t)
+		nw, ok := st.(venti.ReaderNoWait)
+		if !ok {
+			t.Skipf("%T does not implement venti.ReaderNoWait", st)
+		}
+		var ws []venti.Score
+		var blocks [][]byte
+		rnd := rand.NewChaCha8([32]byte{7})
+		served := 0
+		for i := 0; i < 20; i++ {
+			// Random bytes: a store that compresses keeps them raw.
+			data := make([]byte, 1+i*800)
+			rnd.Read(data)
+			s, err := st.Write(ctx, venti.DataType, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws, blocks = append(ws, s), append(blocks, data)
+		}
+		if sy, ok := st.(venti.Syncer); ok {
+			if err := sy.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, s := range ws {
+			d, rel, ok := nw.ReadRefNoWait(s, venti.DataType, venti.MaxBlock)
+			if !ok {
+				if d != nil || rel != nil {
+					t.Fatalf("block %d: not served, but data or a release", i)
+				}
+				continue
+			}
+			if !bytes.Equal(d, blocks[i]) || rel == nil {
+				t.Fatalf("block %d: equal %v, release %v", i, bytes.Equal(d, blocks[i]), rel != nil)
+			}
+			rel()
+			served++
+			if _, _, ok := nw.ReadRefNoWait(s, venti.DataType, len(blocks[i])-1); ok {
+				t.Fatalf("block %d: served with a max below its size", i)
+			}
+			if _, _, ok := nw.ReadRefNoWait(s, venti.DirType, venti.MaxBlock); ok {
+				t.Fatalf("block %d: served as another type", i)
+			}
+		}
+		t.Logf("%d of %d blocks served without waiting", served, len(ws))
+		if _, _, ok := nw.ReadRefNoWait(venti.Sum([]byte("never written")), venti.DataType, venti.MaxBlock); ok {
+			t.Fatal("a missing block was served")
+		}
+		if _, _, ok := nw.ReadRefNoWait(venti.ZeroScore, venti.DataType, venti.MaxBlock); ok {
+			t.Fatal("the zero score was served")
 		}
 	})
 	t.Run("TypeIsPartOfKey", func(t *testing.T) {

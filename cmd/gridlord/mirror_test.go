@@ -14,6 +14,7 @@ import (
 
 	"gridlord/engine/venti"
 	"gridlord/engine/venti/store"
+	"gridlord/testing/testenv"
 )
 
 // runSub runs one subcommand's run function in-process (the mirror
@@ -102,7 +103,7 @@ func TestMirrorCLI(t *testing.T) {
 
 	// Run, serving the store too: a block written there is mirrored.
 	ctx, cancel := context.WithCancel(context.Background())
-	var runOutput lockedBuffer // realgrid_test.go
+	var runOutput testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runSub(ctx, runMirrorRun, &runOutput, "-store", dir, "-serve", "127.0.0.1:0", "-every", "50ms")

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -227,7 +226,7 @@ func testDrawtermFromApp(t *testing.T, ctx context.Context, g *realGrid) {
 	}
 	defer r.Close()
 	a := app.New(r, app.Options{})
-	out := &lockedBuffer{}
+	out := &testenv.SyncBuffer{}
 	dctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	in, s, err := a.DrawtermText(dctx, "cpu1", out)
@@ -249,24 +248,6 @@ func testDrawtermFromApp(t *testing.T, ctx context.Context, g *realGrid) {
 	if !strings.Contains(out.String(), want) {
 		t.Fatalf("drawterm's output has no %q:\n%s", want, out.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestRealGridCloneRewire clones a cpu and a fossil+auth node of the real

@@ -2,7 +2,6 @@ package network
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"gridlord/testing/testenv"
 )
 
 // ownAddr returns one of this machine's own IPv4 addresses that is not a
@@ -97,19 +98,6 @@ func (o *outside) hit() { o.mu.Lock(); o.reached++; o.mu.Unlock() }
 
 func (o *outside) count() int { o.mu.Lock(); defer o.mu.Unlock(); return o.reached }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestOutbound plays two guests with their own TCP/IP stacks on a switch,
 // once with Config.Outbound off and once on. Either way the grid's own
 // traffic works: guest to guest over TCP, a guest to the exposed host
@@ -129,7 +117,7 @@ func TestOutbound(t *testing.T) {
 
 func testOutbound(t *testing.T, on bool) {
 	out := newOutside(t)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	ms := []Member{{Name: "a", MAC: "52:54:00:00:00:0a", IP: "192.168.127.10"}, {Name: "b", MAC: "52:54:00:00:00:0b", IP: "192.168.127.11"}}
 	upstream := &fakeResolver{}
 	sw, err := newSwitch(Config{Outbound: on}, ms, slog.New(slog.NewTextHandler(&logs, nil)), upstream)

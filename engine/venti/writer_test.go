@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"gridlord/testing/testenv"
 )
 
 // Frames queued with and without owned data come out in order and
@@ -156,35 +158,11 @@ func TestConnWriterRef(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Frames queued during a hold wait for writeHeld (once enough have
 // gathered) or unhold, which write them in the caller's goroutine, in
 // order; without a hold the writer goroutine writes them.
 func TestConnWriterHold(t *testing.T) {
-	var got lockedBuffer
+	var got testenv.SyncBuffer
 	cw := newConnWriter(&got, nil, func(err error) { t.Error(err) })
 	defer cw.close()
 	cw.hold()
@@ -227,7 +205,7 @@ func TestConnWriterHold(t *testing.T) {
 // goroutine writes anyway, so producers that fill it (other goroutines,
 // or the holder itself) do not wait for an unhold that is not coming.
 func TestConnWriterHoldFull(t *testing.T) {
-	var got lockedBuffer
+	var got testenv.SyncBuffer
 	cw := newConnWriter(&got, nil, func(err error) { t.Error(err) })
 	defer cw.close()
 	cw.hold()

@@ -166,26 +166,8 @@ func (s *screen) drag(from, to image.Point) {
 type gui struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	exited chan struct{}
-}
-
-// syncBuffer is a strings.Builder safe for the process's two output pipes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startGUI runs bin with args on s and waits until its window is mapped
@@ -200,7 +182,7 @@ func startGUI(t *testing.T, s *screen, bin string, args ...string) *gui {
 // so to that of an engine it starts).
 func startGUIEnv(t *testing.T, s *screen, bin string, env []string, args ...string) *gui {
 	t.Helper()
-	g := &gui{t: t, cmd: exec.Command(bin, append([]string{"gui"}, args...)...), logs: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gui{t: t, cmd: exec.Command(bin, append([]string{"gui"}, args...)...), logs: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	g.cmd.Env = s.env(append([]string{"LANG=en_US.UTF-8"}, env...)...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {

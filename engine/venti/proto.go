@@ -310,10 +310,15 @@ func readFrameSize(r io.Reader, sl int) (int, error) {
 	if _, err := io.ReadFull(r, b[:sl]); err != nil {
 		return 0, err
 	}
+	return frameSizeOf(b[:sl], sl), nil
+}
+
+// frameSizeOf decodes a frame's size prefix of sl (2 or 4) bytes from b.
+func frameSizeOf(b []byte, sl int) int {
 	if sl == 2 {
-		return int(binary.BigEndian.Uint16(b[:])), nil
+		return int(binary.BigEndian.Uint16(b))
 	}
-	return int(binary.BigEndian.Uint32(b[:])), nil
+	return int(binary.BigEndian.Uint32(b))
 }
 
 // ReadMessage reads and decodes one frame of the given protocol version.

@@ -2,7 +2,6 @@ package venti
 
 import (
 	"bufio"
-	"encoding/binary"
 	"io"
 	"net"
 	"sync/atomic"
@@ -131,10 +130,7 @@ func (x *rxReader) frameSize(sl int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if sl == 2 {
-		return int(binary.BigEndian.Uint16(b)), nil
-	}
-	return int(binary.BigEndian.Uint32(b)), nil
+	return frameSizeOf(b, sl), nil
 }
 
 // close drops the reader's reference on its chunk.
@@ -151,12 +147,5 @@ func (x *rxReader) hasFrame(sl int) bool {
 	if x.cur == nil || x.hi-x.lo < sl {
 		return false
 	}
-	b := x.cur.b[x.lo:]
-	var n int
-	if sl == 2 {
-		n = int(binary.BigEndian.Uint16(b))
-	} else {
-		n = int(binary.BigEndian.Uint32(b))
-	}
-	return x.hi-x.lo >= sl+n
+	return x.hi-x.lo >= sl+frameSizeOf(x.cur.b[x.lo:x.hi], sl)
 }

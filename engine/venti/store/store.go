@@ -874,15 +874,12 @@ func (st *Store) ReadRef(ctx context.Context, s venti.Score, t venti.Type, max i
 		if st.opts.verifyRead {
 			ck = checkSHA
 		}
-		var arr [4]uint64
-		for _, loc := range st.idx.lookup(indexKey(s, t), arr[:0]) {
-			if b, ok := st.readMapped(loc, s, t, ck); ok {
-				if len(b) > max {
-					st.unref()
-					return nil, nil, fmt.Errorf("read %v/%v: block is %d bytes, more than the %d asked for", s, t, len(b), max)
-				}
-				return b, st.unrefFn, nil
+		if b, ok := st.refMapped(s, t, ck, false); ok {
+			if len(b) > max {
+				st.unref()
+				return nil, nil, fmt.Errorf("read %v/%v: block is %d bytes, more than the %d asked for", s, t, len(b), max)
 			}
+			return b, st.unrefFn, nil
 		}
 	}
 	data, err = st.ReadInto(ctx, s, t, max, buf)
@@ -898,20 +895,31 @@ func (st *Store) ReadRefNoWait(s venti.Score, t venti.Type, max int) (data []byt
 	if s == venti.ZeroScore || st.opts.verifyRead || st.isClosed.Load() {
 		return nil, nil, false
 	}
+	b, ok := st.refMapped(s, t, checkBlock, true)
+	if !ok {
+		return nil, nil, false
+	}
+	if len(b) > max {
+		st.unref()
+		return nil, nil, false
+	}
+	return b, st.unrefFn, true
+}
+
+// refMapped returns the block (s, t) from the first of its records that
+// readMapped can reference (with ck), and with resident only from one in
+// pages the page cache holds; the caller must drop the mapping reference.
+func (st *Store) refMapped(s venti.Score, t venti.Type, ck check, resident bool) ([]byte, bool) {
 	var arr [4]uint64
 	for _, loc := range st.idx.lookup(indexKey(s, t), arr[:0]) {
-		if !st.mappedResident(loc) {
+		if resident && !st.mappedResident(loc) {
 			continue
 		}
-		if b, ok := st.readMapped(loc, s, t, checkBlock); ok {
-			if len(b) > max {
-				st.unref()
-				return nil, nil, false
-			}
-			return b, st.unrefFn, true
+		if b, ok := st.readMapped(loc, s, t, ck); ok {
+			return b, true
 		}
 	}
-	return nil, nil, false
+	return nil, false
 }
 
 // mappedResident reports whether the record at loc lies in its arena's

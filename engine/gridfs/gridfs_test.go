@@ -24,32 +24,16 @@ import (
 	"gridlord/engine/console"
 	"gridlord/engine/gridfs"
 	"gridlord/engine/gridfs/gridfstest"
+	"gridlord/testing/testenv"
 )
 
 // logBuf is a concurrency-safe log sink tests can wait on.
 type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-	t  testing.TB
+	testenv.SyncBuffer
+	t testing.TB
 }
 
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+func (l *logBuf) count(s string) int { return strings.Count(l.String(), s) }
 
 // waitLog waits (up to 10s, a hang guard not a performance check) until
 // the log holds n occurrences of s.
@@ -58,9 +42,7 @@ func (l *logBuf) waitLog(s string, n int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for l.count(s) < n {
 		if time.Now().After(deadline) {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			l.t.Fatalf("log never showed %q %d times; log:\n%s", s, n, l.b.String())
+			l.t.Fatalf("log never showed %q %d times; log:\n%s", s, n, l.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

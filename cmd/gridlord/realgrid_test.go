@@ -100,6 +100,36 @@ func nonce(t *testing.T) string {
 
 var scoreRE = regexp.MustCompile(`vac:[0-9a-f]{40}`)
 
+// archiveListing types "fsys main snap -a" at node's fossil and waits, up
+// to wait, for an archive in the venti at addr whose listing (unvac -t)
+// has file, which was written before; it returns fossil/last before, the
+// archive and its listing. The first archive to end need not be this
+// one: a fossil booted on a later day than its last archive starts a
+// catch-up archive of its own at boot, and that can end after snap -a.
+func (g *realGrid) archiveListing(node, addr, file string, wait time.Duration) (before, after, list string) {
+	g.t.Helper()
+	before = scoreRE.FindString(g.exec(node, "fossil/last /dev/sdC0/fossil"))
+	g.exec(node, "echo fsys main snap -a >>/srv/fscons")
+	seen := []string{before}
+	for deadline := time.Now().Add(wait); ; {
+		if a := scoreRE.FindString(g.exec(node, "fossil/last /dev/sdC0/fossil")); a != "" && a != seen[len(seen)-1] {
+			seen = append(seen, a)
+			out, errs, code := runCLI(g.t, g.ctx, "unvac", "-h", addr, "-t", a)
+			if code != 0 {
+				g.t.Fatalf("unvac -t %s from %s: exit %d: %s", a, addr, code, errs)
+			}
+			if strings.Contains(out, "active"+file) {
+				return before, a, out
+			}
+			g.t.Logf("archive %s does not list %s (an archive fossil started itself); waiting for the next", a, file)
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("no archive listing %s %v after snap -a on %s; fossil/last said %v", file, wait, node, seen)
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
 // TestRealGrid boots the default grid from the shipped real 9legacy seed
 // and runs through what a user does with it: up, exec on the cpu, a file
 // written on the fossil read through the cpu (its root), the ndb entries
@@ -153,31 +183,15 @@ func TestRealGrid(t *testing.T) {
 
 	// An archive into the grid's venti: fossil/last changes, and unvac
 	// lists the new tree from the grid's venti, with the new file.
-	before := scoreRE.FindString(g.exec("fossil1", "fossil/last /dev/sdC0/fossil"))
-	g.exec("fossil1", "echo fsys main snap -a >>/srv/fscons")
-	var after string
-	for deadline := time.Now().Add(3 * time.Minute); ; {
-		after = scoreRE.FindString(g.exec("fossil1", "fossil/last /dev/sdC0/fossil"))
-		if after != "" && after != before {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fossil/last still %q three minutes after snap -a", after)
-		}
-		time.Sleep(3 * time.Second)
-	}
 	stats, err := c.ReadFile(ctx, "/venti/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := strings.TrimPrefix(strings.SplitN(string(stats), "\n", 2)[0], "addr ")
-	list, errs, code := runCLI(t, ctx, "unvac", "-h", addr, "-t", after)
-	if code != 0 {
-		t.Fatalf("unvac -t %s from the grid's venti: exit %d: %s", after, code, errs)
-	}
+	before, after, list := g.archiveListing("fossil1", addr, file, 3*time.Minute)
 	entries := strings.Count(list, "\n")
-	if entries < 4000 || !strings.Contains(list, "active/usr/gridlord-"+n) || !strings.Contains(list, "active/lib/namespace") {
-		t.Fatalf("unvac -t %s from the grid's venti: %d entries, new file listed: %v", after, entries, strings.Contains(list, n))
+	if entries < 4000 || !strings.Contains(list, "active/lib/namespace") {
+		t.Fatalf("unvac -t %s from the grid's venti: %d entries", after, entries)
 	}
 	t.Logf("archive %s -> %s: %d entries", before, after, entries)
 

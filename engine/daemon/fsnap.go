@@ -27,11 +27,8 @@ import (
 // formatted once; it goes with the disk.
 const FossilFormattedName = "fossil-formatted"
 
-var (
-	vacScoreRE = regexp.MustCompile(`vac:[0-9a-f]{40}`)
-	// archiveWait bounds how long an archival snapshot may take.
-	archiveWait = 10 * time.Minute
-)
+// archiveWait bounds how long an archival snapshot may take.
+var archiveWait = 10 * time.Minute
 
 // fossilDev is the fossil partition's file on a node of seed s, from its
 // local root ("local!#S/sdC0/fossil" gives /dev/sdC0/fossil).
@@ -45,22 +42,16 @@ func fossilDev(s images.Seed) (string, error) {
 
 // archiveFossil makes the running fossil vn take an archival snapshot into
 // its venti and returns the new archive's score, typed at its console:
-// "fsys main snap -a" to its fossil console, then fossil/last until the
-// score changes.
+// "fsys main snap -a" to its fossil console, then its super block (see
+// fossilSuper) until the snapshot is taken and the archiver has nothing
+// left to write. Waiting for fossil/last merely to change is not enough:
+// an archive fossil started by itself (at boot, or at its daily archive
+// time) can end first, and it lacks what was written since.
 func (e *Engine) archiveFossil(ctx context.Context, node string, vn VM, dev string) (string, error) {
 	rc := console.NewRC(vn.Console(), plan9Prompt)
 	defer rc.Close()
-	last := func() (string, error) {
-		res, err := rc.Run(ctx, "fossil/last "+dev, time.Minute)
-		if err != nil {
-			return "", err
-		}
-		if !res.OK() {
-			return "", fmt.Errorf("fossil/last %s: %s: %s", dev, res.Status, strings.TrimSpace(res.Output))
-		}
-		return vacScoreRE.FindString(res.Output), nil
-	}
-	before, err := last()
+	sr := &fossilSuperReader{rc: rc, dev: dev}
+	before, err := sr.read(ctx)
 	if err != nil {
 		return "", fmt.Errorf("archive %s's fossil: %w", node, err)
 	}
@@ -72,16 +63,22 @@ func (e *Engine) archiveFossil(ctx context.Context, node string, vn VM, dev stri
 		return "", fmt.Errorf("archive %s's fossil: snap -a: %w", node, err)
 	}
 	deadline := time.Now().Add(archiveWait)
+	seen := before.last
 	for {
-		after, err := last()
+		s, err := sr.read(ctx)
 		if err != nil {
 			return "", fmt.Errorf("archive %s's fossil: %w", node, err)
 		}
-		if after != "" && after != before {
-			return after, nil
+		if s.epochHigh > before.epochHigh && !s.archiving() && s.last != before.last {
+			return s.last, nil
+		}
+		if s.last != seen {
+			seen = s.last
+			e.log.Info("fossil finished an earlier archive; waiting for the one asked for", "node", node, "archive", s.last)
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("archive %s's fossil: fossil/last still says %q %v after snap -a (is its venti reachable? see its console)", node, after, archiveWait)
+			return "", fmt.Errorf("archive %s's fossil: no new archive %v after snap -a (last %s, snapshot taken %v, archiving %v; is its venti reachable? see its console)",
+				node, archiveWait, s.last, s.epochHigh > before.epochHigh, s.archiving())
 		}
 		select {
 		case <-ctx.Done():
